@@ -1,0 +1,89 @@
+// swift-tools-version:6.1
+//
+// tokenfeed — a data-loader daemon for LLM pretraining.
+//
+// The targets follow the data flow (see README.md, "Architecture"):
+//
+//   shards (Daemon/Shards) ─┐
+//   curriculum (Daemon/Curriculum) → mixing (Daemon/Mixing) ─┴→ engine (Daemon/Engine)
+//     → serving (Daemon/Serving) ⇄ wire protocol (Protocol) ⇄ client (Client)
+//
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tokenfeed",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tokenfeed", targets: ["tokenfeed"]),
+        .executable(name: "tokenfeedd", targets: ["tokenfeedd"]),
+        .library(name: "TokenfeedClient", targets: ["TokenfeedClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C libraries, linked from the system through pkg-config.
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // The wire format shared by the daemon and the clients. No I/O.
+        .target(name: "TokenfeedProtocol", path: "Sources/Protocol", swiftSettings: strict),
+
+        // The daemon's engine, one module per stage of the data flow.
+        .target(name: "TokenfeedShards",
+                dependencies: ["CZstd", "CZlib", .product(name: "SystemPackage", package: "swift-system")],
+                path: "Sources/Daemon/Shards", swiftSettings: strict),
+        .target(name: "TokenfeedCurriculum", dependencies: ["CYAML"],
+                path: "Sources/Daemon/Curriculum", swiftSettings: strict),
+        .target(name: "TokenfeedMixing", dependencies: ["TokenfeedCurriculum"],
+                path: "Sources/Daemon/Mixing", swiftSettings: strict),
+        .target(name: "TokenfeedEngine",
+                dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing"],
+                path: "Sources/Daemon/Engine", swiftSettings: strict),
+        .target(name: "TokenfeedServer",
+                dependencies: ["TokenfeedEngine", "TokenfeedProtocol",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "SystemPackage", package: "swift-system")],
+                path: "Sources/Daemon/Serving", swiftSettings: strict),
+
+        // The Swift client library trainers link.
+        .target(name: "TokenfeedClient",
+                dependencies: ["TokenfeedProtocol", .product(name: "SystemPackage", package: "swift-system")],
+                path: "Sources/Client", swiftSettings: strict),
+
+        // Executables: thin mains over the modules above.
+        .executableTarget(name: "tokenfeedd",
+                          dependencies: ["TokenfeedServer",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          path: "Sources/tokenfeedd", swiftSettings: strict),
+        .executableTarget(name: "tokenfeed",
+                          dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing",
+                                         "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/tokenfeed", swiftSettings: strict),
+
+        // Tests: unit, property and integration (real daemon, real socket, real files).
+        .target(name: "TestSupport", dependencies: ["TokenfeedShards"], path: "Tests/Support",
+                swiftSettings: strict),
+        .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TestSupport"],
+                    path: "Tests/ShardsTests", swiftSettings: strict),
+        .testTarget(name: "CurriculumTests", dependencies: ["TokenfeedCurriculum", "TokenfeedMixing", "TestSupport"],
+                    path: "Tests/CurriculumTests", swiftSettings: strict),
+        .testTarget(name: "EngineTests", dependencies: ["TokenfeedEngine", "TestSupport"],
+                    path: "Tests/EngineTests", swiftSettings: strict),
+        .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol"],
+                    path: "Tests/ProtocolTests", swiftSettings: strict),
+    ]
+)

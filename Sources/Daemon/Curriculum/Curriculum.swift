@@ -1,0 +1,1 @@
+// Curriculum model and loading.

@@ -1,0 +1,2 @@
+import TokenfeedShards
+import TokenfeedMixing

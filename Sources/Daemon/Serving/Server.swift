@@ -1,0 +1,2 @@
+import TokenfeedEngine
+import TokenfeedProtocol

@@ -1,0 +1,1 @@
+// Token shards: see docs/SHARDS.md.

@@ -1,0 +1,1 @@
+// Wire format: see docs/PROTOCOL.md.

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Tokenfeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenfeed",
+        abstract: "Tools for tokenfeed: shards, curriculum plans, dumps and stats.",
+        subcommands: [])
+}
