@@ -1,1 +1,146 @@
+import Foundation
 import TokenfeedShards
+
+/// Test helpers shared by the test targets: temporary folders, a seeded generator, synthetic corpora
+/// written as datatrove files or shards, and the repository's fixtures.
+public enum Fixtures {
+    /// The repository's root folder.
+    public static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0 ..< 3 { url.deleteLastPathComponent() }     // Tests/Support/Support.swift → root
+        return url.path
+    }()
+
+    /// `fixtures/<relative>` inside the repository.
+    public static func path(_ relative: String) -> String { repositoryRoot + "/fixtures/" + relative }
+}
+
+/// A folder under the system temporary directory, removed when the value is released.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init(_ label: String = "tokenfeed-test") {
+        var template = Array((NSTemporaryDirectory() + "/\(label)-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// `path/<name>`, creating intermediate folders of `name` if `create` is set.
+    public func sub(_ name: String, create: Bool = false) -> String {
+        let p = path + "/" + name
+        if create { try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
+        return p
+    }
+}
+
+/// SplitMix64: a small, seeded, portable generator for test data.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Synthetic documents: Zipf-like token ids (small ids frequent), lengths spread around a mean,
+/// every document ending with `eos`.
+public enum SyntheticCorpus {
+    public static func documents(seed: UInt64, count: Int, vocabulary: UInt32, meanLength: Int, eos: UInt32? = nil) -> [[UInt32]] {
+        var rng = SplitMix64(seed: seed)
+        let end = eos ?? (vocabulary - 1)
+        return (0 ..< count).map { _ in
+            let length = 1 + Int.random(in: 0 ..< 2 * meanLength, using: &rng)
+            var doc = (0 ..< length - 1).map { _ -> UInt32 in
+                let u = Double.random(in: 0 ..< 1, using: &rng)
+                return UInt32(min(Double(vocabulary - 2), pow(Double(vocabulary - 1), u * u)))
+            }
+            doc.append(end)
+            return doc
+        }
+    }
+
+    /// Little-endian bytes of the concatenated documents.
+    public static func bytes(_ documents: [[UInt32]], width: TokenWidth) -> [UInt8] {
+        var out: [UInt8] = []
+        for doc in documents {
+            for t in doc {
+                if width == .uint16 { withUnsafeBytes(of: UInt16(t).littleEndian) { out += $0 } } else { withUnsafeBytes(of: t.littleEndian) { out += $0 } }
+            }
+        }
+        return out
+    }
+
+    /// Writes `prefix.ds`, `prefix.ds.index` and (when `tokenizer` is given) `prefix.ds.metadata`, as datatrove does.
+    public static func writeDatatrove(_ documents: [[UInt32]], width: TokenWidth, prefix: String, tokenizer: String? = "test/tokenizer") throws {
+        try Data(bytes(documents, width: width)).write(to: URL(fileURLWithPath: prefix + ".ds"))
+        var index: [UInt8] = []
+        var end: UInt64 = 0
+        for doc in documents { end += UInt64(doc.count); withUnsafeBytes(of: end.littleEndian) { index += $0 } }
+        try Data(index).write(to: URL(fileURLWithPath: prefix + ".ds.index"))
+        if let tokenizer {
+            try "\(tokenizer)|\(width.bytes)\n\(end)\n\(end)".write(toFile: prefix + ".ds.metadata", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Writes one shard holding `documents`.
+    @discardableResult
+    public static func writeShard(_ documents: [[UInt32]], path: String, width: TokenWidth = .uint32,
+                                  vocabulary: UInt32? = nil, tokensPerFrame: Int = 4096) throws -> ShardMetadata {
+        let writer = try ShardWriter(path: path, tokenWidth: width, vocabularySize: vocabulary, tokensPerFrame: tokensPerFrame)
+        for doc in documents {
+            try writer.write(tokens: doc)
+            try writer.endDocument()
+        }
+        return try writer.finish()
+    }
+}
+
+/// Runs a program to completion and returns its exit status and standard output.
+@discardableResult
+public func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: Data, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    if let stdin {
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+    } else {
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+    // Read both pipes concurrently so a full stderr pipe cannot block the child.
+    nonisolated(unsafe) var errData = Data()
+    let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    errReader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while !errReader.isFinished { usleep(1000) }
+    return (process.terminationStatus, outData, String(decoding: errData, as: UTF8.self))
+}
+
+/// The folder holding the built products (`tokenfeed`, `tokenfeedd`) of this test run.
+public let productsFolder: String = {
+    // The test bundle runs from the products folder (e.g. .build/debug/tokenfeedPackageTests.xctest).
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenfeed").path),
+           !url.lastPathComponent.hasSuffix(".xctest") {
+            return url.path
+        }
+        url.deleteLastPathComponent()
+    }
+    return Fixtures.repositoryRoot + "/.build/debug"
+}()

@@ -1,0 +1,81 @@
+import Dispatch
+import Foundation
+
+/// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
+/// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.
+public final class DatasetFolder: Sendable {
+    public let path: String
+    /// The shards in file-name order: the dataset's epoch-0 order.
+    public let shards: [ShardReader]
+    /// `tokenStarts[i]` is the dataset-stream offset of shard i's first token; the last entry is the total.
+    public let tokenStarts: [UInt64]
+    public let tokenWidth: TokenWidth
+    public let vocabularySize: UInt32
+
+    public var tokenCount: UInt64 { tokenStarts.last ?? 0 }
+    public var documentCount: UInt64 { shards.reduce(0) { $0 + UInt64($1.metadata.documentCount) } }
+
+    /// Opens every `*.zst` file directly inside `path`.
+    /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
+    ///   or shards disagree on token width.
+    public static func open(path: String) throws(ShardError) -> DatasetFolder {
+        let names: [String]
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ShardError(path: path, "dataset folder does not exist")
+        }
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+                .filter { $0.hasSuffix("." + ShardFormat.fileExtension) }
+                .sorted()
+        } catch {
+            throw ShardError(path: path, "cannot list the dataset folder: \(error)")
+        }
+        guard !names.isEmpty else { throw ShardError(path: path, "dataset folder holds no shard (*.zst)") }
+        let results = ResultSlots<ShardReader>(count: names.count)
+        DispatchQueue.concurrentPerform(iterations: names.count) { i in
+            let shardPath = path.hasSuffix("/") ? path + names[i] : path + "/" + names[i]
+            results.set(i, Result { () throws(ShardError) in try ShardReader(path: shardPath) })
+        }
+        var shards: [ShardReader] = []
+        for result in results.take() { shards.append(try result.get()) }
+        return try DatasetFolder(path: path, shards: shards)
+    }
+
+    /// A dataset made of already open shards, in the given order.
+    public init(path: String, shards: [ShardReader]) throws(ShardError) {
+        precondition(!shards.isEmpty)
+        let width = shards[0].metadata.tokenWidth
+        for shard in shards where shard.metadata.tokenWidth != width {
+            throw ShardError(path: shard.path, "token width \(shard.metadata.tokenWidth) differs from \(shards[0].path) (\(width))")
+        }
+        var starts: [UInt64] = [0]
+        for shard in shards { starts.append(starts.last! + shard.metadata.tokenCount) }
+        self.path = path
+        self.shards = shards
+        self.tokenStarts = starts
+        self.tokenWidth = width
+        self.vocabularySize = shards.map(\.metadata.vocabularySize).max() ?? 0
+    }
+
+    /// The shard holding dataset-stream token `t` (epoch-0 order), by binary search.
+    public func shard(containingToken t: UInt64) -> Int {
+        var lo = 0, hi = shards.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if tokenStarts[mid + 1] <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+}
+
+/// Results written by parallel iterations, one index each.
+final class ResultSlots<T>: @unchecked Sendable {
+    private var slots: [Result<T, ShardError>?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    /// Each index is written by exactly one iteration, and read only after all have finished.
+    func set(_ i: Int, _ value: Result<T, ShardError>) {
+        slots.withUnsafeMutableBufferPointer { $0[i] = value }
+    }
+    func take() -> [Result<T, ShardError>] { slots.map { $0! } }
+}

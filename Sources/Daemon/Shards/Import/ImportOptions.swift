@@ -1,0 +1,26 @@
+/// How imported shards are written.
+public struct ImportOptions: Sendable {
+    public var tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame
+    public var level: Int32 = 3
+    /// Every id must be below it; nil records the largest id seen plus one.
+    public var vocabularySize: UInt32?
+    /// Bytes read from the source at a time (memory stays near this plus the writer's frame batch).
+    public var readChunkBytes: Int = 16 << 20
+
+    public init(tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame, level: Int32 = 3, vocabularySize: UInt32? = nil) {
+        self.tokensPerFrame = tokensPerFrame
+        self.level = level
+        self.vocabularySize = vocabularySize
+    }
+}
+
+/// What one import wrote.
+public struct ImportSummary: Sendable {
+    public var source: String
+    public var shard: String
+    public var metadata: ShardMetadata
+    /// Source bytes of tokens (uncompressed).
+    public var rawBytes: UInt64
+    /// Documents of the source left out because they were empty.
+    public var emptyDocumentsSkipped: Int = 0
+}

@@ -1,1 +1,0 @@
-// Token shards: see docs/SHARDS.md.

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import TokenfeedShards
+
+/// `tokenfeed shard import --from datatrove|megatron SRC... --out DIR`
+struct ShardImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Convert datatrove (.ds + .ds.index) or Megatron (.bin + .idx) token files into shards.",
+        discussion: """
+            Each source file becomes one shard DIR/NAME.zst. A source may be a file (X.ds for datatrove; \
+            X.bin, X.idx or the prefix X for Megatron) or a folder, whose matching files are all imported. \
+            Import streams: memory stays near the read chunk plus a few frames, and frames are compressed on all cores.
+            """)
+
+    enum Source: String, ExpressibleByArgument, CaseIterable { case datatrove, megatron }
+
+    @Option(help: "Input format: \(Source.allCases.map(\.rawValue).joined(separator: " or ")).")
+    var from: Source
+
+    @Argument(help: "Source files or folders.")
+    var sources: [String]
+
+    @Option(help: "Output folder (created if missing).")
+    var out: String
+
+    @Option(help: "Tokens per zstd frame.")
+    var tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame
+
+    @Option(help: "zstd compression level.")
+    var level: Int32 = 3
+
+    @Option(help: "Vocabulary size; every id must be below it (default: largest id seen + 1).")
+    var vocabSize: UInt32?
+
+    func validate() throws {
+        guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
+            throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
+        }
+    }
+
+    func run() throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let options = ImportOptions(tokensPerFrame: tokensPerFrame, level: level, vocabularySize: vocabSize)
+        var failures = 0
+        for input in try expandSources() {
+            do {
+                let summary = switch from {
+                case .datatrove: try DatatroveImporter.importFile(input, into: out, options: options)
+                case .megatron: try MegatronImporter.importDataset(prefix: input, into: out, options: options)
+                }
+                let m = summary.metadata
+                let ratio = Double(summary.rawBytes) / Double(max(m.compressedBytes, 1))
+                var line = "\(summary.shard): \(m.tokenCount) tokens, \(m.documentCount) documents, \(m.frames.count) frames, \(String(format: "%.2f", ratio))× compression"
+                if summary.emptyDocumentsSkipped > 0 { line += ", \(summary.emptyDocumentsSkipped) empty documents skipped" }
+                print(line)
+            } catch {
+                failures += 1
+                printError("error: \(error)")
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    private func expandSources() throws -> [String] {
+        var inputs: [String] = []
+        for source in sources {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue {
+                let suffix = from == .datatrove ? ".ds" : ".idx"
+                let names = try FileManager.default.contentsOfDirectory(atPath: source).filter { $0.hasSuffix(suffix) }.sorted()
+                if names.isEmpty { throw ValidationError("\(source): no *\(suffix) file in this folder") }
+                inputs += names.map { name in
+                    let path = source + "/" + name
+                    return from == .datatrove ? path : String(path.dropLast(suffix.count))
+                }
+            } else if from == .megatron {
+                inputs.append(source.hasSuffix(".bin") || source.hasSuffix(".idx") ? String(source.dropLast(4)) : source)
+            } else {
+                inputs.append(source)
+            }
+        }
+        return inputs
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
