@@ -14,10 +14,17 @@ import Synchronization
 // Invariants:
 // 1. `slotCount` is a power of two; both queues have capacity `slotCount`.
 // 2. Every slot index is, at every moment, in exactly one place: the free queue, one producer's
-//    `FreeBatchSlot`, the full queue, or one consumer's `FullBatchSlot`. Hence neither queue can
-//    overflow (an enqueue that fails is a broken invariant and traps), and a slot's bytes are
-//    written or read by one party at a time. The handles are noncopyable and consumed by
-//    `publish`/`abandon`/`release`, so the compiler enforces the hand-over within a thread.
+//    `FreeBatchSlot`, the full queue, or one consumer's `FullBatchSlot`. Hence a slot's bytes
+//    are written or read by one party at a time, and neither queue ever holds more than
+//    `slotCount` entries. The handles are noncopyable and consumed by `publish`/`abandon`/
+//    `release`, so the compiler enforces the hand-over within a thread.
+// 2a. An enqueue into a queue that cannot be full may still report "full" for a moment: in
+//    Vyukov's queue a cell is reusable only once the party that claimed its previous lap has
+//    stored the cell's sequence, so a consumer paused between its CAS and that store holds up
+//    the producer whose ticket lands on the same cell `slotCount` positions later (found by
+//    the ThreadSanitizer run, whose scheduling makes such pauses common). `handOver` therefore
+//    retries with `Backoff` until the store lands. This is the one place where the queue is not
+//    strictly lock-free: progress waits on a thread that is mid-way through two instructions.
 // 3. Publication order is the full queue's ticket order; the consumer of ticket `n` gets
 //    `sequenceNumber == n`. Sequence numbers are monotone, gap-free and never repeat.
 // 4. Everything a producer wrote into a slot before `publish` happens-before a consumer's reads
@@ -115,14 +122,12 @@ public final class BatchRing: @unchecked Sendable {
     public func publish(_ slot: consuming FreeBatchSlot, length: Int) {
         precondition(length >= 0 && length <= slotCapacity,
                      "BatchRing.publish: length \(length) outside 0...\(slotCapacity)")
-        let enqueued = full.enqueue(SlotQueue.Entry(slot: slot.index, length: length))
-        precondition(enqueued != nil, "BatchRing invariant broken: full queue overflowed")
+        handOver(SlotQueue.Entry(slot: slot.index, length: length), to: full)
     }
 
     /// Returns a free slot unpublished (for example when the producer stops or fails).
     public func abandon(_ slot: consuming FreeBatchSlot) {
-        let enqueued = free.enqueue(SlotQueue.Entry(slot: slot.index, length: 0))
-        precondition(enqueued != nil, "BatchRing invariant broken: free queue overflowed")
+        handOver(SlotQueue.Entry(slot: slot.index, length: 0), to: free)
     }
 
     /// Takes the oldest published slot for a consumer to read, without waiting.
@@ -155,14 +160,20 @@ public final class BatchRing: @unchecked Sendable {
 
     /// Gives a read slot back to the producers.
     public func release(_ slot: consuming FullBatchSlot) {
-        let enqueued = free.enqueue(SlotQueue.Entry(slot: slot.index, length: 0))
-        precondition(enqueued != nil, "BatchRing invariant broken: free queue overflowed")
+        handOver(SlotQueue.Entry(slot: slot.index, length: 0), to: free)
     }
 
     /// Stops the ring: waiting producers return `nil` at once, waiting consumers once the
     /// published slots are drained. Idempotent. The non-blocking calls keep working.
     public func close() {
         closed.store(true, ordering: .releasing)
+    }
+
+    /// Enqueues `entry`, retrying while the queue reports a transient "full" (invariant 2a).
+    private func handOver(_ entry: SlotQueue.Entry, to queue: borrowing SlotQueue) {
+        if queue.enqueue(entry) != nil { return }
+        var backoff = Backoff()
+        repeat { backoff.wait() } while queue.enqueue(entry) == nil
     }
 
     private func bytes(ofSlot slot: Int) -> UnsafeMutableRawBufferPointer {
