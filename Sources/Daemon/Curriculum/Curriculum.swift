@@ -1,1 +1,133 @@
-// Curriculum model and loading.
+/// A training curriculum: which datasets, in which proportions, over which ranges of tokens.
+///
+/// Produced by ``CurriculumLoader/load(path:dataRoot:)`` from any of the three input forms
+/// (tokenfeed's own format, a nanotron config, a dataset list); see docs/CURRICULUM.md.
+/// Counting follows nanotron: a sequence counts as `sequenceLength` tokens consumed (although
+/// it reads `sequenceLength + 1` tokens of its dataset), so global sequence `i` starts at token
+/// `i × sequenceLength`, and a stage that starts at token `T` begins with the first sequence `i`
+/// for which `i × sequenceLength ≥ T`.
+public struct Curriculum: Sendable, Hashable {
+    /// The file the curriculum was loaded from.
+    public var sourcePath: String
+    /// Which input form the file was written in.
+    public var format: CurriculumFormat
+    /// Tokens per sequence (a sequence reads `sequenceLength + 1` tokens of its dataset).
+    public var sequenceLength: Int
+    /// The seed for everything random-looking but deterministic (tie-breaks, epoch orders).
+    public var seed: UInt64
+    /// Every dataset of every stage, each once, in order of first appearance.
+    public var datasets: [DatasetSpec]
+    /// The stages: contiguous, the first starts at token 0, each at least one sequence long.
+    public var stages: [Stage]
+    /// How documents are packed into sequences.
+    public var packing: PackingSpec
+    /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
+    /// packing, dataset names, stage boundaries and exact weights) — not of paths or names
+    /// of stages, which do not change which tokens are served.
+    public var fingerprint: String
+
+    public init(sourcePath: String, format: CurriculumFormat, sequenceLength: Int, seed: UInt64,
+                datasets: [DatasetSpec], stages: [Stage], packing: PackingSpec) {
+        precondition(sequenceLength > 0, "sequence length must be positive")
+        precondition(!stages.isEmpty, "a curriculum has at least one stage")
+        self.sourcePath = sourcePath
+        self.format = format
+        self.sequenceLength = sequenceLength
+        self.seed = seed
+        self.datasets = datasets
+        self.stages = stages
+        self.packing = packing
+        self.fingerprint = CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed,
+                                                        packing: packing, datasets: datasets, stages: stages)
+    }
+
+    /// The token at which the last stage ends (exclusive).
+    public var endToken: UInt64 { stages[stages.count - 1].endToken }
+
+    /// The largest common denominator of one stage's weights that tokenfeed accepts: the mixer
+    /// keeps one period of the stage's schedule (this many sequences) in memory.
+    public static let maximumWeightDenominator: UInt64 = 1 << 24
+}
+
+/// The input form a curriculum file was written in.
+public enum CurriculumFormat: String, Sendable, Hashable {
+    /// tokenfeed's own format (top-level `stages:`).
+    case tokenfeed
+    /// A nanotron training config (top-level `data_stages:`).
+    case nanotron
+    /// A plain dataset list (top-level `datasets: [{name, config, weight}]`), one stage.
+    case datasetList = "dataset-list"
+}
+
+/// A dataset the curriculum draws from.
+public struct DatasetSpec: Sendable, Hashable {
+    /// The dataset's name, unique within the curriculum (it also seeds its epoch orders).
+    public var name: String
+    /// The folder holding its shards, resolved; nil when it cannot be resolved on this machine
+    /// (a nanotron `s3://` read path without `--data-root`).
+    public var folder: String?
+    /// Where the dataset is first named in the curriculum.
+    public var location: SourceLocation
+
+    public init(name: String, folder: String?, location: SourceLocation) {
+        self.name = name
+        self.folder = folder
+        self.location = location
+    }
+}
+
+/// One stage: a token range and the mixture served in it.
+public struct Stage: Sendable, Hashable {
+    /// The stage's name, for people.
+    public var name: String
+    /// The first token of the stage (inclusive).
+    public var startToken: UInt64
+    /// The end of the stage (exclusive).
+    public var endToken: UInt64
+    /// The mixture, one entry per dataset of the stage, in the order the file lists them.
+    public var weights: [StageWeight]
+    /// Where the stage is written in the file.
+    public var location: SourceLocation
+
+    public init(name: String, startToken: UInt64, endToken: UInt64, weights: [StageWeight], location: SourceLocation) {
+        precondition(startToken < endToken, "a stage ends after it starts")
+        self.name = name
+        self.startToken = startToken
+        self.endToken = endToken
+        self.weights = weights
+        self.location = location
+    }
+
+    /// The sum of the stage's integer weight units: the common denominator of its shares.
+    public var totalUnits: UInt64 { weights.reduce(0) { $0 + $1.units } }
+}
+
+/// One dataset's weight in a stage, exactly and as a share.
+///
+/// The weights written in a file are exact decimals; tokenfeed scales a stage's weights to the
+/// smallest integers with the same ratios (`units`), so the normalised share of a dataset is
+/// exactly `units / stage.totalUnits`, the same on every machine.
+public struct StageWeight: Sendable, Hashable {
+    /// Index of the dataset in ``Curriculum/datasets``.
+    public var dataset: Int
+    /// The normalised weight (shares of a stage sum to 1), for display and reports.
+    public var share: Double
+    /// The exact weight in integer units (zero for a dataset listed with weight 0).
+    public var units: UInt64
+
+    public init(dataset: Int, share: Double, units: UInt64) {
+        self.dataset = dataset
+        self.share = share
+        self.units = units
+    }
+}
+
+/// How documents are packed into sequences.
+public enum PackingSpec: Sendable, Hashable {
+    /// Documents are concatenated; sequences cut the stream every `sequenceLength` tokens
+    /// (nanotron's and Megatron's way; documents cross sequence boundaries).
+    case concat
+    /// Whole documents are placed best-fit into sequences, the rest padded with `padToken`;
+    /// `lookahead` documents are considered at a time.
+    case bestfit(padToken: UInt32, lookahead: Int)
+}

@@ -1,0 +1,36 @@
+/// The 128-bit FNV-1a digest of a curriculum's canonical serialization.
+///
+/// Stable across machines and runs (it never uses Swift's randomly seeded `Hasher`).
+enum CurriculumFingerprint {
+    /// Hex digest of everything that shapes the stream.
+    static func digest(sequenceLength: Int, seed: UInt64, packing: PackingSpec,
+                       datasets: [DatasetSpec], stages: [Stage]) -> String {
+        var text = "tokenfeed-curriculum-v1\nsequence_length=\(sequenceLength)\nseed=\(seed)\n"
+        switch packing {
+        case .concat: text += "packing=concat\n"
+        case .bestfit(let pad, let lookahead): text += "packing=bestfit,\(pad),\(lookahead)\n"
+        }
+        for dataset in datasets { text += "dataset=\(dataset.name.utf8.count):\(dataset.name)\n" }
+        for stage in stages {
+            text += "stage=\(stage.startToken),\(stage.endToken)"
+            for weight in stage.weights { text += ";\(weight.dataset)=\(weight.units)" }
+            text += "\n"
+        }
+        return hex(fnv1a128(text.utf8))
+    }
+
+    static func fnv1a128(_ bytes: some Sequence<UInt8>) -> UInt128 {
+        let prime: UInt128 = (1 << 88) + 0x13B
+        var hash: UInt128 = 0x6c62272e07bb014262b821756295c58d
+        for byte in bytes {
+            hash ^= UInt128(byte)
+            hash &*= prime
+        }
+        return hash
+    }
+
+    static func hex(_ value: UInt128) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 32 - digits.count) + digits
+    }
+}
