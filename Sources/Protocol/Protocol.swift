@@ -1,1 +1,0 @@
-// Wire format: see docs/PROTOCOL.md.
