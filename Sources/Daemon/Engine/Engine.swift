@@ -1,2 +1,0 @@
-import TokenfeedShards
-import TokenfeedMixing

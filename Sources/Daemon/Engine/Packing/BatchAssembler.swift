@@ -1,0 +1,83 @@
+import TokenfeedShards
+
+/// Packs one rank's batches: plans each sequence (metadata only), then copies its tokens from
+/// decompressed frames into the batch's token block, widening uint16 shards when the stream is uint32.
+/// Reuses its arrays: no allocation per batch once warmed up.
+public struct BatchAssembler {
+    public let stream: GlobalStream
+    public let slice: RankSlice
+    private var planner: SequencePlanner
+    /// Records of the last assembled batch, one per sequence.
+    public private(set) var records: [SequenceRecord] = []
+    /// Pieces of the last assembled batch, indexed by the records.
+    public private(set) var pieces: [SequencePiece] = []
+
+    public init(stream: GlobalStream, slice: RankSlice) {
+        self.stream = stream
+        self.slice = slice
+        self.planner = stream.planner()
+        records.reserveCapacity(slice.batchSize)
+        pieces.reserveCapacity(slice.batchSize * 64)
+    }
+
+    /// Bytes of one batch's token block.
+    public var tokenBlockBytes: Int { slice.batchSize * stream.rowTokens * stream.tokenWidth.bytes }
+
+    /// Plans `step`'s sequences for this rank (records and pieces), without touching token data.
+    public mutating func plan(step: UInt64) {
+        records.removeAll(keepingCapacity: true)
+        pieces.removeAll(keepingCapacity: true)
+        for j in 0 ..< slice.batchSize {
+            records.append(planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces))
+        }
+    }
+
+    /// Plans `step` and copies its tokens into `tokens` (at least ``tokenBlockBytes`` bytes):
+    /// row j holds sequence j's `sequenceLength + 1` tokens.
+    /// - Throws: `ShardError` when a frame cannot be read or is corrupt.
+    public mutating func assemble(step: UInt64, into tokens: UnsafeMutableRawBufferPointer,
+                                  frames: some FrameProvider) throws(ShardError) {
+        precondition(tokens.count >= tokenBlockBytes, "token block too small")
+        plan(step: step)
+        let outWidth = stream.tokenWidth.bytes
+        var row = 0
+        for record in records {
+            var at = row * stream.rowTokens
+            for p in Int(record.firstPiece) ..< Int(record.firstPiece + record.pieceCount) {
+                let piece = pieces[p]
+                try copy(piece, dataset: Int(record.dataset), to: tokens, at: at, outWidth: outWidth, frames: frames)
+                at += Int(piece.length)
+            }
+            row += 1
+        }
+    }
+
+    private func copy(_ piece: SequencePiece, dataset: Int, to tokens: UnsafeMutableRawBufferPointer, at start: Int,
+                      outWidth: Int, frames: some FrameProvider) throws(ShardError) {
+        let metadata = stream.datasets[dataset].shards[Int(piece.shard)].metadata
+        let inWidth = metadata.tokenWidth.bytes
+        let perFrame = UInt64(metadata.tokensPerFrame)
+        var t = piece.offset
+        let end = piece.offset + UInt64(piece.length)
+        var out = start
+        while t < end {
+            let f = Int(t / perFrame)
+            let frameStart = UInt64(f) * perFrame
+            let n = Int(min(end, frameStart + perFrame) - t)
+            let bytes = try frames.frame(FrameKey(dataset: dataset, shard: Int(piece.shard), frame: f))
+            let from = Int(t - frameStart)
+            if inWidth == outWidth {
+                UnsafeMutableRawBufferPointer(rebasing: tokens[out * outWidth ..< (out + n) * outWidth])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[from * inWidth ..< (from + n) * inWidth]))
+            } else {
+                // uint16 shard into a uint32 stream.
+                for i in 0 ..< n {
+                    let v = UInt32(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: (from + i) * 2, as: UInt16.self)))
+                    tokens.storeBytes(of: v.littleEndian, toByteOffset: (out + i) * 4, as: UInt32.self)
+                }
+            }
+            t += UInt64(n)
+            out += n
+        }
+    }
+}

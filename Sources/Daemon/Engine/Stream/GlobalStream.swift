@@ -1,0 +1,101 @@
+import TokenfeedCurriculum
+import TokenfeedMixing
+import TokenfeedShards
+
+/// The global stream of sequences: a pure function of (curriculum, shards, seed, position).
+///
+/// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it; with `concat` packing it
+/// is that dataset's `k`-th window of `sequenceLength + 1` tokens, `k` being how many earlier
+/// sequences came from the same dataset (over all stages): stream tokens
+/// `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token as nanotron and Megatron
+/// read them. Opening reads shard metadata only.
+public final class GlobalStream: Sendable {
+    public let curriculum: Curriculum
+    public let plan: StreamPlan
+    /// The curriculum's datasets, opened, in curriculum order.
+    public let datasets: [DatasetFolder]
+    /// Width of the served tokens: the widest of the datasets'.
+    public let tokenWidth: TokenWidth
+    /// The largest vocabulary size the datasets' shards declare.
+    public let vocabularySize: UInt32
+
+    public var sequenceLength: Int { curriculum.sequenceLength }
+    /// Tokens in a served row: `sequenceLength + 1`.
+    public var rowTokens: Int { curriculum.sequenceLength + 1 }
+
+    /// Opens every dataset folder of the curriculum (their paths must be resolved: load the
+    /// curriculum with a data root).
+    /// - Throws: `EngineError` naming the dataset and folder that cannot be opened.
+    public init(curriculum: Curriculum, plan: StreamPlan? = nil) throws(EngineError) {
+        if case .bestfit = curriculum.packing {
+            throw EngineError("\(curriculum.sourcePath): packing `bestfit` is not supported by this build; use `concat`")
+        }
+        var datasets: [DatasetFolder] = []
+        for spec in curriculum.datasets {
+            guard let folder = spec.folder else {
+                throw EngineError("dataset \(spec.name): no folder (give a data root)")
+            }
+            do { datasets.append(try DatasetFolder.open(path: folder)) } catch {
+                throw EngineError("dataset \(spec.name): \(error)")
+            }
+        }
+        self.curriculum = curriculum
+        self.plan = plan ?? StreamPlan(curriculum: curriculum)
+        self.datasets = datasets
+        self.tokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
+        self.vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
+    }
+
+    /// A planner for one consumer (it caches epoch layouts, so each thread has its own).
+    public func planner() -> SequencePlanner { SequencePlanner(stream: self) }
+
+    /// Relative path of a shard for provenance: `<dataset folder name>/<shard file name>`.
+    public func shardName(dataset: Int, shard: Int) -> String {
+        let folder = datasets[dataset].path.split(separator: "/").last.map(String.init) ?? ""
+        let file = datasets[dataset].shards[shard].path.split(separator: "/").last.map(String.init) ?? ""
+        return folder + "/" + file
+    }
+}
+
+/// A problem opening or serving the stream, in words that name what is wrong.
+public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Computes where sequences' tokens come from. Metadata only; one per thread.
+public struct SequencePlanner: Sendable {
+    public let stream: GlobalStream
+    private var datasetStreams: [DatasetStream]
+
+    init(stream: GlobalStream) {
+        self.stream = stream
+        self.datasetStreams = zip(stream.curriculum.datasets, stream.datasets).map {
+            DatasetStream(name: $0.name, folder: $1, seed: stream.curriculum.seed)
+        }
+    }
+
+    /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
+    /// `firstPiece` = the index of its first piece in `pieces`).
+    public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) -> SequenceRecord {
+        let source = stream.plan.source(ofSequence: i)
+        let length = UInt64(stream.sequenceLength)
+        var position = source.ordinal * length
+        var remaining = length + 1
+        let first = pieces.count
+        var epoch: UInt64 = 0
+        while remaining > 0 {
+            let at = datasetStreams[source.dataset].locate(position)
+            if pieces.count == first { epoch = at.epoch }
+            let n = min(remaining, at.remainingInDocument)
+            pieces.append(SequencePiece(shard: UInt32(at.shard), document: UInt64(at.document),
+                                        offset: at.offset, length: UInt32(n)))
+            position += n
+            remaining -= n
+        }
+        return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
+                              firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),
+                              paddedTokens: 0, epoch: UInt32(truncatingIfNeeded: epoch))
+    }
+}

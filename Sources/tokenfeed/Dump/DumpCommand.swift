@@ -1,0 +1,100 @@
+import ArgumentParser
+import TokenfeedCurriculum
+import TokenfeedEngine
+import TokenfeedShards
+
+/// `tokenfeed dump`: what a given step and rank receives.
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what a step and rank receives: dataset, stage, document boundaries, provenance, tokens.",
+        discussion: """
+            --offline CURRICULUM --data-root DIR computes the batches from the shard files, without a daemon. \
+            --json prints one JSON object per line, one per sequence (keys: step, rank, sequence, stage, dataset, \
+            epoch, tokens, cu_seqlens, loss_mask when padding exists, provenance).
+            """)
+
+    @Option(help: "Compute batches from this curriculum and the shard files, without a daemon.")
+    var offline: String
+
+    @Option(help: "Folder holding the dataset folders.")
+    var dataRoot: String?
+
+    @Option(help: "First step to print.")
+    var step: UInt64 = 0
+
+    @Option(help: "Global rank.")
+    var rank: Int = 0
+
+    @Option(help: "Number of ranks.")
+    var worldSize: Int = 1
+
+    @Option(help: "Sequences per rank per step.")
+    var batchSize: Int = 1
+
+    @Option(help: "Number of steps to print.")
+    var count: Int = 1
+
+    @Flag(help: "One JSON object per line, one per sequence.")
+    var json = false
+
+    func validate() throws {
+        guard worldSize > 0, batchSize > 0, count >= 0 else { throw ValidationError("--world-size, --batch-size must be positive, --count not negative") }
+        guard rank >= 0, rank < worldSize else { throw ValidationError("--rank must be within 0..<\(worldSize)") }
+    }
+
+    func run() throws {
+        let curriculum: Curriculum
+        do { curriculum = try CurriculumLoader.load(path: offline, dataRoot: dataRoot) } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        let stream: GlobalStream
+        do { stream = try GlobalStream(curriculum: curriculum) } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        let slice = RankSlice(rank: rank, worldSize: worldSize, batchSize: batchSize)
+        var assembler = BatchAssembler(stream: stream, slice: slice)
+        let frames = DirectFrameProvider(stream: stream)
+        let tokens = UnsafeMutableRawBufferPointer.allocate(byteCount: assembler.tokenBlockBytes, alignment: 64)
+        defer { tokens.deallocate() }
+        let stepsInRun = stream.plan.totalSequences / UInt64(slice.globalBatch)
+        for s in step ..< step + UInt64(count) {
+            guard s < stepsInRun else {
+                printError("step \(s) is past the end of the curriculum (\(stepsInRun) steps of \(slice.globalBatch) sequences)")
+                throw ExitCode(1)
+            }
+            do { try assembler.assemble(step: s, into: tokens, frames: frames) } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            for (j, record) in assembler.records.enumerated() {
+                let row = readRow(tokens, row: j, rowTokens: stream.rowTokens, width: stream.tokenWidth)
+                let dumpRecord = DumpRecord(
+                    step: s, rank: rank, sequence: record.sequence,
+                    stage: curriculum.stages[Int(record.stage)].name,
+                    dataset: curriculum.datasets[Int(record.dataset)].name, epoch: record.epoch,
+                    tokens: row, paddedTokens: Int(record.paddedTokens),
+                    provenance: assembler.pieces[Int(record.firstPiece) ..< Int(record.firstPiece + record.pieceCount)].map {
+                        .init(shard: stream.shardName(dataset: Int(record.dataset), shard: Int($0.shard)),
+                              document: $0.document, offset: $0.offset, length: $0.length)
+                    })
+                print(json ? dumpRecord.json() : dumpRecord.text())
+            }
+        }
+    }
+}
+
+/// Row `row` of a token block as 32-bit ids.
+func readRow(_ tokens: UnsafeRawBufferPointer, row: Int, rowTokens: Int, width: TokenWidth) -> [UInt32] {
+    (0 ..< rowTokens).map { i in
+        let at = (row * rowTokens + i) * width.bytes
+        return width == .uint16
+            ? UInt32(UInt16(littleEndian: tokens.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            : UInt32(littleEndian: tokens.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+    }
+}
+
+func readRow(_ tokens: UnsafeMutableRawBufferPointer, row: Int, rowTokens: Int, width: TokenWidth) -> [UInt32] {
+    readRow(UnsafeRawBufferPointer(tokens), row: row, rowTokens: rowTokens, width: width)
+}
