@@ -16,7 +16,7 @@ import TokenfeedProtocol
                                            batchSize: UInt32(batch.rows.count), sequenceLength: batch.sequenceLength,
                                            tokenWidth: batch.tokenWidth, pieceCount: layout.pieceCount,
                                            fingerprint: batch.fingerprint, quarantineDigest: batch.quarantineDigest)
-            for row in batch.rows { writer.appendRow(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex, pieces: row.pieces) }
+            for row in batch.rows { writer.appendRow(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex, epoch: row.epoch, pieces: row.pieces) }
             let headerBytes = writer.finish()
             #expect(headerBytes == layout.tokenOffset && headerBytes % 64 == 0)
             // The owned encoder produces the same header+metadata bytes.
@@ -35,7 +35,7 @@ import TokenfeedProtocol
                 let meta = view.row(r)
                 #expect(meta.sequenceIndex == batch.step * global + UInt64(batch.rank) * UInt64(batch.rows.count) + UInt64(r))
                 #expect(meta.datasetIndex == row.datasetIndex && meta.stageIndex == row.stageIndex)
-                #expect(meta.paddedTokens == row.paddedTokens)
+                #expect(meta.paddedTokens == row.paddedTokens && meta.epoch == row.epoch)
                 #expect(Array(view.cuSeqlens(row: r)) == row.cuSeqlens)
                 #expect((meta.firstPiece..<(meta.firstPiece + meta.pieceCount)).map(view.piece) == row.pieces)
             }

@@ -32,7 +32,7 @@ enum Examples {
                 Piece(shardIndex: 1, documentIndex: 17, tokenOffset: 1_000, length: 5),
                 Piece(shardIndex: 1, documentIndex: 18, tokenOffset: 1_005, length: 3),
             ]),
-            Batch.Row(datasetIndex: 1, stageIndex: 1, pieces: [
+            Batch.Row(datasetIndex: 1, stageIndex: 1, epoch: 1, pieces: [
                 Piece(shardIndex: 0, documentIndex: 2, tokenOffset: 40, length: 6),
                 .padding(length: 2),
             ]),

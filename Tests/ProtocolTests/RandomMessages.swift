@@ -59,7 +59,8 @@ enum RandomMessages {
             }
             if padding > 0 { pieces.append(.padding(length: UInt32(padding))) }
             return Batch.Row(datasetIndex: UInt32.random(in: 0..<datasets, using: &rng),
-                             stageIndex: UInt32.random(in: 0..<stages, using: &rng), pieces: pieces)
+                             stageIndex: UInt32.random(in: 0..<stages, using: &rng),
+                             epoch: UInt32.random(in: 0...3, using: &rng), pieces: pieces)
         }
     }
 

@@ -9,13 +9,16 @@ public struct Batch: WireMessage, Hashable {
         public var datasetIndex: UInt32
         /// Stage index in the Welcome's list.
         public var stageIndex: UInt32
+        /// Epoch of the dataset the row's first token is in.
+        public var epoch: UInt32
         /// The row's segments in order, covering `sequenceLength + 1` tokens.
         public var pieces: [Piece]
 
         /// Creates a row.
-        public init(datasetIndex: UInt32, stageIndex: UInt32, pieces: [Piece]) {
+        public init(datasetIndex: UInt32, stageIndex: UInt32, epoch: UInt32 = 0, pieces: [Piece]) {
             self.datasetIndex = datasetIndex
             self.stageIndex = stageIndex
+            self.epoch = epoch
             self.pieces = pieces
         }
 
@@ -87,7 +90,7 @@ public struct Batch: WireMessage, Hashable {
                                            batchSize: UInt32(rows.count), sequenceLength: sequenceLength,
                                            tokenWidth: tokenWidth, pieceCount: layout.pieceCount,
                                            fingerprint: fingerprint, quarantineDigest: quarantineDigest)
-            for row in rows { writer.appendRow(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex, pieces: row.pieces) }
+            for row in rows { writer.appendRow(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex, epoch: row.epoch, pieces: row.pieces) }
             let offset = writer.finish()
             let out = buffer.baseAddress! + offset
             for (i, t) in tokens.enumerated() {
@@ -113,7 +116,7 @@ public struct Batch: WireMessage, Hashable {
         quarantineDigest = view.cursorAfter.quarantineDigest
         rows = (0..<view.batchSize).map { r in
             let row = view.row(r)
-            return Row(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex,
+            return Row(datasetIndex: row.datasetIndex, stageIndex: row.stageIndex, epoch: row.epoch,
                        pieces: (row.firstPiece..<(row.firstPiece + row.pieceCount)).map(view.piece))
         }
         var tokens: [UInt32] = []

@@ -52,11 +52,12 @@ public struct BatchHeaderWriter {
         cursorAfter.write(to: base + 64)
     }
 
-    /// Writes the next row's record, pieces and cu_seqlens.
+    /// Writes the next row's record, pieces and cu_seqlens. `epoch` is the epoch of the row's dataset
+    /// its first token is in (0 for the first pass).
     /// - Precondition: fewer than `batchSize` rows written; pieces non-empty, each of length ≥ 1,
     ///   summing to `sequenceLength + 1`; a padding piece only last; the declared piece count not exceeded.
     public mutating func appendRow<Pieces: Collection<Piece>>(datasetIndex: UInt32, stageIndex: UInt32,
-                                                              pieces: Pieces) {
+                                                              epoch: UInt32 = 0, pieces: Pieces) {
         precondition(rowsWritten < layout.batchSize, "more rows than batch size \(layout.batchSize)")
         let n = pieces.count
         precondition(n >= 1 && piecesWritten + n <= layout.pieceCount, "row \(rowsWritten): piece count exceeds the declared total")
@@ -90,7 +91,7 @@ public struct BatchHeaderWriter {
         row.storeLE(UInt32(piecesWritten), at: 16)
         row.storeLE(UInt32(n), at: 20)
         row.storeLE(padded, at: 24)
-        row.storeLE(UInt32(0), at: 28)
+        row.storeLE(epoch, at: 28)
         rowsWritten += 1
         piecesWritten += n
     }

@@ -20,6 +20,8 @@ public struct BatchView {
         public var pieceCount: Int
         /// Padding tokens at the end of the row (bestfit packing); 0 for concatenation packing.
         public var paddedTokens: UInt32
+        /// Epoch of the dataset the row's first token is in (0 for the first pass).
+        public var epoch: UInt32
     }
 
     /// The whole frame, header included.
@@ -141,7 +143,6 @@ public struct BatchView {
                 throw bad("rows[\(r)].piece_count", at + 20, "must be in 1...\(layout.pieceCount - expectedFirstPiece), got \(n)")
             }
             let padded = frame.loadLE(at + 24, as: UInt32.self)
-            guard frame.loadLE(at + 28, as: UInt32.self) == 0 else { throw bad("rows[\(r)].reserved", at + 28, "must be 0") }
             let cuAt = layout.cuSeqlensOffset + (expectedFirstPiece + r) * 4
             guard frame.loadLE(cuAt, as: UInt32.self) == 0 else {
                 throw bad("rows[\(r)].cu_seqlens[0]", cuAt, "must be 0")
@@ -204,7 +205,8 @@ public struct BatchView {
                    stageIndex: frame.loadLE(at + 12, as: UInt32.self),
                    firstPiece: Int(frame.loadLE(at + 16, as: UInt32.self)),
                    pieceCount: Int(frame.loadLE(at + 20, as: UInt32.self)),
-                   paddedTokens: frame.loadLE(at + 24, as: UInt32.self))
+                   paddedTokens: frame.loadLE(at + 24, as: UInt32.self),
+                   epoch: frame.loadLE(at + 28, as: UInt32.self))
     }
 
     /// Piece `index` of the pieces table (rows' pieces are consecutive). - Precondition: in range.
