@@ -54,7 +54,7 @@ struct ShardInspect: ParsableCommand {
 }
 
 /// 1234567 → "1,234,567".
-func grouped(_ n: UInt64) -> String {
+private func grouped(_ n: UInt64) -> String {
     let s = String(n)
     var out = ""
     for (i, c) in s.enumerated() {

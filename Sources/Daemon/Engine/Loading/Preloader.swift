@@ -1,0 +1,259 @@
+import Dispatch
+import Synchronization
+import TokenfeedShards
+
+/// Decompresses, ahead of need and within a byte budget, exactly the frames one rank's packer will
+/// ask for, in the order it will ask for them.
+///
+/// The mixer's future is deterministic, so the preloader walks the same steps, sequences, pieces and
+/// frames as the ``BatchAssembler`` (metadata only) and produces the *demand*: the list of frames the
+/// packer will request, consecutive repeats collapsed. Each demanded frame gets a slot of a fixed
+/// pool — `budget ÷ (largest frame + largest compressed frame)` slots, allocated once — and a
+/// decompression job on a concurrent Dispatch queue, using the cores the packer leaves free. A slot
+/// is reused only once no pending demand refers to it (least recently used first); when no slot is
+/// free the look-ahead waits. Frames shared by several upcoming sequences are decompressed once.
+///
+/// Threading: all bookkeeping happens on the packer's thread (the one calling ``frame(_:)``). A job
+/// touches only its slot's bytes, decompressor and error, and publishes completion with a releasing
+/// store of the slot's state, which the packer reads with an acquiring load. No lock.
+public final class Preloader: FrameProvider {
+    /// Resident bytes of the slot pool.
+    public let residentBytes: Int
+    public let slotCount: Int
+    private let stream: GlobalStream
+    private let frameBytes: Int
+    private let scratchBytes: Int
+    private let storage: UnsafeMutableRawBufferPointer
+    private let jobs: SlotJobs
+    private var slotKey: [FrameKey?]
+    private var refs: [Int]
+    private var lastUse: [UInt64]
+    private var clock: UInt64 = 0
+    private var map: [FrameKey: Int] = [:]
+
+    // Demand: a fixed-capacity FIFO of (key, slot) the packer will consume in order.
+    private var demandKeys: [FrameKey]
+    private var demandSlots: [Int]
+    private var demandHead = 0, demandCount = 0
+    private var current: (key: FrameKey, slot: Int)?
+
+    // The demand generator: walks steps from `nextStep`, keeps the current step's keys.
+    private var planner: SequencePlanner
+    private let slice: RankSlice
+    private var nextStep: UInt64
+    private let stepCount: UInt64
+    private var pending: [FrameKey] = []
+    private var pendingIndex = 0
+    private var lastGenerated: FrameKey?
+    private var pieces: [SequencePiece] = []
+
+    /// - Parameter budgetBytes: bytes of decompressed (and compressed scratch) frames to hold;
+    ///   at least two frames are always held.
+    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, stepCount: UInt64, budgetBytes: Int,
+                demandCapacity: Int = 4096) {
+        self.stream = stream
+        self.slice = slice
+        self.nextStep = startStep
+        self.stepCount = stepCount
+        let shards = stream.datasets.flatMap(\.shards)
+        frameBytes = ((shards.map { $0.metadata.tokensPerFrame * $0.metadata.tokenWidth.bytes }.max() ?? 64) + 63) & ~63
+        scratchBytes = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
+        slotCount = max(2, budgetBytes / (frameBytes + scratchBytes))
+        residentBytes = slotCount * (frameBytes + scratchBytes)
+        storage = .allocate(byteCount: residentBytes, alignment: 64)
+        storage.initializeMemory(as: UInt8.self, repeating: 0)       // fault the pages in now
+        jobs = SlotJobs(slotCount: slotCount)
+        slotKey = Array(repeating: nil, count: slotCount)
+        refs = Array(repeating: 0, count: slotCount)
+        lastUse = Array(repeating: 0, count: slotCount)
+        map.reserveCapacity(slotCount * 2)
+        demandKeys = Array(repeating: FrameKey(dataset: 0, shard: 0, frame: 0), count: demandCapacity)
+        demandSlots = Array(repeating: 0, count: demandCapacity)
+        planner = stream.planner()
+        pending.reserveCapacity(1024)
+        pieces.reserveCapacity(1024)
+    }
+
+    deinit {
+        jobs.waitForIdle()
+        storage.deallocate()
+    }
+
+    public func frame(_ key: FrameKey) throws(ShardError) -> UnsafeRawBufferPointer {
+        if let current, current.key == key { return bytes(of: current.slot, key: key) }
+        if let current {
+            refs[current.slot] -= 1
+            self.current = nil
+        }
+        topUp()
+        precondition(demandCount > 0 && demandKeys[demandHead] == key,
+                     "preloader: the packer asked for \(key), the plan says \(demandCount > 0 ? "\(demandKeys[demandHead])" : "nothing")")
+        let slot = demandSlots[demandHead]
+        demandHead = (demandHead + 1) % demandKeys.count
+        demandCount -= 1
+        current = (key, slot)
+        if let error = jobs.wait(slot) {
+            // Forget the slot so that a retry decompresses again.
+            map[key] = nil
+            slotKey[slot] = nil
+            throw error
+        }
+        topUp()
+        return bytes(of: slot, key: key)
+    }
+
+    private func bytes(of slot: Int, key: FrameKey) -> UnsafeRawBufferPointer {
+        let reader = stream.datasets[Int(key.dataset)].shards[Int(key.shard)]
+        let count = Int(reader.metadata.tokenRange(ofFrame: Int(key.frame)).count) * reader.metadata.tokenWidth.bytes
+        let start = slot * (frameBytes + scratchBytes)
+        return UnsafeRawBufferPointer(rebasing: storage[start ..< start + count])
+    }
+
+    /// Extends the demand while there is room in it and a slot for its next new frame.
+    private func topUp() {
+        while demandCount < demandKeys.count, let key = peekDemand() {
+            let slot: Int
+            if let cached = map[key] {
+                slot = cached
+            } else {
+                guard let free = freeSlot() else { return }
+                if let old = slotKey[free] { map[old] = nil }
+                slotKey[free] = key
+                map[key] = free
+                slot = free
+                startJob(slot: free, key: key)
+            }
+            refs[slot] += 1
+            clock += 1
+            lastUse[slot] = clock
+            let tail = (demandHead + demandCount) % demandKeys.count
+            demandKeys[tail] = key
+            demandSlots[tail] = slot
+            demandCount += 1
+            pendingIndex += 1
+        }
+    }
+
+    /// The least recently used slot no demand refers to.
+    private func freeSlot() -> Int? {
+        var best: Int?
+        for s in 0 ..< slotCount where refs[s] == 0 {
+            if best == nil || lastUse[s] < lastUse[best!] { best = s }
+        }
+        return best
+    }
+
+    private func startJob(slot: Int, key: FrameKey) {
+        let reader = stream.datasets[Int(key.dataset)].shards[Int(key.shard)]
+        let start = slot * (frameBytes + scratchBytes)
+        let destination = UnsafeMutableRawBufferPointer(rebasing: storage[start ..< start + frameBytes])
+        let scratch = UnsafeMutableRawBufferPointer(rebasing: storage[start + frameBytes ..< start + frameBytes + scratchBytes])
+        jobs.start(slot: slot, reader: reader, frame: Int(key.frame), destination: destination, scratch: scratch)
+    }
+
+    /// The next frame of the demand, generating the next step's frames when needed; nil at the end of the run.
+    private func peekDemand() -> FrameKey? {
+        while pendingIndex >= pending.count {
+            guard nextStep < stepCount else { return nil }
+            pending.removeAll(keepingCapacity: true)
+            pendingIndex = 0
+            for j in 0 ..< slice.batchSize {
+                pieces.removeAll(keepingCapacity: true)
+                let record = planner.plan(sequence: slice.sequence(step: nextStep, j), step: nextStep, appendingTo: &pieces)
+                for piece in pieces {
+                    let metadata = stream.datasets[Int(record.dataset)].shards[Int(piece.shard)].metadata
+                    let first = metadata.frame(containingToken: piece.offset)
+                    let last = metadata.frame(containingToken: piece.offset + UInt64(piece.length) - 1)
+                    for f in first ... last {
+                        let key = FrameKey(dataset: Int(record.dataset), shard: Int(piece.shard), frame: f)
+                        if key != lastGenerated { pending.append(key); lastGenerated = key }
+                    }
+                }
+            }
+            nextStep += 1
+        }
+        return pending[pendingIndex]
+    }
+}
+
+/// The decompression jobs of a slot pool: per slot a decompressor, a state and an error.
+///
+/// `@unchecked Sendable`: slot `s`'s decompressor and error are touched by at most one job at a time
+/// (a slot is given a new job only after the packer has waited for the previous one), and the
+/// packer reads the error only after an acquiring load of the state the job stored with release.
+private final class SlotJobs: @unchecked Sendable {
+    private static let idle = 0, loading = 1, ready = 2, failed = 3
+    private let states: UnsafeMutablePointer<Atomic<Int>>
+    private let count: Int
+    private var decompressors: [ZstdDecompressor]
+    private var errors: [ShardError?]
+    private let inFlight = Atomic<Int>(0)
+    private let queue = DispatchQueue.global(qos: .userInitiated)
+
+    init(slotCount: Int) {
+        count = slotCount
+        states = .allocate(capacity: slotCount)
+        for s in 0 ..< slotCount { (states + s).initialize(to: Atomic(Self.idle)) }
+        decompressors = (0 ..< slotCount).map { _ in ZstdDecompressor() }
+        errors = Array(repeating: nil, count: slotCount)
+    }
+
+    deinit {
+        states.deinitialize(count: count)
+        states.deallocate()
+    }
+
+    func start(slot: Int, reader: ShardReader, frame: Int, destination: UnsafeMutableRawBufferPointer,
+               scratch: UnsafeMutableRawBufferPointer) {
+        states[slot].store(Self.loading, ordering: .relaxed)
+        inFlight.add(1, ordering: .relaxed)
+        let job = Job(owner: self, slot: slot, reader: reader, frame: frame, destination: destination, scratch: scratch)
+        queue.async { job.run() }
+    }
+
+    fileprivate func run(_ job: Job) {
+        do {
+            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[job.slot])
+            errors[job.slot] = nil
+            states[job.slot].store(Self.ready, ordering: .releasing)
+        } catch {
+            errors[job.slot] = error
+            states[job.slot].store(Self.failed, ordering: .releasing)
+        }
+        inFlight.subtract(1, ordering: .releasing)
+    }
+
+    /// Waits until slot's job has finished; returns its error, if any.
+    func wait(_ slot: Int) -> ShardError? {
+        var spins = 0
+        while true {
+            let state = states[slot].load(ordering: .acquiring)
+            if state == Self.ready || state == Self.idle { return nil }
+            if state == Self.failed { return errors[slot] }
+            spins += 1
+            if spins < 64 { continue }
+            if spins < 256 { sched_yield(); continue }
+            usleep(50)
+        }
+    }
+
+    func waitForIdle() {
+        while inFlight.load(ordering: .acquiring) > 0 { usleep(100) }
+    }
+
+    fileprivate struct Job: @unchecked Sendable {
+        let owner: SlotJobs
+        let slot: Int
+        let reader: ShardReader
+        let frame: Int
+        let destination: UnsafeMutableRawBufferPointer
+        let scratch: UnsafeMutableRawBufferPointer
+        func run() { owner.run(self) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

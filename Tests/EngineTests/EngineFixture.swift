@@ -1,0 +1,132 @@
+import Foundation
+import TestSupport
+import TokenfeedCurriculum
+import TokenfeedEngine
+import TokenfeedMixing
+import TokenfeedShards
+
+/// A small data root for engine tests: real text (the llama3-text fixture, cut into several shards
+/// with small frames), and a tiny synthetic uint16 dataset that wraps into many epochs.
+final class EngineFixture: @unchecked Sendable {
+    let dir = TemporaryDirectory("tokenfeed-engine")
+    var dataRoot: String { dir.sub("data") }
+    let sequenceLength = 64
+
+    init(extraDatasets: Int = 0) throws {
+        // web: part_00000 split into 3 shards of whole documents; code: part_00001 as one shard.
+        try Self.splitFixture("part_00000", into: 3, folder: dir.sub("data/web", create: true), tokensPerFrame: 3000)
+        try Self.splitFixture("part_00001", into: 1, folder: dir.sub("data/code", create: true), tokensPerFrame: 2048)
+        // tiny: 3 shards of a few documents, uint16 ids — runs out quickly and wraps.
+        let tiny = dir.sub("data/tiny", create: true)
+        for s in 0 ..< 3 {
+            let docs = SyntheticCorpus.documents(seed: UInt64(100 + s), count: 4, vocabulary: 60_000, meanLength: 30)
+            try SyntheticCorpus.writeShard(docs, path: tiny + "/shard-\(s).zst", width: .uint16, vocabulary: 65_536, tokensPerFrame: 50)
+        }
+        for e in 0 ..< extraDatasets {
+            let folder = dir.sub("data/extra\(e)", create: true)
+            let docs = SyntheticCorpus.documents(seed: UInt64(1000 + e), count: 20, vocabulary: 128_256, meanLength: 200)
+            try SyntheticCorpus.writeShard(docs, path: folder + "/0.zst", vocabulary: 128_256, tokensPerFrame: 1024)
+        }
+    }
+
+    /// Writes a curriculum with three stages: 640 tokens of web/code, then a stage with tiny, then a long last one.
+    func curriculum(extra: Int = 0, end: String = "200K") throws -> Curriculum {
+        var yaml = """
+        sequence_length: \(sequenceLength)
+        seed: 11
+        stages:
+          - name: warmup
+            start: 0
+            end: 640
+            mixture:
+              web: 0.7
+              code: 0.3
+          - name: middle
+            start: 640
+            end: 2000
+            mixture:
+              web: 0.5
+              code: 0.25
+              tiny: 0.25
+          - name: last
+            start: 2000
+            end: \(end)
+            mixture:
+              web: 3
+              code: 1
+              tiny: 1
+
+        """
+        for e in 0 ..< extra { yaml += "      extra\(e): 0.5\n" }
+        let path = dir.sub("curriculum.yaml")
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return try CurriculumLoader.load(path: path, dataRoot: dataRoot)
+    }
+
+    /// Writes whole documents of a fixture part into `count` shards.
+    static func splitFixture(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
+        let ds = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds")))
+        let index = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds.index")))
+        let tokens = ds.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)).map { UInt32(littleEndian: $0) } }
+        let ends = index.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)).map { Int(UInt64(littleEndian: $0)) } }
+        var docs: [[UInt32]] = []
+        var start = 0
+        for end in ends { docs.append(Array(tokens[start ..< end])); start = end }
+        let per = (docs.count + count - 1) / count
+        for s in 0 ..< count {
+            let slice = Array(docs[min(docs.count, s * per) ..< min(docs.count, (s + 1) * per)])
+            try SyntheticCorpus.writeShard(slice, path: folder + "/part-\(s).zst", vocabulary: 128_256, tokensPerFrame: tokensPerFrame)
+        }
+    }
+}
+
+/// An independent model of a dataset's stream: shards decompressed with the stock `zstd` tool,
+/// concatenated per epoch in ``EpochOrder``'s order.
+struct ReferenceDataset {
+    let name: String
+    let shardTokens: [[UInt32]]          // file-name order
+    let shardNames: [String]
+    let width: TokenWidth
+    let seed: UInt64
+
+    init(folder: String, name: String, seed: UInt64) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".zst") }.sorted()
+        var tokens: [[UInt32]] = []
+        var width = TokenWidth.uint32
+        for f in files {
+            let raw = try run("/usr/bin/zstd", ["-dc", folder + "/" + f]).stdout
+            width = try ShardReader(path: folder + "/" + f).metadata.tokenWidth
+            tokens.append(raw.withUnsafeBytes { b in
+                width == .uint16 ? b.bindMemory(to: UInt16.self).map { UInt32(UInt16(littleEndian: $0)) }
+                                 : b.bindMemory(to: UInt32.self).map { UInt32(littleEndian: $0) }
+            })
+        }
+        self.name = name
+        self.shardTokens = tokens
+        self.shardNames = files
+        self.width = width
+        self.seed = seed
+    }
+
+    var epochTokens: Int { shardTokens.reduce(0) { $0 + $1.count } }
+
+    /// Tokens [start, start + count) of the stream.
+    func window(_ start: Int, _ count: Int) -> [UInt32] {
+        var out: [UInt32] = []
+        var p = start
+        while out.count < count {
+            let epoch = p / epochTokens
+            var q = p % epochTokens
+            for s in EpochOrder.shardOrder(datasetName: name, epoch: UInt64(epoch), shardCount: shardTokens.count, seed: seed) {
+                if q < shardTokens[s].count {
+                    let n = min(count - out.count, shardTokens[s].count - q)
+                    out += shardTokens[s][q ..< q + n]
+                    p += n
+                    break
+                }
+                q -= shardTokens[s].count
+            }
+        }
+        return out
+    }
+}

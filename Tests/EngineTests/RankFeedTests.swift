@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import TestSupport
+import TokenfeedCurriculum
+import TokenfeedEngine
+import TokenfeedShards
+
+@Suite struct RankFeedTests {
+    /// Batches through the preloader and the ring equal the directly assembled ones, from any start
+    /// step, with a budget of two frames and 60 datasets.
+    @Test func feedMatchesDirectAssemblyUnderATinyBudget() throws {
+        let fixture = try EngineFixture(extraDatasets: 57)
+        let curriculum = try fixture.curriculum(extra: 57)
+        #expect(curriculum.datasets.count == 60)
+        let stream = try GlobalStream(curriculum: curriculum)
+        let slice = RankSlice(rank: 1, worldSize: 2, batchSize: 4)
+        for (start, budget) in [(UInt64(0), 1), (13, 64 << 10), (40, 64 << 20)] {
+            let feed = RankFeed(stream: stream, slice: slice, startStep: start, ringSlots: 4, preloadBytes: budget)
+            feed.start()
+            var direct = BatchAssembler(stream: stream, slice: slice)
+            let frames = DirectFrameProvider(stream: stream)
+            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: direct.tokenBlockBytes, alignment: 64)
+            defer { block.deallocate() }
+            for step in start ..< start + 40 {
+                guard let slot = feed.ring.acquireFull() else { Issue.record("feed ended early at \(step)"); break }
+                let batch = PackedBatch(layout: feed.layout, bytes: slot.payload)
+                try direct.assemble(step: step, into: block, frames: frames)
+                #expect(batch.step == step)
+                #expect(Array(batch.tokens) == Array(block[..<direct.tokenBlockBytes]))
+                #expect(Array(batch.records) == direct.records)
+                #expect(Array(batch.pieces) == direct.pieces)
+                feed.ring.release(slot)
+            }
+            feed.stop()
+            #expect(feed.failure == nil)
+        }
+    }
+
+    /// The stream ends cleanly after the curriculum's last step.
+    @Test func feedEndsAtTheEndOfTheCurriculum() throws {
+        let fixture = try EngineFixture()
+        let stream = try GlobalStream(curriculum: try fixture.curriculum(end: "2560"))   // 40 sequences
+        let feed = RankFeed(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8), startStep: 0)
+        #expect(feed.stepCount == 5)
+        feed.start()
+        var steps: [UInt64] = []
+        while let slot = feed.ring.acquireFull() {
+            steps.append(PackedBatch(layout: feed.layout, bytes: slot.payload).step)
+            feed.ring.release(slot)
+        }
+        #expect(steps == [0, 1, 2, 3, 4])
+        #expect(feed.failure == nil)
+    }
+
+    /// A corrupt frame stops the feed with an error naming the shard and frame, after every good batch.
+    @Test func aCorruptFrameIsReportedNotServed() throws {
+        let fixture = try EngineFixture()
+        let curriculum = try fixture.curriculum()
+        // Corrupt the code dataset's shard in its third frame.
+        let shard = fixture.dataRoot + "/code/part-0.zst"
+        let reader = try ShardReader(path: shard)
+        let frame = reader.metadata.frames[2]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: shard))
+        bytes[Int(frame.offset) + 7] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: shard))
+        let stream = try GlobalStream(curriculum: curriculum)
+        let feed = RankFeed(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8), startStep: 0, preloadBytes: 1)
+        feed.start()
+        var served = 0
+        while let slot = feed.ring.acquireFull() { served += 1; feed.ring.release(slot) }
+        let failure = try #require(feed.failure)
+        #expect(failure.path == shard && failure.frame == 2)
+        #expect(served > 0)
+    }
+}
