@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import TokenfeedCurriculum
+import TokenfeedMixing
+import TokenfeedShards
+
+/// `tokenfeed plan CURRICULUM [--data-root DIR] [--json]`: a dry run of a curriculum.
+///
+/// Validates the curriculum (every problem printed as `file:line:column: error: message`,
+/// exit status 1), then shows each stage's token range and mixture grouped by category, and,
+/// with a data root, each dataset's available tokens, the tokens drawn from it, the epochs that
+/// means and the token at which it wraps to its second epoch.
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a curriculum and show its stages, mixtures and epochs (docs/CURRICULUM.md).")
+
+    @Argument(help: "The curriculum: tokenfeed format, nanotron config or dataset list.")
+    var curriculum: String
+
+    @Option(name: .customLong("data-root"), help: "Folder the dataset folders are in (nanotron: DIR/<name>).")
+    var dataRoot: String?
+
+    @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}]}.")
+    var json = false
+
+    /// Datasets drawn more often than this many epochs are flagged.
+    static let manyEpochs = 4.0
+
+    func run() throws {
+        let loaded: Curriculum
+        do {
+            loaded = try CurriculumLoader.load(path: curriculum, dataRoot: dataRoot)
+        } catch {
+            for diagnostic in error.diagnostics { printError(diagnostic.description) }
+            throw ExitCode(1)
+        }
+        var folders: [DatasetFolder?] = Array(repeating: nil, count: loaded.datasets.count)
+        if dataRoot != nil {
+            var failed = false
+            for (d, dataset) in loaded.datasets.enumerated() {
+                guard let path = dataset.folder else { continue }
+                do {
+                    folders[d] = try DatasetFolder.open(path: path)
+                } catch {
+                    printError("\(dataset.location): error: dataset '\(dataset.name)': \(error.description)")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+        let plan = StreamPlan(curriculum: loaded)
+        let usage = loaded.datasets.indices.map { DatasetUsage(dataset: $0, curriculum: loaded, plan: plan, folder: folders[$0]) }
+        if json {
+            print(renderJSON(loaded, plan: plan, usage: usage))
+        } else {
+            print(renderTable(loaded, plan: plan, usage: usage), terminator: "")
+        }
+    }
+
+    // MARK: Human output
+
+    private func renderTable(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
+        let l = UInt64(c.sequenceLength)
+        var out = "Curriculum \(c.sourcePath) (\(c.format.rawValue))\n"
+        let packing: String
+        switch c.packing {
+        case .concat: packing = "concat"
+        case .bestfit(let pad, let lookahead): packing = "bestfit (pad \(pad), lookahead \(lookahead))"
+        }
+        out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing)\n"
+        out += "  \(grouped(c.endToken)) tokens (\(human(c.endToken))) in \(grouped(plan.totalSequences)) sequences · \(c.datasets.count) datasets · fingerprint \(c.fingerprint)\n"
+        let nameWidth = min(40, max(12, c.datasets.map(\.name.count).max() ?? 12))
+        for (s, stage) in c.stages.enumerated() {
+            let first = plan.firstSequence(ofStage: s), end = plan.firstSequence(ofStage: s + 1)
+            out += "\nStage \(s + 1) \"\(stage.name)\": tokens \(grouped(stage.startToken)) → \(grouped(stage.endToken)) (\(human(stage.startToken)) → \(human(stage.endToken))), \(stage.weights.count) datasets, sequences \(grouped(first)) → \(grouped(end))\n"
+            let drawn = plan.counts(inStage: s)
+            var byCategory: [DatasetCategory: [StageWeight]] = [:]
+            for weight in stage.weights { byCategory[DatasetCategory(datasetName: c.datasets[weight.dataset].name), default: []].append(weight) }
+            let categories = byCategory.keys.sorted { total(byCategory[$0]!) > total(byCategory[$1]!) || (total(byCategory[$0]!) == total(byCategory[$1]!) && $0.rawValue < $1.rawValue) }
+            for category in categories {
+                let weights = byCategory[category]!.sorted { $0.share > $1.share || ($0.share == $1.share && $0.dataset < $1.dataset) }
+                out += "  " + pad(category.rawValue, nameWidth + 2) + " " + percent(total(weights)) + " " + bar(total(weights)) + "\n"
+                for weight in weights {
+                    let name = c.datasets[weight.dataset].name
+                    var line = "    " + pad(name, nameWidth) + " " + percent(weight.share) + " " + bar(weight.share)
+                    if usage[weight.dataset].available != nil {
+                        line = pad(line, 4 + nameWidth + 10 + Self.barWidth) + "  draws \(human(drawn[weight.dataset] * l))"
+                    }
+                    out += line + "\n"
+                }
+            }
+        }
+        out += "\nDatasets over the whole curriculum\n"
+        out += "  " + pad("dataset", nameWidth) + "  " + lpad("drawn", 9) + "  " + lpad("available", 9) + "  " + lpad("epochs", 7) + "  wraps to epoch 2 at\n"
+        for u in usage {
+            let name = c.datasets[u.dataset].name
+            var line = "  " + pad(name, nameWidth) + "  " + lpad(human(u.drawnTokens), 9)
+            if let available = u.available {
+                line += "  " + lpad(human(available), 9) + "  " + lpad(u.epochs.map { String(format: "%.2f", $0) } ?? "∞", 7)
+                if let wrap = u.wrapToken { line += "  token \(grouped(wrap)) (\(human(wrap)))" } else { line += "  never" }
+                if u.epochs.map({ $0 > Self.manyEpochs }) ?? true { line += "   ⚠ repeated \(u.epochs.map { String(format: "%.1f", $0) } ?? "∞")×" }
+            } else if dataRoot != nil {
+                line += "  " + lpad("-", 9) + "  " + lpad("-", 7) + "  ⚠ no local folder"
+            } else {
+                line += "  " + lpad("?", 9) + "  (give --data-root to see epochs)"
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    static let barWidth = 30
+
+    /// A bar of `barWidth` cells for a share in [0, 1], in eighths of a cell.
+    func bar(_ share: Double) -> String {
+        let eighths = Int((share * Double(Self.barWidth * 8)).rounded())
+        var text = String(repeating: "█", count: eighths / 8)
+        let partial = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8]
+        text += partial
+        if text.isEmpty && share > 0 { text = "▏" }
+        return text
+    }
+
+    func total(_ weights: [StageWeight]) -> Double { weights.reduce(0) { $0 + $1.share } }
+
+    func percent(_ share: Double) -> String { lpad(String(format: "%.3f%%", share * 100), 8) }
+
+    func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+    func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
+
+    // MARK: JSON
+
+    private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
+        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(jsonString(c.fingerprint)),\"stages\":["
+        for (s, stage) in c.stages.enumerated() {
+            if s > 0 { out += "," }
+            out += "{\"name\":\(jsonString(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"
+            out += "\"first_sequence\":\(plan.firstSequence(ofStage: s)),\"datasets\":["
+            for (i, weight) in stage.weights.enumerated() {
+                if i > 0 { out += "," }
+                let dataset = c.datasets[weight.dataset]
+                out += "{\"name\":\(jsonString(dataset.name)),\"weight\":\(weight.share),\"path\":\(dataset.folder.map(jsonString) ?? "null")}"
+            }
+            out += "]}"
+        }
+        out += "]"
+        if dataRoot != nil {
+            out += ",\"datasets\":["
+            for (i, u) in usage.enumerated() {
+                if i > 0 { out += "," }
+                out += "{\"name\":\(jsonString(c.datasets[u.dataset].name)),\"drawn_tokens\":\(u.drawnTokens)"
+                out += ",\"available_tokens\":\(u.available.map(String.init) ?? "null")"
+                out += ",\"epochs\":\(u.epochs.map { "\($0)" } ?? "null")"
+                out += ",\"wraps_at_token\":\(u.wrapToken.map(String.init) ?? "null")}"
+            }
+            out += "]"
+        }
+        return out + "}"
+    }
+
+    func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+
+    func printError(_ line: String) {
+        FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+    }
+}
+
+/// What the curriculum draws from one dataset, against what it holds.
+private struct DatasetUsage {
+    let dataset: Int
+    /// Tokens drawn over the whole curriculum (sequences × sequence length).
+    let drawnTokens: UInt64
+    /// Tokens in the dataset's folder, when it was opened.
+    let available: UInt64?
+    /// Drawn sequences ÷ sequences per epoch (nil when the data yields no whole sequence).
+    let epochs: Double?
+    /// The global token position where the dataset's second epoch begins, if it is reached.
+    let wrapToken: UInt64?
+
+    init(dataset: Int, curriculum: Curriculum, plan: StreamPlan, folder: DatasetFolder?) {
+        self.dataset = dataset
+        let drawn = plan.totalCounts[dataset]
+        let l = UInt64(curriculum.sequenceLength)
+        drawnTokens = drawn * l
+        available = folder?.tokenCount
+        guard let available else {
+            epochs = nil
+            wrapToken = nil
+            return
+        }
+        let perEpoch = EpochOrder.sequencesPerEpoch(tokens: available, sequenceLength: curriculum.sequenceLength)
+        epochs = perEpoch == 0 ? nil : Double(drawn) / Double(perEpoch)
+        wrapToken = perEpoch == 0 ? nil : plan.sequence(ofOrdinal: perEpoch, dataset: dataset).map { $0 * l }
+    }
+}
+
+/// `8,139,571,200,000`.
+private func grouped(_ value: UInt64) -> String {
+    let digits = Array(String(value))
+    var out = ""
+    for (i, ch) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(ch)
+    }
+    return out
+}
+
+/// `8.14T`, `500M`, `12.3K`, `42`.
+private func human(_ value: UInt64) -> String {
+    let units: [(Double, String)] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")]
+    let v = Double(value)
+    for (scale, suffix) in units where v >= scale {
+        let x = v / scale
+        return (x >= 100 ? String(format: "%.0f", x) : x >= 10 ? String(format: "%.1f", x) : String(format: "%.2f", x)) + suffix
+    }
+    return String(value)
+}
