@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up prerequisites, builds tokenfeed, then runs the best end-to-end path that exists:
 # imports the corpus fixture into shards, verifies them, inspects one, and plans the official SmolLM3
-# three-stage curriculum.
+# three-stage curriculum on a generated corpus (tokenfeed demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,7 +17,5 @@ echo "== verify every shard"
 "$bin/tokenfeed" shard verify --verbose "$out/shards/llama3-text"
 echo "== inspect the dataset"
 "$bin/tokenfeed" shard inspect "$out/shards/llama3-text"
-if "$bin/tokenfeed" plan --help >/dev/null 2>&1; then
-  echo "== plan the SmolLM3 curriculum (official nanotron config, three stages)"
-  "$bin/tokenfeed" plan fixtures/curricula/smollm3/stage3_9T_11T.yaml
-fi
+echo "== the SmolLM3 curriculum on a generated corpus"
+"$bin/tokenfeed" demo --out "$out"
