@@ -134,9 +134,6 @@ public struct Batch: WireMessage, Hashable {
         frame.reserveCapacity(FrameHeader.size + payload.count)
         FrameHeader(type: .batch, payloadLength: UInt64(payload.count)).append(to: &frame)
         frame.append(contentsOf: payload)
-        let result: Result<Batch, ProtocolError> = frame.withUnsafeBytes { buffer in
-            do throws(ProtocolError) { return .success(Batch(try BatchView(frame: buffer))) } catch { return .failure(error) }
-        }
-        self = try result.get()
+        self = try withBytes(of: frame) { buffer throws(ProtocolError) in Batch(try BatchView(frame: buffer)) }
     }
 }

@@ -128,10 +128,7 @@ public struct Cursor: Sendable, Hashable, CustomStringConvertible {
 
     /// Decodes and verifies cursor bytes held in an array. See `init(bytes:frameOffset:)`.
     public init(bytes: [UInt8]) throws(ProtocolError) {
-        let result: Result<Cursor, ProtocolError> = bytes.withUnsafeBytes { buf in
-            do throws(ProtocolError) { return .success(try Cursor(bytes: buf)) } catch { return .failure(error) }
-        }
-        self = try result.get()
+        self = try withBytes(of: bytes) { buffer throws(ProtocolError) in try Cursor(bytes: buffer) }
     }
 
     /// The textual form `tfc1-` followed by the 56 bytes as 112 lowercase hex digits, used in

@@ -79,10 +79,7 @@ public final class FrameDecoder {
 
     /// Copies `chunk` into the buffer. See `append(_:)` for an unsafe buffer.
     public func append(_ chunk: [UInt8]) throws(ProtocolError) {
-        let result: Result<Void, ProtocolError> = chunk.withUnsafeBytes { buffer in
-            do throws(ProtocolError) { try append(buffer); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
+        try withBytes(of: chunk) { buffer throws(ProtocolError) in try append(buffer) }
     }
 
     /// Offers `body` the free space for exactly the bytes the current frame still needs (at least 1),

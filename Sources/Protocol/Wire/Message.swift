@@ -53,10 +53,7 @@ public enum Message: Sendable, Hashable {
 
     /// Decodes a whole frame held in an array. See `decode(frame:limits:)`.
     public static func decode(frame: [UInt8], limits: FrameLimits = .protocolMaximum) throws(ProtocolError) -> (header: FrameHeader, message: Message) {
-        let result: Result<(header: FrameHeader, message: Message), ProtocolError> = frame.withUnsafeBytes { buffer in
-            do throws(ProtocolError) { return .success(try decode(frame: buffer, limits: limits)) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try withBytes(of: frame) { buffer throws(ProtocolError) in try decode(frame: buffer, limits: limits) }
     }
 
     /// Appends the whole frame to `bytes`.

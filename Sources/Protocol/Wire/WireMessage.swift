@@ -41,10 +41,6 @@ extension WireMessage {
 
     /// Decodes a whole frame held in an array. See `init(frame:limits:)`.
     public init(frame: [UInt8], limits: FrameLimits = .protocolMaximum) throws(ProtocolError) {
-        let result: Result<Self, ProtocolError> = frame.withUnsafeBytes { buf in
-            do throws(ProtocolError) { return .success(try Self(frame: buf, limits: limits)) }
-            catch { return .failure(error) }
-        }
-        self = try result.get()
+        self = try withBytes(of: frame) { buffer throws(ProtocolError) in try Self(frame: buffer, limits: limits) }
     }
 }
