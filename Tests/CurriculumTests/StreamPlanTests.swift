@@ -108,6 +108,7 @@ import TokenfeedMixing
         }
         var reseeded = Self.curriculum
         reseeded.seed = 7
+        #expect(reseeded.fingerprint != Self.curriculum.fingerprint)
         let other = StreamPlan(curriculum: reseeded)
         let a = (0..<UInt64(2_000)).map { Self.plan.source(ofSequence: $0).dataset }
         let b = (0..<UInt64(2_000)).map { other.source(ofSequence: $0).dataset }

@@ -21,10 +21,6 @@ public struct Curriculum: Sendable, Hashable {
     public var stages: [Stage]
     /// How documents are packed into sequences.
     public var packing: PackingSpec
-    /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
-    /// packing, dataset names, stage boundaries and exact weights) — not of paths or names
-    /// of stages, which do not change which tokens are served.
-    public var fingerprint: String
 
     public init(sourcePath: String, format: CurriculumFormat, sequenceLength: Int, seed: UInt64,
                 datasets: [DatasetSpec], stages: [Stage], packing: PackingSpec) {
@@ -37,8 +33,14 @@ public struct Curriculum: Sendable, Hashable {
         self.datasets = datasets
         self.stages = stages
         self.packing = packing
-        self.fingerprint = CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed,
-                                                        packing: packing, datasets: datasets, stages: stages)
+    }
+
+    /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
+    /// packing, dataset names, stage boundaries and exact weights) — not of folders or names
+    /// of stages, which do not change which tokens are served. Computed from the current values.
+    public var fingerprint: String {
+        CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing,
+                                     datasets: datasets, stages: stages)
     }
 
     /// The token at which the last stage ends (exclusive).

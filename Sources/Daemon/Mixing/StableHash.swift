@@ -11,9 +11,12 @@ public enum StableHash {
         return hash
     }
 
-    /// SplitMix64's finaliser: a bijective mix of 64 bits.
-    public static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9e37_79b9_7f4a_7c15
+    /// One SplitMix64 step from `value`: a bijective mix of 64 bits.
+    public static func mix(_ value: UInt64) -> UInt64 { finalize(value &+ SplitMix64.increment) }
+
+    /// SplitMix64's output function.
+    static func finalize(_ value: UInt64) -> UInt64 {
+        var z = value
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
@@ -33,12 +36,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     public init(seed: UInt64) { state = seed }
 
+    /// The golden-ratio increment of the state.
+    static let increment: UInt64 = 0x9e37_79b9_7f4a_7c15
+
     public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
+        state &+= Self.increment
+        return StableHash.finalize(state)
     }
 
     /// A uniform integer in `0..<bound` (Lemire's multiply-shift with rejection), the same on
