@@ -87,10 +87,6 @@ import TokenfeedProtocol
                 if case .success(let reencoded) = result {
                     #expect(reencoded == bytes, "byte \(i) set to \(value) accepted but not canonical")
                 }
-                if i < 24 + 16 || (i >= 44 && i < 64) {
-                    // Magic, version, type, flags, length, step/rank/world... shape fields: never silently accepted
-                    // except the request id (12..<16) and the step (24..<32, re-checked by the cursor).
-                }
             }
         }
     }
