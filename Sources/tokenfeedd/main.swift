@@ -1,1 +1,124 @@
-print("tokenfeedd: not yet")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import ArgumentParser
+import Dispatch
+import Logging
+import TokenfeedServer
+
+/// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
+struct TokenfeedDaemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenfeedd",
+        abstract: "Serve a curriculum's batches to trainer processes over a Unix socket.",
+        discussion: """
+            Options come from the command line and from a YAML config file (--config); the command line wins. \
+            The curriculum and every shard header are read before the socket is opened: bad input exits with status 1 \
+            and a message naming the file and line:column, or the shard and frame. SIGTERM and SIGINT stop accepting, \
+            send every client a shutting_down error and exit 0.
+            """)
+
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level.")
+    var config: String?
+
+    @Option(help: "The curriculum file.")
+    var curriculum: String?
+
+    @Option(help: "Folder holding the dataset folders.")
+    var dataRoot: String?
+
+    @Option(help: "Unix socket path to listen on (unused when systemd passes a socket).")
+    var socket: String?
+
+    @Option(help: "Octal permission mode of the socket file (default 0660).")
+    var socketMode: String?
+
+    @Option(help: "Folder for stats.json and each rank's last cursor (rank-R.cursor).")
+    var stateDir: String?
+
+    @Option(help: "Byte budget of each session's preloader, e.g. 268435456 or 256MiB (default 256MiB).")
+    var preloadBytes: String?
+
+    @Option(help: "Batches each session's packer runs ahead (default 8).")
+    var ringSlots: Int?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+
+    func run() throws {
+        let options: ServerOptions
+        do { options = try resolveOptions() } catch let error as ValidationError {
+            printError("tokenfeedd: \(error.message)")
+            throw ExitCode(2)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = options.logLevel
+            return handler
+        }
+        let logger = Logger(label: "tokenfeedd")
+        signal(SIGPIPE, SIG_IGN)
+        let server: Server
+        do {
+            server = try Server.open(options: options, logger: logger)
+            try server.start()
+        } catch {
+            printError("tokenfeedd: \(error)")
+            throw ExitCode(1)
+        }
+        let signals = [Int32(SIGTERM), Int32(SIGINT)].map { (number: Int32) -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.info("signal received", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                server.shutdown()
+                Glibc.exit(0)
+            }
+            source.resume()
+            return source
+        }
+        withExtendedLifetime(signals) { dispatchMain() }
+    }
+
+    /// The options from the config file overlaid with the command line.
+    private func resolveOptions() throws -> ServerOptions {
+        var file = ConfigFile()
+        if let config {
+            do { file = try ConfigFile.load(path: config) } catch { throw ValidationError(error.description) }
+        }
+        guard let curriculumPath = curriculum ?? file.curriculumPath else {
+            throw ValidationError("missing --curriculum (or `curriculum:` in the config file)")
+        }
+        guard let socketPath = socket ?? file.socketPath else {
+            throw ValidationError("missing --socket (or `socket:` in the config file)")
+        }
+        var options = ServerOptions(curriculumPath: curriculumPath, dataRoot: dataRoot ?? file.dataRoot, socketPath: socketPath)
+        if let text = socketMode {
+            guard let mode = ConfigFile.parseMode(text) else { throw ValidationError("--socket-mode: expected an octal mode like 0660, got \(text)") }
+            options.socketMode = mode
+        } else if let mode = file.socketMode { options.socketMode = mode }
+        options.stateDirectory = stateDir ?? file.stateDirectory
+        if let text = preloadBytes {
+            guard let bytes = ConfigFile.parseByteCount(text), bytes > 0 else { throw ValidationError("--preload-bytes: expected a positive byte count, got \(text)") }
+            options.preloadBytes = bytes
+        } else if let bytes = file.preloadBytes { options.preloadBytes = bytes }
+        if let ringSlots {
+            guard ringSlots >= 2, ringSlots <= 1024 else { throw ValidationError("--ring-slots: expected 2...1024, got \(ringSlots)") }
+            options.ringSlots = ringSlots
+        } else if let slots = file.ringSlots { options.ringSlots = slots }
+        if let text = logLevel {
+            guard let level = Logger.Level(rawValue: text) else { throw ValidationError("--log-level: unknown level \(text)") }
+            options.logLevel = level
+        } else if let level = file.logLevel { options.logLevel = level }
+        return options
+    }
+}
+
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+TokenfeedDaemon.main()

@@ -1,2 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Dispatch
+import Logging
+import Synchronization
+import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedProtocol
+
+/// Why the daemon could not start: the message names the file and line/column, shard and frame,
+/// or the system call and path.
+public struct ServerStartupError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The tokenfeed daemon: accepts connections on a Unix socket and serves each its own rank slice.
+///
+/// ```swift
+/// let server = try Server.open(options: options, logger: logger)   // curriculum and shard headers first
+/// try server.start()                                               // then listen
+/// …
+/// server.shutdown()                                                // Error shutting_down to every client
+/// ```
+/// Accepting runs on a `DispatchSourceRead` of the listening socket; every connection has its own
+/// read source, writer queue and feed (see ``Connection``).
+public final class Server: @unchecked Sendable {
+    /// The stream this daemon serves.
+    public let stream: ServedStream
+    /// The options it runs with.
+    public let options: ServerOptions
+    let logger: Logger
+    let registry = JobRegistry()
+    let counters = ServerCounters()
+    private let connections = Mutex<[UInt64: Connection]>([:])
+    private let nextID = Atomic<UInt64>(1)
+    private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
+    /// Set by `start` and cleared by `shutdown`, both on the caller's thread before/after the accept source runs.
+    private var acceptSource: (any DispatchSourceRead)?
+    private var listener: ListeningSocket?
+    private let stopping = Atomic<Bool>(false)
+    private let allClosed = DispatchSemaphore(value: 0)
+
+    /// Loads the curriculum and opens every dataset folder and shard (headers, metadata, checksums
+    /// of the metadata) — everything that can fail on bad input — without listening yet.
+    /// - Throws: `ServerStartupError` naming the file and line:column (curriculum) or the dataset,
+    ///   shard and problem.
+    public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
+        let curriculum: Curriculum
+        do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
+            throw ServerStartupError(error.description)
+        }
+        let stream: GlobalStream
+        do { stream = try GlobalStream(curriculum: curriculum) } catch {
+            throw ServerStartupError("\(options.curriculumPath): \(error)")
+        }
+        return Server(stream: ServedStream(stream: stream), options: options, logger: logger)
+    }
+
+    /// A server for an opened stream.
+    public init(stream: ServedStream, options: ServerOptions, logger: Logger) {
+        self.stream = stream
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The socket path clients connect to.
+    public var socketPath: String { options.socketPath }
+
+    /// Starts listening: on the socket systemd passed (`LISTEN_FDS`), else on `options.socketPath`.
+    /// - Throws: `ServerStartupError` naming the call and path (path in use, no permission, …).
+    public func start() throws(ServerStartupError) {
+        let socket: ListeningSocket
+        if let activated = ListeningSocket.activated() {
+            socket = activated
+            logger.info("listening on the socket passed by systemd (fd 3)")
+        } else {
+            do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
+                throw ServerStartupError(error.description)
+            }
+            logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
+        }
+        if let dir = options.stateDirectory, mkdir(dir, 0o755) != 0, errno != EEXIST {
+            socket.close()
+            throw ServerStartupError(SystemCallError("mkdir \(dir)").description)
+        }
+        listener = socket
+        let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)
+        source.setEventHandler { [self] in acceptAll(socket.fd) }
+        source.setCancelHandler { socket.close() }
+        acceptSource = source
+        source.resume()
+        logger.info("serving", metadata: [
+            "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(hex16(stream.fingerprint))",
+            "datasets": "\(stream.datasets.count)", "stages": "\(stream.stages.count)",
+            "sequences": "\(stream.stream.plan.totalSequences)",
+        ])
+        SystemdNotifier.notify("READY=1\nSTATUS=serving \(options.socketPath)")
+    }
+
+    private func acceptAll(_ listenFD: Int32) {
+        while !stopping.load(ordering: .acquiring) {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                let code = errno
+                if code == EINTR || code == ECONNABORTED { continue }
+                if code != EAGAIN && code != EWOULDBLOCK { logger.error("accept failed", metadata: ["error": "\(SystemCallError("accept", code: code))"]) }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            setNonBlocking(fd)
+            let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+            let connection = Connection(id: id, fd: fd, server: self, logger: logger)
+            connections.withLock { $0[id] = connection }
+            logger.debug("accepted", metadata: ["connection": "\(id)"])
+            connection.start()
+        }
+    }
+
+    /// Called by a connection once its descriptor is closed.
+    func connectionClosed(_ connection: Connection, session: Session?, nextStep: UInt64) {
+        let remaining = connections.withLock { table -> Int in
+            table[connection.id] = nil
+            return table.count
+        }
+        if let session { saveState(rank: session.rank, cursor: Cursor(fingerprint: stream.fingerprint, nextStep: nextStep,
+                                                                   worldSize: session.worldSize, batchSize: session.batchSize)) }
+        if remaining == 0, stopping.load(ordering: .acquiring) { allClosed.signal() }
+    }
+
+    /// Number of open connections.
+    public var connectionCount: Int { connections.withLock { $0.count } }
+
+    /// Stops accepting, sends `shutting_down` to every client, waits up to `timeout` seconds for the
+    /// connections to close, writes the state directory and removes the socket file. Idempotent.
+    public func shutdown(timeout: Double = 3) {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        SystemdNotifier.notify("STOPPING=1")
+        logger.info("shutting down")
+        acceptSource?.cancel()
+        let open = connections.withLock { Array($0.values) }
+        for connection in open {
+            connection.send(ErrorMessage(code: .shuttingDown, message: "the daemon is stopping; reconnect later and resume from your last cursor"),
+                            requestID: 0)
+            connection.close(reason: "daemon shutdown")
+        }
+        if !open.isEmpty, connectionCount > 0 {
+            if allClosed.wait(timeout: .now() + timeout) == .timedOut {
+                logger.warning("connections still open at exit", metadata: ["count": "\(connectionCount)"])
+            }
+        }
+        saveStats()
+        logger.info("stopped")
+    }
+
+    // MARK: State directory
+
+    private func saveState(rank: UInt32, cursor: Cursor) {
+        guard let dir = options.stateDirectory else { return }
+        do { try writeTextFileAtomically("\(dir)/rank-\(rank).cursor", cursor.text + "\n") } catch {
+            logger.warning("cannot write the state directory", metadata: ["error": "\(error)"])
+        }
+        saveStats()
+    }
+
+    private func saveStats() {
+        guard let dir = options.stateDirectory else { return }
+        do { try writeTextFileAtomically("\(dir)/stats.json", StatsJSON.render(statsSnapshot()) + "\n") } catch {
+            logger.warning("cannot write the state directory", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Stats
+
+    /// The daemon's state now, as a Stats message.
+    public func statsSnapshot() -> Stats {
+        let plan = stream.stream.plan
+        let curriculum = stream.stream.curriculum
+        let position = min(counters.furthestSequence.load(ordering: .relaxed), plan.totalSequences)
+        let stage = plan.stageIndex(ofSequence: min(position, plan.totalSequences - 1))
+        let countsNow = plan.counts(beforeSequence: position)
+        let stageStart = plan.firstSequence(ofStage: stage)
+        let countsAtStageStart = plan.counts(beforeSequence: min(stageStart, position))
+        let inStage = position > stageStart ? position - stageStart : 0
+        var targets = [Double](repeating: 0, count: curriculum.datasets.count)
+        for weight in curriculum.stages[stage].weights { targets[weight.dataset] = weight.share }
+        let length = UInt64(stream.sequenceLength)
+        let datasets = curriculum.datasets.indices.map { d in
+            let consumed = countsNow[d] * length
+            let epochTokens = stream.stream.datasets[d].tokenCount
+            return Stats.Dataset(name: curriculum.datasets[d].name, targetShare: targets[d],
+                                 realizedShare: inStage == 0 ? 0 : Double(countsNow[d] - countsAtStageStart[d]) / Double(inStage),
+                                 tokensServed: consumed, epoch: UInt32(truncatingIfNeeded: epochTokens == 0 ? 0 : consumed / epochTokens),
+                                 quarantinedShards: 0)
+        }
+        let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
+        var clients: [Stats.Client] = []
+        var ringCapacity: UInt32 = 0
+        var preloadBytes: UInt64 = 0
+        var preloadBudget: UInt64 = 0
+        for connection in open {
+            guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
+            ringCapacity += UInt32(session.feed.ring.slotCount)
+            preloadBytes += UInt64(PreloadFootprint.residentBytes(stream: stream.stream, budgetBytes: options.preloadBytes))
+            preloadBudget += UInt64(options.preloadBytes)
+            clients.append(Stats.Client(
+                rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
+                credits: UInt32(clamping: connection.credits.load(ordering: .relaxed)),
+                nextStep: connection.nextStep.load(ordering: .relaxed),
+                batchesSent: connection.batchesSent.load(ordering: .relaxed),
+                waitNanosecondsTotal: connection.waitNanosecondsTotal.load(ordering: .relaxed),
+                waitNanosecondsMax: connection.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
+        }
+        return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: position,
+                     tokensServed: counters.tokensServed.load(ordering: .relaxed),
+                     batchesServed: counters.batchesServed.load(ordering: .relaxed),
+                     ringCapacity: ringCapacity, ringOccupied: 0, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
+                     uptimeMilliseconds: (monotonicNanoseconds() - counters.startedAt) / 1_000_000,
+                     stages: stream.stages, datasets: datasets, clients: clients)
+    }
+}

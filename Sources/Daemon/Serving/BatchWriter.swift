@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import TokenfeedEngine
+import TokenfeedProtocol
+
+/// Sends one session's batches: takes the next packed batch from the session's ring, writes the
+/// frame header and metadata with `BatchHeaderWriter` into a buffer allocated once per session, and
+/// sends [header + metadata, token block] with one `sendmsg` whose second part points straight into
+/// the ring slot. No token is copied and nothing is allocated per batch.
+final class BatchWriter {
+    /// What ``sendNext(interrupt:)`` did.
+    enum Outcome {
+        /// The batch of this step went out, after waiting this long for the packer (0: it was ready).
+        case sent(step: UInt64, waitedNanoseconds: UInt64)
+        /// No batch was ready and `interrupt` said to stop waiting after this many nanoseconds.
+        case waited(nanoseconds: UInt64)
+        /// The socket failed; the session is over.
+        case writeFailed(SystemCallError)
+        /// The feed ended (end of the run, or a data error: see the feed's `failure`).
+        case ended
+    }
+
+    let session: Session
+    private let fd: Int32
+    private let header: UnsafeMutableRawBufferPointer
+    private let vectors: UnsafeMutableBufferPointer<iovec>
+    private let sequenceLength: UInt32
+    private let tokenWidth: TokenfeedProtocol.TokenWidth
+    private let fingerprint: UInt64
+    private let stepCount: UInt64
+    private var expectedStep: UInt64
+    private let giveUp: () -> Bool
+
+    init(session: Session, served: ServedStream, fd: Int32, giveUp: @escaping () -> Bool) {
+        self.session = session
+        self.fd = fd
+        self.sequenceLength = served.sequenceLength
+        self.tokenWidth = served.tokenWidth
+        self.fingerprint = served.fingerprint
+        self.stepCount = session.feed.stepCount
+        self.expectedStep = session.startStep
+        self.giveUp = giveUp
+        let capacity = BatchLayout.maximumTokenOffset(batchSize: Int(session.batchSize), sequenceLength: Int(served.sequenceLength))
+        header = .allocate(byteCount: capacity, alignment: BatchLayout.tokenAlignment)
+        header.initializeMemory(as: UInt8.self, repeating: 0)
+        vectors = .allocate(capacity: 2)
+        vectors.initialize(repeating: iovec())
+    }
+
+    deinit {
+        header.deallocate()
+        vectors.deallocate()
+    }
+
+    /// Sends the next batch, waiting (spin, yield, sleep — no lock) while the packer has none ready.
+    /// - Parameter interrupt: polled while waiting; true returns `.waited` so the caller can send
+    ///   control frames or tear down, then call again.
+    func sendNext(interrupt: () -> Bool) -> Outcome {
+        let ring = session.feed.ring
+        var waitStart: UInt64 = 0
+        var round = 0
+        var drainedChecks = 0
+        while true {
+            if let slot = ring.tryAcquireFull() {
+                let result = send(PackedBatch(layout: session.feed.layout, bytes: slot.payload))
+                ring.release(slot)
+                switch result {
+                case .success(let step):
+                    return .sent(step: step, waitedNanoseconds: waitStart == 0 ? 0 : monotonicNanoseconds() - waitStart)
+                case .failure(let error): return .writeFailed(error)
+                }
+            }
+            if waitStart == 0 { waitStart = monotonicNanoseconds() }
+            if interrupt() { return .waited(nanoseconds: monotonicNanoseconds() - waitStart) }
+            if expectedStep >= stepCount { return .ended }
+            if ring.isClosed && session.feed.isFinished {
+                // The ring may report empty for a moment while a hand-over completes (BatchRing,
+                // invariant 2a): look a few more times before calling the feed drained.
+                drainedChecks += 1
+                if drainedChecks > 64 { return .ended }
+            }
+            round += 1
+            if round < 64 {
+                continue
+            } else if round < 80 {
+                sched_yield()
+            } else {
+                usleep(UInt32(min(200, 1 << min(round - 80, 8))))
+            }
+        }
+    }
+
+    private func send(_ batch: PackedBatch) -> Result<UInt64, SystemCallError> {
+        let step = batch.step
+        precondition(step == expectedStep, "the feed produced step \(step), expected \(expectedStep)")
+        let pieces = batch.pieces
+        var writer = BatchHeaderWriter(into: header, step: step, rank: session.rank, worldSize: session.worldSize,
+                                       batchSize: session.batchSize, sequenceLength: sequenceLength, tokenWidth: tokenWidth,
+                                       pieceCount: pieces.count, fingerprint: fingerprint)
+        let records = batch.records
+        for j in 0 ..< records.count {
+            let record = records[j]
+            writer.appendRow(datasetIndex: record.dataset, stageIndex: record.stage, epoch: record.epoch,
+                             pieces: batch.pieces(of: j).lazy.map {
+                                 Piece(shardIndex: $0.shard, documentIndex: $0.document, tokenOffset: $0.offset, length: $0.length)
+                             })
+        }
+        let headerBytes = writer.finish()
+        let tokens = batch.tokens
+        vectors[0] = iovec(iov_base: header.baseAddress, iov_len: headerBytes)
+        vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: tokens.baseAddress), iov_len: tokens.count)
+        switch SocketSender.sendAll(fd: fd, vectors: vectors, giveUp: giveUp) {
+        case .success:
+            expectedStep = step + 1
+            return .success(step)
+        case .failure(let error):
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Logging
+import TokenfeedCurriculum
+
+/// The settings of a `tokenfeedd` YAML config file (`--config`); every key optional, the command
+/// line wins over each (docs/OPERATIONS.md, "Config file").
+///
+/// ```yaml
+/// curriculum: /etc/tokenfeed/smollm3.yaml
+/// data_root: /data/tokens
+/// socket: /run/tokenfeed/tokenfeed.sock
+/// socket_mode: "0660"
+/// state_dir: /var/lib/tokenfeed
+/// preload_bytes: 1GiB        # or a plain number of bytes; KiB, MiB, GiB, K, M, G suffixes
+/// ring_slots: 8
+/// log_level: info            # trace, debug, info, notice, warning, error, critical
+/// ```
+public struct ConfigFile: Sendable, Hashable {
+    public var curriculumPath: String?
+    public var dataRoot: String?
+    public var socketPath: String?
+    public var socketMode: UInt32?
+    public var stateDirectory: String?
+    public var preloadBytes: Int?
+    public var ringSlots: Int?
+    public var logLevel: Logger.Level?
+
+    /// An empty config (nothing set).
+    public init() {}
+
+    /// The keys a config file may hold.
+    public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
+                              "ring_slots", "log_level"]
+
+    /// Reads and validates a config file.
+    /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
+    ///   key or value (or the file when it cannot be read).
+    public static func load(path: String) throws(CurriculumErrors) -> ConfigFile {
+        let text: String
+        do { text = try readTextFile(path) } catch {
+            throw CurriculumErrors([CurriculumError(SourceLocation(file: path, line: 0, column: 0), "cannot read the config file: \(error)")])
+        }
+        return try parse(text: text, path: path)
+    }
+
+    /// Parses config text (`path` names it in diagnostics).
+    /// - Throws: `CurriculumErrors` naming line and column of every problem.
+    public static func parse(text: String, path: String) throws(CurriculumErrors) -> ConfigFile {
+        var config = ConfigFile()
+        guard let root = try YAMLParser.parse(text, file: path), !root.isNull else { return config }
+        guard case .mapping(let entries, _) = root else {
+            throw CurriculumErrors([CurriculumError(root.location, "a config file is a mapping of settings, got \(root.kindDescription)")])
+        }
+        var problems: [CurriculumError] = []
+        for entry in entries {
+            let value = entry.value
+            func fail(_ message: String) { problems.append(CurriculumError(value.location, "\(entry.key): \(message)")) }
+            guard let text = value.scalarText, !value.isNull else {
+                fail("expected a value, got \(value.kindDescription)")
+                continue
+            }
+            switch entry.key {
+            case "curriculum": config.curriculumPath = text
+            case "data_root": config.dataRoot = text
+            case "socket": config.socketPath = text
+            case "state_dir": config.stateDirectory = text
+            case "socket_mode":
+                if let mode = parseMode(text) { config.socketMode = mode } else { fail("expected an octal mode like \"0660\", got \"\(text)\"") }
+            case "preload_bytes":
+                if let bytes = parseByteCount(text), bytes > 0 { config.preloadBytes = bytes } else { fail("expected a positive byte count like 268435456 or 256MiB, got \"\(text)\"") }
+            case "ring_slots":
+                if let n = Int(text), n >= 2, n <= 1024 { config.ringSlots = n } else { fail("expected a number of slots in 2...1024, got \"\(text)\"") }
+            case "log_level":
+                if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
+                    fail("expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                }
+            default:
+                problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))
+            }
+        }
+        if !problems.isEmpty { throw CurriculumErrors(problems) }
+        return config
+    }
+
+    /// An octal permission mode (`660`, `0660`, `0o660`) within 0...0o777, or nil.
+    public static func parseMode(_ text: String) -> UInt32? {
+        var digits = Substring(text)
+        if digits.hasPrefix("0o") { digits = digits.dropFirst(2) }
+        guard !digits.isEmpty, let mode = UInt32(digits, radix: 8), mode <= 0o777 else { return nil }
+        return mode
+    }
+
+    /// A byte count: a number with an optional suffix K/KiB (1024), M/MiB, G/GiB, or nil.
+    public static func parseByteCount(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let n = Int(text.dropLast(suffix.count)), n >= 0 else { return nil }
+            let (value, overflow) = n.multipliedReportingOverflow(by: factor)
+            return overflow ? nil : value
+        }
+        return Int(text)
+    }
+}

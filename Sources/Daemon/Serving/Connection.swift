@@ -1,0 +1,366 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Dispatch
+import Logging
+import Synchronization
+import TokenfeedEngine
+import TokenfeedProtocol
+
+/// One client connection: a read side (a `DispatchSourceRead` on the connection's serial queue that
+/// decodes frames and runs the handshake, credits and stats requests) and a writer (its own serial
+/// queue that sends control frames and batches). Each session has its own ``RankFeed``, so a slow
+/// or vanished client only ever stalls its own writer.
+///
+/// The writer is the only code that writes to the socket; the read side hands it frames and the
+/// session through the `outbox` (a mutex taken only for control traffic, never per batch). Credits
+/// are an atomic balance. The writer parks when it has nothing to do and is woken by
+/// ``wakeWriter()`` (an atomic flag guards against double scheduling and lost wake-ups).
+///
+/// Teardown: ``close(reason:)`` marks the connection closing (idempotent), stops the feed and
+/// cancels the read source; the writer flushes what the outbox holds (an Error or Goodbye) and
+/// stops. When both sides have finished the descriptor is closed and the rank released.
+final class Connection: @unchecked Sendable {
+    /// Batches and control frames sent by the writer; the read side only enqueues into it.
+    struct Outbox {
+        var frames: [[UInt8]] = []
+        var session: Session?
+    }
+
+    let id: UInt64
+    let fd: Int32
+    private let server: Server
+    private var logger: Logger
+    private let queue: DispatchQueue
+    private let writerQueue: DispatchQueue
+    /// Read side only (on `queue`).
+    private var readSource: (any DispatchSourceRead)?
+    private let decoder: FrameDecoder
+    private var readSession: Session?
+    /// The rank this connection claimed in the job registry (read side only until teardown).
+    private var claimedRank: UInt32?
+
+    /// Writer only (on `writerQueue`).
+    private var writer: BatchWriter?
+
+    private let outbox = Mutex(Outbox())
+    private let outboxPending = Atomic<Bool>(false)
+    private let writerScheduled = Atomic<Bool>(false)
+    private let closing = Atomic<Bool>(false)
+    private let closingSince = Atomic<UInt64>(0)
+    private let sidesFinished = Atomic<Int>(0)
+
+    /// Credit balance: batches the client allows the writer to send.
+    let credits = Atomic<UInt64>(0)
+    /// Statistics for Stats (relaxed atomics).
+    let batchesSent = Atomic<UInt64>(0)
+    let nextStep = Atomic<UInt64>(0)
+    let waitNanosecondsTotal = Atomic<UInt64>(0)
+    let waitNanosecondsMax = Atomic<UInt64>(0)
+    /// The session's identity for Stats, set once at the handshake.
+    let sessionInfo = Mutex<Session?>(nil)
+
+    init(id: UInt64, fd: Int32, server: Server, logger: Logger) {
+        self.id = id
+        self.fd = fd
+        self.server = server
+        var logger = logger
+        logger[metadataKey: "connection"] = "\(id)"
+        self.logger = logger
+        self.queue = DispatchQueue(label: "tokenfeed.connection\(id).read")
+        self.writerQueue = DispatchQueue(label: "tokenfeed.connection\(id).write")
+        var limits = FrameLimits()
+        // A client never sends Welcome, Batch or Stats: refuse any payload for them before buffering it.
+        limits.welcome = 0
+        limits.batch = 0
+        limits.stats = 0
+        self.decoder = FrameDecoder(limits: limits, initialCapacity: 4096)
+    }
+
+    /// Starts reading.
+    func start() {
+        queue.async { [self] in
+            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            source.setEventHandler { [self] in readable() }
+            source.setCancelHandler { [self] in sideFinished() }
+            readSource = source
+            source.resume()
+        }
+    }
+
+    /// Whether ``close(reason:)`` was called.
+    var isClosing: Bool { closing.load(ordering: .acquiring) }
+
+    // MARK: Read side
+
+    private func readable() {
+        guard !isClosing else { return }
+        while true {
+            var readErrno: Int32 = 0
+            let n: Int
+            do {
+                n = try decoder.receive { buffer in
+                    let got = recv(fd, buffer.baseAddress, buffer.count, 0)
+                    if got < 0 { readErrno = errno }
+                    return got
+                }
+            } catch {
+                fail(error)
+                return
+            }
+            if n == 0 {
+                let partial = decoder.bufferedBytes
+                close(reason: partial > 0 ? "client closed the connection in the middle of a frame (\(partial) bytes of it received)"
+                                          : "client closed the connection")
+                return
+            }
+            if n < 0 {
+                if readErrno == EAGAIN || readErrno == EWOULDBLOCK { return }
+                if readErrno == EINTR { continue }
+                close(reason: "read failed: \(SystemCallError("recv", code: readErrno))")
+                return
+            }
+            do {
+                while let frame = try decoder.nextFrame() {
+                    let message: Message
+                    do { message = try frame.message() } catch {
+                        fail(error)
+                        return
+                    }
+                    handle(message, requestID: frame.header.requestID)
+                    if isClosing { return }
+                }
+            } catch {
+                fail(error)
+                return
+            }
+        }
+    }
+
+    private func handle(_ message: Message, requestID: UInt32) {
+        switch message {
+        case .hello(let hello):
+            guard readSession == nil, claimedRank == nil else {
+                fail(ProtocolError(.unexpectedMessage, "a second Hello on the same connection"))
+                return
+            }
+            handshake(hello)
+        case .credit(let credit):
+            guard readSession != nil else {
+                fail(ProtocolError(.unexpectedMessage, "Credit before Hello"))
+                return
+            }
+            credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent)
+            wakeWriter()
+        case .statsRequest:
+            send(server.statsSnapshot(), requestID: requestID)
+        case .goodbye:
+            close(reason: "client said goodbye")
+        case .error(let error):
+            close(reason: "client sent an error: \(error.protocolError)")
+        case .welcome, .batch, .stats:
+            fail(ProtocolError(.unexpectedMessage, "a client does not send \(message.type) frames"))
+        }
+    }
+
+    private func handshake(_ hello: Hello) {
+        let served = server.stream
+        let startStep: UInt64
+        do throws(ProtocolError) {
+            startStep = try SessionStart.step(for: hello, served: served)
+            let frameBytes = BatchLayout(batchSize: Int(min(hello.batchSize, UInt32(BatchLayout.maxBatchSize))),
+                                         sequenceLength: Int(served.sequenceLength), tokenWidth: served.tokenWidth,
+                                         pieceCount: Int(min(hello.batchSize, UInt32(BatchLayout.maxBatchSize)))).frameLength
+            guard hello.batchSize <= UInt32(BatchLayout.maxBatchSize), UInt64(frameBytes) <= FrameLimits.protocolMaximum.batch + 24 else {
+                throw ProtocolError(.oversizeFrame, "batch_size \(hello.batchSize) × \(served.sequenceLength + 1) tokens would exceed the 1 GiB batch frame limit",
+                                    detail: "Hello.batch_size")
+            }
+            try server.registry.claim(hello)
+        } catch {
+            fail(error)
+            return
+        }
+        claimedRank = hello.rank
+        logger[metadataKey: "rank"] = "\(hello.rank)"
+        let slice = RankSlice(rank: Int(hello.rank), worldSize: Int(hello.worldSize), batchSize: Int(hello.batchSize))
+        let feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
+                            ringSlots: server.options.ringSlots, preloadBytes: server.options.preloadBytes)
+        let session = Session(hello: hello, startStep: startStep, feed: feed)
+        readSession = session
+        nextStep.store(startStep, ordering: .relaxed)
+        sessionInfo.withLock { $0 = session }
+        feed.start()
+        let start = Cursor(fingerprint: served.fingerprint, nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
+        var welcome: [UInt8] = []
+        served.welcome(startCursor: start).encodeFrame(into: &welcome)
+        outbox.withLock {
+            $0.frames.append(welcome)
+            $0.session = session
+        }
+        outboxPending.store(true, ordering: .sequentiallyConsistent)
+        credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
+        logger.info("session opened", metadata: [
+            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(hello.jobID)",
+            "start_step": "\(startStep)", "credits": "\(hello.initialCredits)",
+            "resumed": "\(hello.cursor != nil)",
+        ])
+        wakeWriter()
+    }
+
+    /// Sends a typed error, then closes.
+    private func fail(_ error: ProtocolError) {
+        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
+        send(ErrorMessage(error), requestID: 0)
+        close(reason: "protocol error \(error.code.name)")
+    }
+
+    // MARK: Outbox and teardown (any queue)
+
+    /// Queues a control frame for the writer.
+    func send(_ message: some WireMessage, requestID: UInt32) {
+        var bytes: [UInt8] = []
+        message.encodeFrame(into: &bytes, requestID: requestID)
+        outbox.withLock { $0.frames.append(bytes) }
+        outboxPending.store(true, ordering: .sequentiallyConsistent)
+        wakeWriter()
+    }
+
+    /// Starts the teardown (idempotent): the writer flushes queued frames and stops, the read source
+    /// is cancelled, the feed stopped; the descriptor closes when both sides have finished.
+    func close(reason: String) {
+        guard !closing.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        closingSince.store(monotonicNanoseconds(), ordering: .relaxed)
+        logger.info("closing", metadata: ["reason": "\(reason)"])
+        queue.async { [self] in
+            readSession?.feed.stop()
+            readSource?.cancel()
+        }
+        wakeWriter()
+    }
+
+    private func wakeWriter() {
+        if !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) {
+            writerQueue.async { [self] in writeLoop() }
+        }
+    }
+
+    private func sideFinished() {
+        guard sidesFinished.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 2 else { return }
+        // Both the read source and the writer are done with the descriptor.
+        _ = Glibc.close(fd)
+        let session = sessionInfo.withLock { $0 }
+        session?.feed.stop()
+        if let rank = session?.rank { server.registry.release(rank: rank) }
+        server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
+        logger.debug("closed")
+    }
+
+    // MARK: Writer (on writerQueue)
+
+    private func writeLoop() {
+        while true {
+            if outboxPending.load(ordering: .sequentiallyConsistent) {
+                guard flushOutbox() else { writeFailed(); continue }
+            }
+            if closing.load(ordering: .sequentiallyConsistent) {
+                if outboxPending.load(ordering: .sequentiallyConsistent) { _ = flushOutbox() }
+                sideFinished()
+                return
+            }
+            guard let writer, credits.load(ordering: .sequentiallyConsistent) > 0 else {
+                writerScheduled.store(false, ordering: .sequentiallyConsistent)
+                let work = outboxPending.load(ordering: .sequentiallyConsistent) || closing.load(ordering: .sequentiallyConsistent)
+                    || (writer != nil && credits.load(ordering: .sequentiallyConsistent) > 0)
+                if work, !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) { continue }
+                return
+            }
+            switch writer.sendNext(interrupt: { [self] in
+                outboxPending.load(ordering: .relaxed) || closing.load(ordering: .relaxed)
+            }) {
+            case .sent(let step, let waited):
+                if waited > 0 { recordWait(waited) }
+                credits.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                batchesSent.wrappingAdd(1, ordering: .relaxed)
+                nextStep.store(step + 1, ordering: .relaxed)
+                let global = UInt64(writer.session.worldSize) * UInt64(writer.session.batchSize)
+                server.counters.recordBatch(rows: writer.session.batchSize, sequenceLength: server.stream.sequenceLength,
+                                            endSequence: (step + 1) * global)
+            case .waited(let nanoseconds):
+                recordWait(nanoseconds)
+            case .writeFailed(let error):
+                writerFailureReason = error.description
+                writeFailed()
+            case .ended:
+                endOfFeed(writer.session)
+            }
+        }
+    }
+
+    private func recordWait(_ nanoseconds: UInt64) {
+        waitNanosecondsTotal.wrappingAdd(nanoseconds, ordering: .relaxed)
+        var current = waitNanosecondsMax.load(ordering: .relaxed)
+        while current < nanoseconds {
+            let (done, original) = waitNanosecondsMax.compareExchange(expected: current, desired: nanoseconds, ordering: .relaxed)
+            if done { break }
+            current = original
+        }
+    }
+
+    /// The feed ended: the curriculum's last step was sent, or a shard failed.
+    private func endOfFeed(_ session: Session) {
+        if let failure = session.feed.failure {
+            logger.error("data error, closing the session", metadata: ["error": "\(failure)"])
+            let detail = failure.frame.map { "\(failure.path) frame \($0)" } ?? failure.path
+            enqueue(ErrorMessage(code: .dataError, message: failure.description, detail: detail))
+            close(reason: "data error")
+        } else {
+            enqueue(Goodbye(reason: .endOfStream))
+            close(reason: "end of stream after step \(nextStep.load(ordering: .relaxed))")
+        }
+    }
+
+    private func enqueue(_ message: some WireMessage) {
+        var bytes: [UInt8] = []
+        message.encodeFrame(into: &bytes)
+        outbox.withLock { $0.frames.append(bytes) }
+        outboxPending.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    private func writeFailed() {
+        close(reason: "the client is gone (\(writerFailureReason))")
+    }
+
+    private var writerFailureReason = ""
+
+    /// Sends every queued control frame; picks up the session after the Welcome.
+    /// - Returns: false when the socket failed.
+    private func flushOutbox() -> Bool {
+        let taken = outbox.withLock { box -> Outbox in
+            outboxPending.store(false, ordering: .sequentiallyConsistent)
+            let out = box
+            box = Outbox()
+            return out
+        }
+        for frame in taken.frames {
+            let ok = frame.withUnsafeBytes { bytes in
+                SocketSender.sendAll(fd: fd, [bytes], giveUp: giveUpWaiting)
+            }
+            if case .failure(let error) = ok {
+                writerFailureReason = error.description
+                return false
+            }
+        }
+        if let session = taken.session {
+            writer = BatchWriter(session: session, served: server.stream, fd: fd, giveUp: giveUpWaiting)
+        }
+        return true
+    }
+
+    /// Whether a blocked write should stop waiting: one second after the teardown began.
+    private func giveUpWaiting() -> Bool {
+        guard closing.load(ordering: .relaxed) else { return false }
+        return monotonicNanoseconds() - closingSince.load(ordering: .relaxed) > 1_000_000_000
+    }
+}

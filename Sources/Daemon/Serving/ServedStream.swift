@@ -1,0 +1,53 @@
+import TokenfeedCurriculum
+import TokenfeedEngine
+import TokenfeedProtocol
+
+/// The stream a daemon serves, opened once at startup, with everything the protocol says about it:
+/// the Welcome's tables (stages, datasets and their shard paths), the token width and vocabulary,
+/// and the 64-bit fingerprint that cursors carry.
+public final class ServedStream: Sendable {
+    /// The opened global stream (curriculum, plan, dataset folders).
+    public let stream: GlobalStream
+    /// The protocol fingerprint: see ``StreamFingerprint``.
+    public let fingerprint: UInt64
+    /// The curriculum's stages with their token ranges, as the Welcome lists them.
+    public let stages: [StageInfo]
+    /// The curriculum's datasets with shard paths relative to the data root, as the Welcome lists them.
+    public let datasets: [DatasetInfo]
+    /// Bytes per token on the wire.
+    public let tokenWidth: TokenfeedProtocol.TokenWidth
+    /// Tokens a sequence counts for.
+    public let sequenceLength: UInt32
+    /// Vocabulary size announced in the Welcome (at least 1).
+    public let vocabularySize: UInt32
+
+    /// Describes an opened stream.
+    /// - Precondition: the sequence length fits the protocol (below 2^24).
+    public init(stream: GlobalStream) {
+        precondition(stream.sequenceLength <= Int(Welcome.maxSequenceLength), "sequence length too large for the protocol")
+        self.stream = stream
+        self.fingerprint = StreamFingerprint.value(of: stream)
+        self.stages = stream.curriculum.stages.map {
+            StageInfo(name: $0.name, startToken: $0.startToken, endToken: $0.endToken)
+        }
+        self.datasets = stream.curriculum.datasets.indices.map { d in
+            DatasetInfo(name: stream.curriculum.datasets[d].name,
+                        shardPaths: stream.datasets[d].shards.indices.map { stream.shardName(dataset: d, shard: $0) })
+        }
+        self.tokenWidth = stream.tokenWidth.bytes == 2 ? .u16 : .u32
+        self.sequenceLength = UInt32(stream.sequenceLength)
+        let maxVocabulary: UInt32 = tokenWidth == .u16 ? 65_536 : .max
+        self.vocabularySize = min(max(1, stream.vocabularySize), maxVocabulary)
+    }
+
+    /// Steps in the whole run for a job of `worldSize × batchSize` sequences a step.
+    public func stepCount(worldSize: UInt32, batchSize: UInt32) -> UInt64 {
+        stream.plan.totalSequences / (UInt64(worldSize) * UInt64(batchSize))
+    }
+
+    /// The Welcome for a session that starts at `startCursor`.
+    public func welcome(startCursor: Cursor) -> Welcome {
+        Welcome(sequenceLength: sequenceLength, tokenWidth: tokenWidth, vocabularySize: vocabularySize,
+                fingerprint: fingerprint, startCursor: startCursor, stages: stages, datasets: datasets)
+    }
+}

@@ -1,0 +1,36 @@
+import Logging
+
+/// Everything `tokenfeedd` needs to serve, from the command line and the config file merged
+/// (docs/OPERATIONS.md, "Options").
+public struct ServerOptions: Sendable, Hashable {
+    /// The curriculum file.
+    public var curriculumPath: String
+    /// The folder holding the dataset folders (nil: the curriculum's paths are used as written).
+    public var dataRoot: String?
+    /// The Unix socket path to listen on (ignored when a socket is passed by systemd).
+    public var socketPath: String
+    /// Permission bits of the socket file (default 0o660).
+    public var socketMode: UInt32
+    /// Where to write `stats.json` and the last cursor of every rank; nil writes nothing.
+    public var stateDirectory: String?
+    /// Byte budget of each session's preloader (decompressed frames held ahead of need).
+    public var preloadBytes: Int
+    /// Batches each session's packer may run ahead (ring slots, rounded up to a power of two).
+    public var ringSlots: Int
+    /// The log level.
+    public var logLevel: Logger.Level
+
+    /// Defaults for everything but the three required settings.
+    public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,
+                stateDirectory: String? = nil, preloadBytes: Int = 256 << 20, ringSlots: Int = 8,
+                logLevel: Logger.Level = .info) {
+        self.curriculumPath = curriculumPath
+        self.dataRoot = dataRoot
+        self.socketPath = socketPath
+        self.socketMode = socketMode
+        self.stateDirectory = stateDirectory
+        self.preloadBytes = preloadBytes
+        self.ringSlots = ringSlots
+        self.logLevel = logLevel
+    }
+}

@@ -1,0 +1,61 @@
+import TokenfeedEngine
+import TokenfeedProtocol
+
+/// An accepted session: the Hello's shape, the start position and the session's own feed.
+final class Session: Sendable {
+    let rank: UInt32
+    let worldSize: UInt32
+    let batchSize: UInt32
+    let jobID: String
+    let startStep: UInt64
+    let feed: RankFeed
+
+    init(hello: Hello, startStep: UInt64, feed: RankFeed) {
+        rank = hello.rank
+        worldSize = hello.worldSize
+        batchSize = hello.batchSize
+        jobID = hello.jobID
+        self.startStep = startStep
+        self.feed = feed
+    }
+}
+
+/// Where a Hello starts: the step of its own shape at which the stream continues, checked against
+/// the served stream (docs/PROTOCOL.md, "Handshake" and "Cursor").
+enum SessionStart {
+    /// The start step for `hello`: 0 without a cursor, else the cursor's global sequence divided by
+    /// the Hello's global batch.
+    /// - Throws: `cursor_fingerprint_mismatch` naming both fingerprints (or the quarantine digests),
+    ///   `bad_cursor` when the cursor's position is not a step boundary of the Hello's shape or lies
+    ///   past the end of the run.
+    static func step(for hello: Hello, served: ServedStream) throws(ProtocolError) -> UInt64 {
+        guard let cursor = hello.cursor else { return 0 }
+        guard cursor.fingerprint == served.fingerprint else {
+            throw ProtocolError(.cursorFingerprintMismatch,
+                "the cursor was made for stream fingerprint 0x\(hex16(cursor.fingerprint)); this daemon serves 0x\(hex16(served.fingerprint)) " +
+                "(another curriculum or shard manifest)", detail: "Hello.cursor.fingerprint")
+        }
+        guard cursor.quarantineDigest == 0 else {
+            throw ProtocolError(.cursorFingerprintMismatch,
+                "the cursor's quarantine digest is 0x\(hex16(cursor.quarantineDigest)); this daemon has quarantined no shard (digest 0)",
+                detail: "Hello.cursor.quarantine_digest")
+        }
+        guard let step = cursor.resumeStep(worldSize: hello.worldSize, batchSize: hello.batchSize) else {
+            throw ProtocolError(.badCursor,
+                "the cursor's next sequence \(cursor.nextSequence) is not a step boundary of world_size \(hello.worldSize) × batch_size \(hello.batchSize) " +
+                "(global batch \(UInt64(hello.worldSize) * UInt64(hello.batchSize)))", detail: "Hello.cursor.next_sequence")
+        }
+        let steps = served.stepCount(worldSize: hello.worldSize, batchSize: hello.batchSize)
+        guard step <= steps else {
+            throw ProtocolError(.badCursor, "the cursor's step \(step) is past the end of the run (\(steps) steps of this shape)",
+                                detail: "Hello.cursor.next_step")
+        }
+        return step
+    }
+}
+
+/// Sixteen lowercase hex digits.
+func hex16(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
+}
