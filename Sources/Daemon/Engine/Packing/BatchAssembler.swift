@@ -33,7 +33,8 @@ public struct BatchAssembler {
     }
 
     /// Plans `step` and copies its tokens into `tokens` (at least ``tokenBlockBytes`` bytes):
-    /// row j holds sequence j's `sequenceLength + 1` tokens.
+    /// row j holds sequence j's `sequenceLength + 1` tokens — its pieces' tokens, then (bestfit
+    /// packing) `paddedTokens` pad ids.
     /// - Throws: `ShardError` when a frame cannot be read or is corrupt.
     public mutating func assemble(step: UInt64, into tokens: UnsafeMutableRawBufferPointer,
                                   frames: some FrameProvider) throws(ShardError) {
@@ -48,7 +49,21 @@ public struct BatchAssembler {
                 try copy(piece, dataset: Int(record.dataset), to: tokens, at: at, outWidth: outWidth, frames: frames)
                 at += Int(piece.length)
             }
+            if record.paddedTokens > 0 {
+                pad(tokens, from: at, count: Int(record.paddedTokens), width: outWidth)
+            }
             row += 1
+        }
+    }
+
+    /// Writes `count` pad ids from token `start` on.
+    private func pad(_ tokens: UnsafeMutableRawBufferPointer, from start: Int, count: Int, width: Int) {
+        let id = stream.padToken ?? 0
+        if width == 4 {
+            for t in start ..< start + count { tokens.storeBytes(of: id.littleEndian, toByteOffset: t * 4, as: UInt32.self) }
+        } else {
+            let id16 = UInt16(truncatingIfNeeded: id)
+            for t in start ..< start + count { tokens.storeBytes(of: id16.littleEndian, toByteOffset: t * 2, as: UInt16.self) }
         }
     }
 

@@ -4,11 +4,16 @@ import TokenfeedShards
 
 /// The global stream of sequences: a pure function of (curriculum, shards, seed, position).
 ///
-/// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it; with `concat` packing it
-/// is that dataset's `k`-th window of `sequenceLength + 1` tokens, `k` being how many earlier
-/// sequences came from the same dataset (over all stages): stream tokens
-/// `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token as nanotron and Megatron
-/// read them. Opening reads shard metadata only.
+/// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it, and is that dataset's
+/// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages):
+/// - with `concat` packing, the `k`-th window of `sequenceLength + 1` tokens of the dataset's
+///   stream: tokens `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token as nanotron
+///   and Megatron read them;
+/// - with `bestfit` packing, the `k`-th row of the dataset's documents packed best fit decreasing,
+///   `lookahead` documents at a time, then padded with the pad id (``BestFitDatasetRows``,
+///   docs/PACKING.md).
+///
+/// Opening reads shard metadata only.
 public final class GlobalStream: Sendable {
     public let curriculum: Curriculum
     public let plan: StreamPlan
@@ -18,6 +23,8 @@ public final class GlobalStream: Sendable {
     public let tokenWidth: TokenWidth
     /// The largest vocabulary size the datasets' shards declare.
     public let vocabularySize: UInt32
+    /// Bestfit row counts per shard, shared by the planners (unused with `concat` packing).
+    let bestFitRows: BestFitRowCache
 
     public var sequenceLength: Int { curriculum.sequenceLength }
     /// Tokens in a served row: `sequenceLength + 1`.
@@ -25,11 +32,9 @@ public final class GlobalStream: Sendable {
 
     /// Opens every dataset folder of the curriculum (their paths must be resolved: load the
     /// curriculum with a data root).
-    /// - Throws: `EngineError` naming the dataset and folder that cannot be opened.
+    /// - Throws: `EngineError` naming the dataset and folder that cannot be opened, or the pad
+    ///   token when it is outside the datasets' vocabulary (so it also fits their token width).
     public init(curriculum: Curriculum, plan: StreamPlan? = nil) throws(EngineError) {
-        if case .bestfit = curriculum.packing {
-            throw EngineError("\(curriculum.sourcePath): packing `bestfit` is not supported by this build; use `concat`")
-        }
         var datasets: [DatasetFolder] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
@@ -39,11 +44,25 @@ public final class GlobalStream: Sendable {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
+        let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
+        let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
+        if case .bestfit(let pad, _) = curriculum.packing {
+            if pad >= vocabularySize {
+                throw EngineError("\(curriculum.sourcePath): packing: pad_token \(pad) is outside the datasets' vocabulary of \(vocabularySize) ids")
+            }
+        }
         self.curriculum = curriculum
         self.plan = plan ?? StreamPlan(curriculum: curriculum)
         self.datasets = datasets
-        self.tokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
-        self.vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
+        self.tokenWidth = tokenWidth
+        self.vocabularySize = vocabularySize
+        self.bestFitRows = BestFitRowCache(shardCounts: datasets.map(\.shards.count))
+    }
+
+    /// The pad id of `bestfit` packing; nil with `concat` packing.
+    public var padToken: UInt32? {
+        if case .bestfit(let pad, _) = curriculum.packing { return pad }
+        return nil
     }
 
     /// A planner for one consumer (it caches epoch layouts, so each thread has its own).
@@ -68,34 +87,50 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
 public struct SequencePlanner: Sendable {
     public let stream: GlobalStream
     private var datasetStreams: [DatasetStream]
+    /// Per dataset, its bestfit rows (empty with `concat` packing).
+    private var bestFitRows: [BestFitDatasetRows]
 
     init(stream: GlobalStream) {
         self.stream = stream
         self.datasetStreams = zip(stream.curriculum.datasets, stream.datasets).map {
             DatasetStream(name: $0.name, folder: $1, seed: stream.curriculum.seed)
         }
+        if case .bestfit(_, let lookahead) = stream.curriculum.packing {
+            self.bestFitRows = zip(stream.curriculum.datasets, stream.datasets).enumerated().map { d, pair in
+                BestFitDatasetRows(dataset: d, name: pair.0.name, folder: pair.1, seed: stream.curriculum.seed,
+                                   rowTokens: stream.rowTokens, lookahead: lookahead, cache: stream.bestFitRows)
+            }
+        } else {
+            self.bestFitRows = []
+        }
     }
 
     /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
-    /// `firstPiece` = the index of its first piece in `pieces`).
+    /// `firstPiece` = the index of its first piece in `pieces`). The pieces, read from their shards
+    /// in order, give the row's tokens; with `bestfit` packing `paddedTokens` pad ids follow them.
     public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) -> SequenceRecord {
         let source = stream.plan.source(ofSequence: i)
-        let length = UInt64(stream.sequenceLength)
-        var position = source.ordinal * length
-        var remaining = length + 1
         let first = pieces.count
         var epoch: UInt64 = 0
-        while remaining > 0 {
-            let at = datasetStreams[source.dataset].locate(position)
-            if pieces.count == first { epoch = at.epoch }
-            let n = min(remaining, at.remainingInDocument)
-            pieces.append(SequencePiece(shard: UInt32(at.shard), document: UInt64(at.document),
-                                        offset: at.offset, length: UInt32(n)))
-            position += n
-            remaining -= n
+        var padded = 0
+        if bestFitRows.isEmpty {
+            let length = UInt64(stream.sequenceLength)
+            var position = source.ordinal * length
+            var remaining = length + 1
+            while remaining > 0 {
+                let at = datasetStreams[source.dataset].locate(position)
+                if pieces.count == first { epoch = at.epoch }
+                let n = min(remaining, at.remainingInDocument)
+                pieces.append(SequencePiece(shard: UInt32(at.shard), document: UInt64(at.document),
+                                            offset: at.offset, length: UInt32(n)))
+                position += n
+                remaining -= n
+            }
+        } else {
+            (epoch, padded) = bestFitRows[source.dataset].row(source.ordinal, appendingTo: &pieces)
         }
         return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
                               firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),
-                              paddedTokens: 0, epoch: UInt32(truncatingIfNeeded: epoch))
+                              paddedTokens: UInt32(padded), epoch: UInt32(truncatingIfNeeded: epoch))
     }
 }

@@ -1,0 +1,173 @@
+import TokenfeedMixing
+import TokenfeedShards
+
+/// One dataset's stream of bestfit rows, with random access: row `k` is a pure function of the
+/// dataset's shard metadata, the curriculum seed, the row length, the look-ahead and `k`.
+///
+/// The dataset's documents are read as its stream is (epoch after epoch, each epoch in the shard
+/// order ``EpochOrder`` gives, each shard's documents in order). Each shard's documents are cut into
+/// consecutive groups of `lookahead` documents (the last group of a shard may be shorter; groups
+/// never cross a shard, so a shard packs into the same rows in every epoch), and each group is
+/// packed on its own by ``BestFitPacker``. Rows follow one another group after group, shard after
+/// shard, epoch after epoch.
+///
+/// Finding row `k` needs the row counts of the shards before it (packing their groups, metadata
+/// only) — in epoch 0 the shards before the position, from epoch 1 on every shard of the dataset,
+/// since an epoch's row count fixes where epochs start. Counts are shared through the stream's
+/// ``BestFitRowCache``; within the shard being read, the rows before each group are kept for the
+/// groups seen so far. Walking forwards packs each group once.
+struct BestFitDatasetRows: Sendable {
+    let dataset: Int
+    let name: String
+    let folder: DatasetFolder
+    let seed: UInt64
+    let lookahead: Int
+    let cache: BestFitRowCache
+    private var packer: BestFitPacker
+
+    /// Rows before shard `s` in epoch 0 (file-name order), for the shards counted so far.
+    private var epoch0Starts: [UInt64] = [0]
+    /// Rows in one epoch, once every shard is counted.
+    private var epochRows: UInt64?
+    private var layouts: [RowLayout] = []
+
+    /// The shard whose groups ``groupStarts`` describes.
+    private var tableShard = -1
+    /// Rows before group `g` of `tableShard`, for the groups packed so far (one more entry than groups).
+    private var groupStarts: [UInt64] = [0]
+    /// The group of `tableShard` the packer holds, and whether its rows are laid out.
+    private var packedGroup = -1
+    private var materialized = false
+
+    init(dataset: Int, name: String, folder: DatasetFolder, seed: UInt64, rowTokens: Int, lookahead: Int,
+         cache: BestFitRowCache) {
+        precondition(lookahead >= 1, "bestfit look-ahead must be at least one document")
+        self.dataset = dataset
+        self.name = name
+        self.folder = folder
+        self.seed = seed
+        self.lookahead = lookahead
+        self.cache = cache
+        self.packer = BestFitPacker(rowTokens: rowTokens)
+    }
+
+    /// Appends row `k`'s pieces (stream order) to `pieces`; returns the epoch the row is in and
+    /// how many padding tokens end it.
+    mutating func row(_ k: UInt64, appendingTo pieces: inout [SequencePiece]) -> (epoch: UInt64, paddedTokens: Int) {
+        let (epoch, shard, q) = locate(k)
+        let r = rowInGroup(shard: shard, row: q)
+        for p in packer.rowStarts[r] ..< packer.rowStarts[r + 1] {
+            let piece = packer.pieces[p]
+            pieces.append(SequencePiece(shard: UInt32(shard), document: UInt64(piece.document),
+                                        offset: piece.offset, length: piece.length))
+        }
+        return (epoch, packer.rowTokens - packer.rowFill[r])
+    }
+
+    /// The epoch, shard and row within the shard of row `k`.
+    private mutating func locate(_ k: UInt64) -> (epoch: UInt64, shard: Int, row: UInt64) {
+        let shardCount = folder.shards.count
+        if epochRows == nil {
+            while epoch0Starts.count <= shardCount && epoch0Starts.last! <= k {
+                let s = epoch0Starts.count - 1
+                epoch0Starts.append(epoch0Starts.last! + rows(ofShard: s))
+            }
+            if epoch0Starts.count == shardCount + 1 { epochRows = epoch0Starts.last! }
+            if k < epoch0Starts.last! {
+                let j = Self.firstAbove(k, in: epoch0Starts)
+                return (0, j - 1, k - epoch0Starts[j - 1])
+            }
+        }
+        let perEpoch = epochRows!
+        precondition(perEpoch > 0, "dataset \(name) packs into no rows")
+        let epoch = k / perEpoch
+        let q = k % perEpoch
+        let layout = self.layout(of: epoch)
+        let j = Self.firstAbove(q, in: layout.starts)
+        return (epoch, layout.order[j - 1], q - layout.starts[j - 1])
+    }
+
+    /// The smallest `j ≥ 1` with `starts[j] > value` (`starts` ascending, `starts[0] ≤ value < starts.last`).
+    private static func firstAbove(_ value: UInt64, in starts: [UInt64]) -> Int {
+        var lo = 1, hi = starts.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if starts[mid] > value { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+
+    /// Rows shard `s` packs into: from the shared cache, else counted (and shared).
+    private mutating func rows(ofShard s: Int) -> UInt64 {
+        if let known = cache.rows(dataset: dataset, shard: s) { return known }
+        let metadata = folder.shards[s].metadata
+        var total: UInt64 = 0
+        for g in 0 ..< groupCount(metadata) {
+            total += UInt64(packer.pack(metadata, documents: documents(ofGroup: g, metadata)))
+        }
+        packedGroup = -1
+        cache.store(rows: total, dataset: dataset, shard: s)
+        return total
+    }
+
+    /// Packs (when needed) the group of `shard` holding its row `q` and returns the row's index in it.
+    private mutating func rowInGroup(shard: Int, row q: UInt64) -> Int {
+        let metadata = folder.shards[shard].metadata
+        if tableShard != shard {
+            tableShard = shard
+            groupStarts.removeAll(keepingCapacity: true)
+            groupStarts.append(0)
+            packedGroup = -1
+        }
+        let groups = groupCount(metadata)
+        while groupStarts.last! <= q && groupStarts.count - 1 < groups {
+            let g = groupStarts.count - 1
+            groupStarts.append(groupStarts.last! + UInt64(packer.pack(metadata, documents: documents(ofGroup: g, metadata))))
+            packedGroup = g
+            materialized = false
+            if groupStarts.count - 1 == groups && cache.rows(dataset: dataset, shard: shard) == nil {
+                cache.store(rows: groupStarts.last!, dataset: dataset, shard: shard)
+            }
+        }
+        precondition(q < groupStarts.last!, "dataset \(name): row \(q) of shard \(shard) is past its \(groupStarts.last!) rows")
+        let g = Self.firstAbove(q, in: groupStarts) - 1
+        if packedGroup != g {
+            packer.pack(metadata, documents: documents(ofGroup: g, metadata))
+            packedGroup = g
+            materialized = false
+        }
+        if !materialized {
+            packer.materialize()
+            materialized = true
+        }
+        return Int(q - groupStarts[g])
+    }
+
+    private func groupCount(_ metadata: ShardMetadata) -> Int {
+        (metadata.documentCount + lookahead - 1) / lookahead
+    }
+
+    private func documents(ofGroup g: Int, _ metadata: ShardMetadata) -> Range<Int> {
+        g * lookahead ..< min(metadata.documentCount, (g + 1) * lookahead)
+    }
+
+    /// Epoch `epoch`'s shard order and the rows before each of its shards (last two epochs kept).
+    private mutating func layout(of epoch: UInt64) -> RowLayout {
+        if let hit = layouts.first(where: { $0.epoch == epoch }) { return hit }
+        let order = EpochOrder.shardOrder(datasetName: name, epoch: epoch, shardCount: folder.shards.count, seed: seed)
+        var starts: [UInt64] = [0]
+        starts.reserveCapacity(order.count + 1)
+        for s in order { starts.append(starts.last! + rows(ofShard: s)) }
+        let layout = RowLayout(epoch: epoch, order: order, starts: starts)
+        if layouts.count == 2 { layouts.removeFirst() }
+        layouts.append(layout)
+        return layout
+    }
+}
+
+/// One epoch's shard order and the rows before each of its shards (`order.count + 1` entries).
+private struct RowLayout: Sendable {
+    var epoch: UInt64
+    var order: [Int]
+    var starts: [UInt64]
+}
