@@ -158,22 +158,6 @@ struct Plan: ParsableCommand {
         return out + "}"
     }
 
-    func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
-
     func printError(_ line: String) {
         FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
     }
@@ -208,19 +192,8 @@ private struct DatasetUsage {
     }
 }
 
-/// `8,139,571,200,000`.
-private func grouped(_ value: UInt64) -> String {
-    let digits = Array(String(value))
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-        out.append(ch)
-    }
-    return out
-}
-
 /// `8.14T`, `500M`, `12.3K`, `42`.
-private func human(_ value: UInt64) -> String {
+func human(_ value: UInt64) -> String {
     let units: [(Double, String)] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")]
     let v = Double(value)
     for (scale, suffix) in units where v >= scale {

@@ -52,14 +52,3 @@ struct ShardInspect: ParsableCommand {
         }
     }
 }
-
-/// 1234567 → "1,234,567".
-private func grouped(_ n: UInt64) -> String {
-    let s = String(n)
-    var out = ""
-    for (i, c) in s.enumerated() {
-        if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
-        out.append(c)
-    }
-    return out
-}
