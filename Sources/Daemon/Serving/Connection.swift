@@ -39,8 +39,8 @@ final class Connection: @unchecked Sendable {
     private var readSource: (any DispatchSourceRead)?
     private let decoder: FrameDecoder
     private var readSession: Session?
-    /// The rank this connection claimed in the job registry (read side only until teardown).
-    private var claimedRank: UInt32?
+    /// Whether the first frame was a StatsRequest (such a connection never gets a session).
+    private var statsOnly = false
 
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
@@ -142,19 +142,26 @@ final class Connection: @unchecked Sendable {
     private func handle(_ message: Message, requestID: UInt32) {
         switch message {
         case .hello(let hello):
-            guard readSession == nil, claimedRank == nil else {
-                fail(ProtocolError(.unexpectedMessage, "a second Hello on the same connection"))
+            guard readSession == nil, !statsOnly else {
+                fail(ProtocolError(.unexpectedMessage, statsOnly ? "a Hello on a stats-only connection (its first frame was a StatsRequest)"
+                                                                 : "a second Hello on the same connection"), requestID: requestID)
                 return
             }
-            handshake(hello)
+            handshake(hello, requestID: requestID)
         case .credit(let credit):
             guard readSession != nil else {
                 fail(ProtocolError(.unexpectedMessage, "Credit before Hello"))
                 return
             }
-            credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent)
+            let balance = credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent).newValue
+            guard balance <= UInt64(UInt32.max) else {
+                fail(ProtocolError(.malformedFrame, "Credit.count at offset 24: the credit balance would be \(balance), above 2^32 - 1",
+                                   detail: "Credit.count"))
+                return
+            }
             wakeWriter()
         case .statsRequest:
+            if readSession == nil { statsOnly = true }
             send(server.statsSnapshot(), requestID: requestID)
         case .goodbye:
             close(reason: "client said goodbye")
@@ -165,24 +172,28 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    private func handshake(_ hello: Hello) {
+    /// Accepts or refuses a Hello, in the order of docs/PROTOCOL.md section 4: job shape, rank in
+    /// use, then the cursor; an accepted session gets its feed, the Welcome and its initial credits.
+    private func handshake(_ hello: Hello, requestID: UInt32) {
         let served = server.stream
-        let startStep: UInt64
-        do throws(ProtocolError) {
-            startStep = try SessionStart.step(for: hello, served: served)
-            let frameBytes = BatchLayout(batchSize: Int(min(hello.batchSize, UInt32(BatchLayout.maxBatchSize))),
-                                         sequenceLength: Int(served.sequenceLength), tokenWidth: served.tokenWidth,
-                                         pieceCount: Int(min(hello.batchSize, UInt32(BatchLayout.maxBatchSize)))).frameLength
-            guard hello.batchSize <= UInt32(BatchLayout.maxBatchSize), UInt64(frameBytes) <= FrameLimits.protocolMaximum.batch + 24 else {
-                throw ProtocolError(.oversizeFrame, "batch_size \(hello.batchSize) × \(served.sequenceLength + 1) tokens would exceed the 1 GiB batch frame limit",
-                                    detail: "Hello.batch_size")
-            }
-            try server.registry.claim(hello)
-        } catch {
-            fail(error)
+        guard hello.batchSize <= UInt32(BatchLayout.maxBatchSize),
+              UInt64(BatchLayout(batchSize: Int(hello.batchSize), sequenceLength: Int(served.sequenceLength), tokenWidth: served.tokenWidth,
+                                 pieceCount: Int(hello.batchSize)).payloadLength) <= FrameLimits.protocolMaximum.batch
+        else {
+            fail(ProtocolError(.malformedFrame, "Hello.batch_size at offset 32: \(hello.batchSize) rows of \(served.sequenceLength + 1) tokens exceed the 1 GiB Batch frame limit",
+                               detail: "Hello.batch_size"), requestID: requestID)
             return
         }
-        claimedRank = hello.rank
+        do { try server.registry.claim(hello) } catch {
+            fail(error, requestID: requestID)
+            return
+        }
+        let startStep: UInt64
+        do { startStep = try SessionStart.step(for: hello, served: served) } catch {
+            server.registry.release(rank: hello.rank, jobID: hello.jobID)
+            fail(error, requestID: requestID)
+            return
+        }
         logger[metadataKey: "rank"] = "\(hello.rank)"
         let slice = RankSlice(rank: Int(hello.rank), worldSize: Int(hello.worldSize), batchSize: Int(hello.batchSize))
         let feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
@@ -194,7 +205,7 @@ final class Connection: @unchecked Sendable {
         feed.start()
         let start = Cursor(fingerprint: served.fingerprint, nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
-        served.welcome(startCursor: start).encodeFrame(into: &welcome)
+        served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
         outbox.withLock {
             $0.frames.append(welcome)
             $0.session = session
@@ -210,9 +221,9 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Sends a typed error, then closes.
-    private func fail(_ error: ProtocolError) {
+    private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
         logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
-        send(ErrorMessage(error), requestID: 0)
+        send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
 
@@ -252,7 +263,7 @@ final class Connection: @unchecked Sendable {
         _ = Glibc.close(fd)
         let session = sessionInfo.withLock { $0 }
         session?.feed.stop()
-        if let rank = session?.rank { server.registry.release(rank: rank) }
+        if let session { server.registry.release(rank: session.rank, jobID: session.jobID) }
         server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
         logger.debug("closed")
     }

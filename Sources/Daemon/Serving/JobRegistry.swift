@@ -1,50 +1,50 @@
 import Synchronization
 import TokenfeedProtocol
 
-/// The one job a daemon serves at a time. The first accepted Hello fixes its shape (world size,
-/// per-rank batch size) and job id until every session has gone; a Hello that disagrees gets
-/// `job_mismatch`, a rank already connected gets `rank_in_use`. Other sessions are unaffected.
+/// The jobs a daemon serves, keyed by `job_id` (clients that send none share the empty id). The
+/// first accepted Hello of a job fixes its shape (world size, per-rank batch size) until every
+/// session of the job has gone; a Hello of the job that disagrees gets `job_mismatch`, a rank that
+/// is already connected gets `rank_in_use`. Other sessions are unaffected.
 final class JobRegistry: Sendable {
-    /// The shape every session of the current job shares.
-    struct Shape: Sendable, Hashable {
+    /// The shape every session of a job shares.
+    private struct Job {
         var worldSize: UInt32
         var batchSize: UInt32
-        var jobID: String
+        var ranks: Set<UInt32>
     }
 
-    private struct State {
-        var shape: Shape?
-        var ranks: Set<UInt32> = []
-    }
+    private let jobs = Mutex<[String: Job]>([:])
 
-    private let state = Mutex(State())
-
-    /// Claims `hello.rank` for the job, fixing the job's shape if no session is live.
+    /// Claims `hello.rank` in its job, fixing the job's shape if the job has no live session.
     /// - Throws: `job_mismatch` naming both shapes, `rank_in_use` naming the rank.
     func claim(_ hello: Hello) throws(ProtocolError) {
-        let result: ProtocolError? = state.withLock { state in
-            let wanted = Shape(worldSize: hello.worldSize, batchSize: hello.batchSize, jobID: hello.jobID)
-            if let shape = state.shape, shape != wanted {
-                return ProtocolError(.jobMismatch,
-                    "this daemon serves job \"\(shape.jobID)\" with world_size \(shape.worldSize) and batch_size \(shape.batchSize); " +
-                    "the Hello asks for job \"\(hello.jobID)\" with world_size \(hello.worldSize) and batch_size \(hello.batchSize)",
-                    detail: shape.worldSize != hello.worldSize ? "Hello.world_size" : shape.batchSize != hello.batchSize ? "Hello.batch_size" : "Hello.job_id")
+        let refusal: ProtocolError? = jobs.withLock { jobs in
+            guard var job = jobs[hello.jobID] else {
+                jobs[hello.jobID] = Job(worldSize: hello.worldSize, batchSize: hello.batchSize, ranks: [hello.rank])
+                return nil
             }
-            guard !state.ranks.contains(hello.rank) else {
+            guard job.worldSize == hello.worldSize, job.batchSize == hello.batchSize else {
+                return ProtocolError(.jobMismatch,
+                    "job \"\(hello.jobID)\" is served with world_size \(job.worldSize) and batch_size \(job.batchSize); " +
+                    "this Hello declares world_size \(hello.worldSize) and batch_size \(hello.batchSize)",
+                    detail: job.worldSize != hello.worldSize ? "Hello.world_size" : "Hello.batch_size")
+            }
+            guard !job.ranks.contains(hello.rank) else {
                 return ProtocolError(.rankInUse, "rank \(hello.rank) of job \"\(hello.jobID)\" is already connected", detail: "Hello.rank")
             }
-            state.shape = wanted
-            state.ranks.insert(hello.rank)
+            job.ranks.insert(hello.rank)
+            jobs[hello.jobID] = job
             return nil
         }
-        if let result { throw result }
+        if let refusal { throw refusal }
     }
 
-    /// Releases a rank claimed by `claim`; the job's shape is forgotten when no rank is left.
-    func release(rank: UInt32) {
-        state.withLock { state in
-            state.ranks.remove(rank)
-            if state.ranks.isEmpty { state.shape = nil }
+    /// Releases a rank claimed by `claim`; a job whose last rank left is forgotten.
+    func release(rank: UInt32, jobID: String) {
+        jobs.withLock { jobs in
+            guard var job = jobs[jobID] else { return }
+            job.ranks.remove(rank)
+            jobs[jobID] = job.ranks.isEmpty ? nil : job
         }
     }
 }

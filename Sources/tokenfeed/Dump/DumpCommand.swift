@@ -9,17 +9,29 @@ struct Dump: ParsableCommand {
         abstract: "Print what a step and rank receives: dataset, stage, document boundaries, provenance, tokens.",
         discussion: """
             --offline CURRICULUM --data-root DIR computes the batches from the shard files, without a daemon. \
+            --socket PATH connects to a running tokenfeedd as a client of the given rank and prints the batches it \
+            receives, starting at step 0 or at the cursor of --cursor-in FILE; --cursor-out FILE writes the cursor \
+            after the last batch printed. Both print the same lines for the same step and rank. \
             --json prints one JSON object per line, one per sequence (keys: step, rank, sequence, stage, dataset, \
             epoch, tokens, cu_seqlens, loss_mask when padding exists, provenance).
             """)
 
     @Option(help: "Compute batches from this curriculum and the shard files, without a daemon.")
-    var offline: String
+    var offline: String?
+
+    @Option(help: "Receive batches from the tokenfeedd listening on this Unix socket.")
+    var socket: String?
+
+    @Option(help: "With --socket: resume from the cursor in this file (tfc1-… text).")
+    var cursorIn: String?
+
+    @Option(help: "With --socket: write the cursor after the last batch printed to this file.")
+    var cursorOut: String?
 
     @Option(help: "Folder holding the dataset folders.")
     var dataRoot: String?
 
-    @Option(help: "First step to print.")
+    @Option(help: "With --offline: first step to print.")
     var step: UInt64 = 0
 
     @Option(help: "Global rank.")
@@ -40,9 +52,18 @@ struct Dump: ParsableCommand {
     func validate() throws {
         guard worldSize > 0, batchSize > 0, count >= 0 else { throw ValidationError("--world-size, --batch-size must be positive, --count not negative") }
         guard rank >= 0, rank < worldSize else { throw ValidationError("--rank must be within 0..<\(worldSize)") }
+        guard (offline == nil) != (socket == nil) else { throw ValidationError("give exactly one of --offline CURRICULUM and --socket PATH") }
+        if offline != nil, cursorIn != nil || cursorOut != nil { throw ValidationError("--cursor-in and --cursor-out work with --socket") }
+        if socket != nil, step != 0 { throw ValidationError("with --socket the stream starts at step 0 or at --cursor-in; --step is for --offline") }
     }
 
     func run() throws {
+        if let socket {
+            try SocketDump(socketPath: socket, rank: rank, worldSize: worldSize, batchSize: batchSize, count: count,
+                           json: json, cursorIn: cursorIn, cursorOut: cursorOut).run()
+            return
+        }
+        guard let offline else { return }
         let curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: offline, dataRoot: dataRoot) } catch {
             printError(error.description)
