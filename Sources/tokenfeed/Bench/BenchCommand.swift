@@ -5,9 +5,18 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
 
-/// `tokenfeed bench`: throughput of the engine against baselines measured in the same run.
+/// `tokenfeed bench …`: speed and memory figures for docs/BENCHMARKS.md.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: engine throughput (default) and resident memory under a preload budget.",
+        subcommands: [BenchThroughput.self, BenchMemory.self],
+        defaultSubcommand: BenchThroughput.self)
+}
+
+/// `tokenfeed bench throughput`: the engine against baselines measured in the same run.
+struct BenchThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throughput",
         abstract: "Measure the engine's throughput (packer + preloader + ring) against zstd and memcpy baselines.",
         discussion: """
             Builds a data root from the bundled real-text fixture (fixtures/corpus/llama3-text) and a synthetic Zipf \
