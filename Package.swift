@@ -84,6 +84,11 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing",
                                                      "TokenfeedShards", "TestSupport"],
                     path: "Tests/EngineTests", swiftSettings: strict),
+        .testTarget(name: "ServerTests",
+                    dependencies: ["TokenfeedServer", "TokenfeedClient", "TokenfeedEngine", "TokenfeedCurriculum",
+                                   "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed",
+                                   .product(name: "Logging", package: "swift-log")],
+                    path: "Tests/ServerTests", swiftSettings: strict),
         .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol"],
                     path: "Tests/ProtocolTests", swiftSettings: strict),
     ]

@@ -93,6 +93,18 @@ final class Connection: @unchecked Sendable {
     /// Whether ``close(reason:)`` was called.
     var isClosing: Bool { closing.load(ordering: .acquiring) }
 
+    /// Whether the connection is closing or its peer has hung up (a pending end of stream the read
+    /// side has not processed yet). The descriptor is open while `isClosing` is false.
+    var isDefunct: Bool {
+        if isClosing { return true }
+        var probe = pollfd(fd: fd, events: Int16(POLLIN) | Self.pollReadHangUp, revents: 0)
+        guard poll(&probe, 1, 0) == 1 else { return false }
+        return probe.revents & (Self.pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
+    }
+
+    /// Linux's POLLRDHUP (peer closed its writing half).
+    private static let pollReadHangUp: Int16 = 0x2000
+
     // MARK: Read side
 
     private func readable() {
@@ -184,13 +196,13 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
-        do { try server.registry.claim(hello) } catch {
+        do { try server.registry.claim(hello, owner: self) } catch {
             fail(error, requestID: requestID)
             return
         }
         let startStep: UInt64
         do { startStep = try SessionStart.step(for: hello, served: served) } catch {
-            server.registry.release(rank: hello.rank, jobID: hello.jobID)
+            server.registry.release(rank: hello.rank, jobID: hello.jobID, owner: self)
             fail(error, requestID: requestID)
             return
         }
@@ -260,10 +272,10 @@ final class Connection: @unchecked Sendable {
     private func sideFinished() {
         guard sidesFinished.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 2 else { return }
         // Both the read source and the writer are done with the descriptor.
-        _ = Glibc.close(fd)
         let session = sessionInfo.withLock { $0 }
         session?.feed.stop()
-        if let session { server.registry.release(rank: session.rank, jobID: session.jobID) }
+        if let session { server.registry.release(rank: session.rank, jobID: session.jobID, owner: self) }
+        _ = Glibc.close(fd)
         server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
         logger.debug("closed")
     }

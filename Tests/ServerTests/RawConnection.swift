@@ -1,0 +1,61 @@
+import Foundation
+import TokenfeedProtocol
+
+/// A test peer that writes arbitrary bytes to the daemon and reads its frames: for abusing the
+/// protocol (no client library in between).
+final class RawConnection {
+    let fd: Int32
+    private let decoder = FrameDecoder()
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Half-closes the write side (the daemon sees end of stream).
+    func finishWriting() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// The next frame's message, or nil when the daemon closed the connection (or 5 s passed).
+    func nextMessage() throws -> Message? {
+        while true {
+            if let frame = try decoder.nextFrame() { return try frame.message() }
+            let n = try decoder.receive { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return nil }
+        }
+    }
+
+    /// The error the daemon sent, after which it must close the connection.
+    func expectErrorThenClose() throws -> ErrorMessage? {
+        guard case .error(let error)? = try nextMessage() else { return nil }
+        guard try nextMessage() == nil else { return nil }
+        return error
+    }
+}
+
+/// A frame header with any field values.
+func rawHeader(magic: [UInt8] = Array("TKFD".utf8), version: UInt16 = 1, type: UInt16, flags: UInt32 = 0,
+               requestID: UInt32 = 0, length: UInt64) -> [UInt8] {
+    var out = magic
+    withUnsafeBytes(of: version.littleEndian) { out += $0 }
+    withUnsafeBytes(of: type.littleEndian) { out += $0 }
+    withUnsafeBytes(of: flags.littleEndian) { out += $0 }
+    withUnsafeBytes(of: requestID.littleEndian) { out += $0 }
+    withUnsafeBytes(of: length.littleEndian) { out += $0 }
+    return out
+}
