@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import TokenfeedCurriculum
@@ -198,6 +199,20 @@ import TokenfeedShards
             #expect(shuffled.plan(sequence: i, step: 0, appendingTo: &pieces) == walked[Int(i)].0)
             #expect(pieces == walked[Int(i)].1)
         }
+        // Several planners of one cold stream counting shards at once (shared counts) agree too.
+        let shared = try GlobalStream(curriculum: curriculum)
+        let mismatches = Mutex(0)
+        let expected = walked
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            var planner = shared.planner()
+            var own: [SequencePiece] = []
+            for i in stride(from: UInt64(3999 - t * 7), to: 0, by: -61) {
+                own.removeAll()
+                let record = planner.plan(sequence: i, step: 0, appendingTo: &own)
+                if record != expected[Int(i)].0 || own != expected[Int(i)].1 { mismatches.withLock { $0 += 1 } }
+            }
+        }
+        #expect(mismatches.withLock { $0 } == 0)
         for i in [UInt64(3999), 2500, 1, 0, 1234, 3000] {
             let cold = try GlobalStream(curriculum: curriculum)
             var planner = cold.planner()

@@ -12,9 +12,9 @@ import TokenfeedShards
 /// shard, epoch after epoch.
 ///
 /// Finding row `k` needs the row counts of the shards before it (packing their groups, metadata
-/// only) — in epoch 0 the shards before the position, from epoch 1 on every shard of the dataset,
-/// since an epoch's row count fixes where epochs start. Counts are shared through the stream's
-/// ``BestFitRowCache``; within the shard being read, the rows before each group are kept for the
+/// only) — in epoch 0 the shards up to the position, from epoch 1 on every shard of the dataset,
+/// since an epoch's row count fixes where epochs start. Counts are made on all cores and shared
+/// through the stream's ``BestFitRowCache``; within the shard being read, the rows before each group are kept for the
 /// groups seen so far. Walking forwards packs each group once.
 struct BestFitDatasetRows: Sendable {
     let dataset: Int
@@ -97,17 +97,13 @@ struct BestFitDatasetRows: Sendable {
         return lo
     }
 
-    /// Rows shard `s` packs into: from the shared cache, else counted (and shared).
+    /// Rows shard `s` packs into: from the shared cache, else counted there — with the next shards
+    /// of the file-name order, on all cores, since a planner that needs one usually needs the next.
     private mutating func rows(ofShard s: Int) -> UInt64 {
         if let known = cache.rows(dataset: dataset, shard: s) { return known }
-        let metadata = folder.shards[s].metadata
-        var total: UInt64 = 0
-        for g in 0 ..< groupCount(metadata) {
-            total += UInt64(packer.pack(metadata, documents: documents(ofGroup: g, metadata)))
-        }
-        packedGroup = -1
-        cache.store(rows: total, dataset: dataset, shard: s)
-        return total
+        cache.count(dataset: dataset, shards: s ..< min(folder.shards.count, s + BestFitRowCache.batch), folder: folder,
+                    rowTokens: packer.rowTokens, lookahead: lookahead)
+        return cache.rows(dataset: dataset, shard: s)!
     }
 
     /// Packs (when needed) the group of `shard` holding its row `q` and returns the row's index in it.

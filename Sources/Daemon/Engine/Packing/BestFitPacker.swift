@@ -116,6 +116,18 @@ struct BestFitPacker: Sendable {
         return rowCount
     }
 
+    /// Rows a whole shard packs into: its documents in groups of `lookahead`, each packed on its own.
+    mutating func countRows(_ metadata: ShardMetadata, lookahead: Int) -> UInt64 {
+        var rows: UInt64 = 0
+        var first = 0
+        while first < metadata.documentCount {
+            let end = min(metadata.documentCount, first + lookahead)
+            rows += UInt64(pack(metadata, documents: first ..< end))
+            first = end
+        }
+        return rows
+    }
+
     /// Lays out the rows of the last packed group (``pieces``, ``rowStarts``, ``rowFill``).
     mutating func materialize() {
         let R = UInt64(rowTokens)

@@ -27,15 +27,7 @@ public struct PaddingReport: Sendable, Hashable {
         precondition(sequenceLength >= 1 && lookahead >= 1, "sequence length and look-ahead must be positive")
         var packer = BestFitPacker(rowTokens: sequenceLength + 1)
         var rows: UInt64 = 0
-        for shard in folder.shards {
-            let metadata = shard.metadata
-            var first = 0
-            while first < metadata.documentCount {
-                let end = min(metadata.documentCount, first + lookahead)
-                rows += UInt64(packer.pack(metadata, documents: first ..< end))
-                first = end
-            }
-        }
+        for shard in folder.shards { rows += packer.countRows(shard.metadata, lookahead: lookahead) }
         self.rows = rows
         self.rowTokens = sequenceLength + 1
         self.documentTokens = folder.tokenCount
