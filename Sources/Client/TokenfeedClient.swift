@@ -119,10 +119,9 @@ public final class TokenfeedClient {
             cursor = view.cursorAfter
             consumedSinceCredit += 1
             if consumedSinceCredit >= creditGroup {
-                do { try socket.write(Credit(count: consumedSinceCredit).encodeFrame()) } catch {
-                    shutDown()
-                    throw error
-                }
+                // A failed write means the daemon is closing the connection: the frames it sent
+                // before (batches, then an Error or Goodbye) are still read by the next calls.
+                try? socket.write(Credit(count: consumedSinceCredit).encodeFrame())
                 consumedSinceCredit = 0
             }
             return ClientBatch(view: view, welcome: welcome)

@@ -1,0 +1,53 @@
+import Foundation
+import TestSupport
+
+/// The built `tokenfeedd` running as a child process.
+final class DaemonProcess {
+    let process = Process()
+    private let errors = Pipe()
+    private let errorText = LockedText()
+
+    /// Starts `executable` (default: the built tokenfeedd) and waits (bounded) until `socket` accepts
+    /// connections or the process exits.
+    init(_ arguments: [String], socket: String, executable: String = productsFolder + "/tokenfeedd") throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        let sink = errorText
+        errors.fileHandleForReading.readabilityHandler = { handle in sink.append(handle.availableData) }
+        try process.run()
+        _ = eventually(within: 20) { !process.isRunning || (try? RawConnection(path: socket)) != nil }
+    }
+
+    /// What the daemon wrote to standard error so far.
+    var stderr: String { errorText.text }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    func terminate() -> Int32? {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        return waitForExit()
+    }
+
+    /// Waits up to 10 s for the process to exit; nil if it did not.
+    func waitForExit() -> Int32? {
+        guard eventually(within: 10, { !process.isRunning }) else {
+            kill(process.processIdentifier, SIGKILL)
+            return nil
+        }
+        process.waitUntilExit()
+        errors.fileHandleForReading.readabilityHandler = nil
+        errorText.append(errors.fileHandleForReading.readDataToEndOfFile())
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// Text appended from another thread.
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}
