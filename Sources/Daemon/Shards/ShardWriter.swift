@@ -7,8 +7,10 @@ import Darwin
 #endif
 
 /// Writes one shard, streaming: tokens go in as they come, full frames are compressed in parallel
-/// batches (one zstd context per worker) and written in order. Memory stays at
-/// `2 × parallelism` frames of raw and compressed bytes, whatever the shard's size.
+/// batches (one zstd context per frame of a batch) and written in order. Two batches alternate:
+/// while one is compressed on the worker threads, the caller fills the other, so reading the
+/// source overlaps compression. Memory stays at `2 × 2 × parallelism` frames of raw and
+/// compressed bytes, whatever the shard's size.
 ///
 /// The shard is written to `PATH.partial` and renamed to `PATH` by ``finish()``, so a crash never
 /// leaves a half-written file under the shard's name.
@@ -22,11 +24,12 @@ public final class ShardWriter {
 
     private let frameBytes: Int
     private let batchSize: Int
-    private let raw: UnsafeMutableRawBufferPointer          // batchSize × frameBytes
-    private let compressed: UnsafeMutableRawBufferPointer   // batchSize × bound
     private let bound: Int
-    private var compressors: [ZstdCompressor]
-    private var rawFill = 0                                 // bytes filled in `raw`
+    private let batches: [FrameBatch]                       // two, alternating
+    private var filling = 0                                 // the batch being filled
+    private var rawFill = 0                                 // bytes filled in `batches[filling].raw`
+    private var compressing: (batch: Int, frames: Int)?     // the batch on the workers, if any
+    private let compression = DispatchGroup()
     private var fileOffset: UInt64 = 0
     private var frames: [FrameEntry] = []
     private var documentEnds: [UInt64] = []
@@ -53,16 +56,14 @@ public final class ShardWriter {
         let workers = max(1, parallelism ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         self.batchSize = 2 * workers
         self.bound = ZstdCompressor.bound(frameBytes)
-        self.raw = .allocate(byteCount: batchSize * frameBytes, alignment: 64)
-        self.compressed = .allocate(byteCount: batchSize * bound, alignment: 64)
-        self.compressors = (0 ..< batchSize).map { _ in ZstdCompressor(level: level) }
+        self.batches = (0 ..< 2).map { [frameBytes, bound, batchSize] _ in
+            FrameBatch(frames: batchSize, frameBytes: frameBytes, bound: bound, level: level)
+        }
         do {
             file = try FileDescriptor.open(FilePath(partialPath), .writeOnly,
                                            options: [.create, .truncate, .closeOnExec],
                                            permissions: [.ownerReadWrite, .groupRead, .otherRead])
         } catch {
-            raw.deallocate()
-            compressed.deallocate()
             throw ShardError(path: partialPath, "cannot create: \(error)")
         }
         var header = LittleEndianWriter()
@@ -77,8 +78,7 @@ public final class ShardWriter {
     }
 
     deinit {
-        raw.deallocate()
-        compressed.deallocate()
+        compression.wait()
         if !finished {
             try? file.close()
             _ = unlink(partialPath)
@@ -93,7 +93,7 @@ public final class ShardWriter {
         var taken = 0
         while taken < tokens.count {
             let n = min(tokens.count - taken, batchSize * frameBytes - rawFill)
-            UnsafeMutableRawBufferPointer(rebasing: raw[rawFill ..< rawFill + n])
+            UnsafeMutableRawBufferPointer(rebasing: batches[filling].raw[rawFill ..< rawFill + n])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: tokens[taken ..< taken + n]))
             rawFill += n
             taken += n
@@ -136,6 +136,7 @@ public final class ShardWriter {
     public func finish() throws(ShardError) -> ShardMetadata {
         precondition(!finished)
         try flush()
+        try drain()
         guard documentEnds.last == tokenCount else {
             throw ShardError(path: path, "documents end at token \(documentEnds.last ?? 0) but \(tokenCount) tokens were written")
         }
@@ -195,30 +196,35 @@ public final class ShardWriter {
         maxToken = max(maxToken, largest)
     }
 
-    /// Compresses the filled frames of the batch in parallel and writes them in order.
+    /// Hands the filled batch to the workers (after writing the previous one) and switches the
+    /// caller to the other batch.
     private func flush() throws(ShardError) {
         guard rawFill > 0 else { return }
+        try drain()
+        let batch = batches[filling]
         let count = (rawFill + frameBytes - 1) / frameBytes
-        var sizes = [Int](repeating: 0, count: count)
-        var sums = [UInt32](repeating: 0, count: count)
-        let job = CompressionJob(raw: raw, compressed: compressed, frameBytes: frameBytes, bound: bound,
-                                 fill: rawFill, compressors: compressors)
-        sizes.withUnsafeMutableBufferPointer { sizes in
-            sums.withUnsafeMutableBufferPointer { sums in
-                let out = OutputSlots(sizes: sizes, sums: sums)
-                DispatchQueue.concurrentPerform(iterations: count) { i in
-                    let (size, sum) = job.compressFrame(i)
-                    out.sizes[i] = size
-                    out.sums[i] = sum
-                }
-            }
+        let job = CompressionJob(batch: batch, frameBytes: frameBytes, bound: bound, fill: rawFill)
+        compression.enter()
+        DispatchQueue.global(qos: .userInitiated).async { [compression] in
+            DispatchQueue.concurrentPerform(iterations: count) { i in job.compressFrame(i) }
+            compression.leave()
         }
-        for i in 0 ..< count {
-            let bytes = UnsafeRawBufferPointer(rebasing: compressed[i * bound ..< i * bound + sizes[i]])
-            frames.append(FrameEntry(offset: fileOffset, compressedSize: UInt32(sizes[i]), checksum: sums[i]))
-            try writeBytes(bytes)
-        }
+        compressing = (filling, count)
+        filling ^= 1
         rawFill = 0
+    }
+
+    /// Waits for the batch on the workers, if any, and writes its frames in order.
+    private func drain() throws(ShardError) {
+        guard let (index, count) = compressing else { return }
+        compression.wait()
+        compressing = nil
+        let batch = batches[index]
+        for i in 0 ..< count {
+            let size = batch.sizes[i]
+            frames.append(FrameEntry(offset: fileOffset, compressedSize: UInt32(size), checksum: batch.sums[i]))
+            try writeBytes(UnsafeRawBufferPointer(rebasing: batch.compressed[i * bound ..< i * bound + size]))
+        }
     }
 
     private func writeBytes(_ bytes: [UInt8]) throws(ShardError) {
@@ -235,26 +241,47 @@ public final class ShardWriter {
     }
 }
 
-/// The read-only description of one parallel compression batch. Each iteration `i` touches only
-/// frame `i`'s input and output ranges and compressor `i`, so the iterations share nothing mutable.
-private struct CompressionJob: @unchecked Sendable {
+/// The buffers of one batch of frames: raw input, compressed output, one zstd context per frame,
+/// and per-frame results.
+///
+/// `@unchecked Sendable`: while a batch is on the workers, iteration `i` touches only frame `i`'s
+/// ranges, context and results, and the writer touches the batch again only after waiting for the
+/// whole batch (`DispatchGroup.wait`, which orders the workers' writes before the writer's reads).
+private final class FrameBatch: @unchecked Sendable {
     let raw: UnsafeMutableRawBufferPointer
     let compressed: UnsafeMutableRawBufferPointer
-    let frameBytes: Int
-    let bound: Int
-    let fill: Int
     let compressors: [ZstdCompressor]
+    let sizes: UnsafeMutableBufferPointer<Int>
+    let sums: UnsafeMutableBufferPointer<UInt32>
 
-    func compressFrame(_ i: Int) -> (Int, UInt32) {
-        let input = UnsafeRawBufferPointer(rebasing: raw[i * frameBytes ..< min(fill, (i + 1) * frameBytes)])
-        let output = UnsafeMutableRawBufferPointer(rebasing: compressed[i * bound ..< (i + 1) * bound])
-        let size = compressors[i].compress(input, into: output)
-        return (size, crc32(UnsafeRawBufferPointer(rebasing: output[..<size])))
+    init(frames: Int, frameBytes: Int, bound: Int, level: Int32) {
+        raw = .allocate(byteCount: frames * frameBytes, alignment: 64)
+        compressed = .allocate(byteCount: frames * bound, alignment: 64)
+        compressors = (0 ..< frames).map { _ in ZstdCompressor(level: level) }
+        sizes = .allocate(capacity: frames)
+        sums = .allocate(capacity: frames)
+    }
+
+    deinit {
+        raw.deallocate()
+        compressed.deallocate()
+        sizes.deallocate()
+        sums.deallocate()
     }
 }
 
-/// Per-frame results; iteration `i` writes only index `i`.
-private struct OutputSlots: @unchecked Sendable {
-    let sizes: UnsafeMutableBufferPointer<Int>
-    let sums: UnsafeMutableBufferPointer<UInt32>
+/// One batch's compression: iteration `i` compresses frame `i` and records its size and CRC-32.
+private struct CompressionJob: Sendable {
+    let batch: FrameBatch
+    let frameBytes: Int
+    let bound: Int
+    let fill: Int
+
+    func compressFrame(_ i: Int) {
+        let input = UnsafeRawBufferPointer(rebasing: batch.raw[i * frameBytes ..< min(fill, (i + 1) * frameBytes)])
+        let output = UnsafeMutableRawBufferPointer(rebasing: batch.compressed[i * bound ..< (i + 1) * bound])
+        let size = batch.compressors[i].compress(input, into: output)
+        batch.sizes[i] = size
+        batch.sums[i] = crc32(UnsafeRawBufferPointer(rebasing: output[..<size]))
+    }
 }
