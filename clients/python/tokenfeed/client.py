@@ -223,8 +223,13 @@ class Client:
             raise ConnectionClosedError("the client is closed")
         try:
             if self._owes_credit:
-                conn.send(P.encode_credit(1))
                 self._owes_credit = False
+                try:
+                    conn.send(P.encode_credit(1))
+                except ConnectionClosedError:
+                    # The daemon may have closed after its last frames (Goodbye, Error): they are
+                    # still readable, and reading says what happened.
+                    pass
             return self._receive_batch(conn)
         except BaseException:
             self.close(send_goodbye=False)
