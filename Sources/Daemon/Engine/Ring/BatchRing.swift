@@ -18,20 +18,22 @@ import Synchronization
 //    are written or read by one party at a time, and neither queue ever holds more than
 //    `slotCount` entries. The handles are noncopyable and consumed by `publish`/`abandon`/
 //    `release`, so the compiler enforces the hand-over within a thread.
-// 2a. An enqueue into a queue that cannot be full may still report "full" for a moment: in
-//    Vyukov's queue a cell is reusable only once the party that claimed its previous lap has
-//    stored the cell's sequence, so a consumer paused between its CAS and that store holds up
-//    the producer whose ticket lands on the same cell `slotCount` positions later (found by
-//    the ThreadSanitizer run, whose scheduling makes such pauses common). `handOver` therefore
-//    retries with `Backoff` until the store lands. This is the one place where the queue is not
-//    strictly lock-free: progress waits on a thread that is mid-way through two instructions.
+// 2a. Vyukov's queue is lock-free in practice, not in the strict sense: a cell is reusable only
+//    once the party holding its previous lap has stored the cell's sequence. So a thread
+//    paused between its CAS and that store (two instructions apart; a preemption there lasts a
+//    scheduler quantum) makes an enqueue landing on the same cell one lap later report "full",
+//    and a dequeue reaching it report "empty", although by invariant 2 the queue is neither.
+//    `publish`/`abandon`/`release` therefore retry with `Backoff` until the store lands (found
+//    by the ThreadSanitizer run, whose scheduling makes such pauses common), and the try-calls
+//    may return nil spuriously for that moment; the blocking calls just wait it out.
 // 3. Publication order is the full queue's ticket order; the consumer of ticket `n` gets
 //    `sequenceNumber == n`. Sequence numbers are monotone, gap-free and never repeat.
 // 4. Everything a producer wrote into a slot before `publish` happens-before a consumer's reads
 //    after `acquireFull` (releasing store / acquiring load of the cell's sequence in `SlotQueue`);
 //    everything a consumer did before `release` happens-before the next producer's writes.
-// 5. No allocation, lock or system call after init on the non-blocking calls; the blocking
-//    calls only spin, `sched_yield` and `usleep` (see `Backoff`) while the ring is full/empty.
+// 5. No allocation and no lock after init. The try-calls make no system call; the blocking
+//    calls — and the hand-back calls in the moment of 2a — only spin, `sched_yield` and
+//    `usleep` (see `Backoff`) while they cannot proceed.
 // 6. Backpressure: when every slot is filled or being filled, `tryAcquireFree` returns nil and
 //    `acquireFree` waits; producers can never overwrite a batch not yet released.
 //

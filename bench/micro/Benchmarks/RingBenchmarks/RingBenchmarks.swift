@@ -37,6 +37,7 @@ private struct Buffers: @unchecked Sendable {
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.throughput, .wallClock],
+        timeUnits: .nanoseconds,  // wall clock per item in whole ns: finer than throughput's K/M
         warmupIterations: 2,
         maxDuration: .seconds(3),
         maxIterations: 1_000
@@ -68,10 +69,13 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Two threads: a producer thread publishes empty batches, the benchmark thread consumes them.
+    // With 8 slots (the daemon's case: few, large slots) the threads mostly wait for each other,
+    // so this measures hand-over plus waiting; with 1024 slots they rarely wait, so it measures
+    // the queues under contention.
     let twoThreads = Benchmark.Configuration(scalingFactor: .mega)
-    do {
-        let ring = BatchRing(slotCount: 8, slotCapacity: 64)
-        Benchmark("ring: 2 threads, empty batches", configuration: twoThreads) { benchmark in
+    for slotCount in [8, 1024] {
+        let ring = BatchRing(slotCount: slotCount, slotCapacity: 64)
+        Benchmark("ring: 2 threads, empty batches, \(slotCount) slots", configuration: twoThreads) { benchmark in
             let items = benchmark.scaledIterations.count
             let producer = spawn {
                 for _ in 0..<items {
@@ -86,8 +90,8 @@ let benchmarks: @Sendable () -> Void = {
             }
             producer.wait()
         }
-        let baseline = MutexBatchRing(slotCount: 8, slotCapacity: 64)
-        Benchmark("mutex: 2 threads, empty batches", configuration: twoThreads) { benchmark in
+        let baseline = MutexBatchRing(slotCount: slotCount, slotCapacity: 64)
+        Benchmark("mutex: 2 threads, empty batches, \(slotCount) slots", configuration: twoThreads) { benchmark in
             let items = benchmark.scaledIterations.count
             let producer = spawn {
                 for _ in 0..<items {
