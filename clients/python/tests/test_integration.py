@@ -393,3 +393,40 @@ def test_shutdown_reaches_clients_as_shutting_down(start_daemon):
 def test_connect_to_missing_socket(tmp_path):
     with pytest.raises(E.ConnectionClosedError, match="cannot connect"):
         tokenfeed.Client(str(tmp_path / "nothing.sock"), 0, 1, 1, timeout=5)
+
+
+# -- bestfit packing: padding and the loss mask ----------------------------------------------------------
+
+
+@pytest.mark.xfail(reason="tokenfeedd at the time of writing crashes when a bestfit row has padding "
+                          "(BatchHeaderWriter precondition: 'row 3: pieces cover 58 tokens, need 65'); "
+                          "the bestfit packer is being written", strict=False)
+def test_bestfit_padding_loss_mask_and_provenance(start_daemon, data_root):
+    text = (data_root / "curriculum.yaml").read_text().replace(
+        "seed: 3\n", "seed: 3\npacking: {mode: bestfit, pad_token: 128004, lookahead: 16}\n")
+    curriculum = data_root / "bestfit.yaml"
+    curriculum.write_text(text)
+    try:
+        d = start_daemon(curriculum)
+    except AssertionError as e:
+        pytest.skip(f"tokenfeedd does not serve bestfit packing: {e}")
+    padded_rows = 0
+    with tokenfeed.Client(d.socket, 0, 1, 4, timeout=TIMEOUT) as c:
+        shards = ShardSet(data_root, c.welcome)
+        for step in range(150):
+            b = c.next()
+            check_training_views(b)
+            for row in copy_rows(b):
+                check_row_against_shards(row, shards, L)
+            if b.loss_mask is not None:
+                padded_rows += int((b.padded_tokens > 0).sum())
+                for i, row in enumerate(b):
+                    if row.padded_tokens:
+                        last = row.pieces[-1]
+                        assert last.is_padding and last.length == row.padded_tokens
+                        assert last.start == L + 1 - row.padded_tokens
+                        assert not b.loss_mask[i, L - row.padded_tokens:].any()
+                        assert b.loss_mask[i, :L - row.padded_tokens].all()
+                    else:
+                        assert b.loss_mask[i].all()
+    assert padded_rows > 0, "bestfit packing padded some rows in 600"
