@@ -32,9 +32,12 @@ final class RawConnection {
     func finishWriting() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// The next frame's message, or nil when the daemon closed the connection (or 5 s passed).
-    func nextMessage() throws -> Message? {
+    func nextMessage() throws -> Message? { try nextFrame()?.message }
+
+    /// The next frame's request id and message, or nil when the daemon closed the connection (or 5 s passed).
+    func nextFrame() throws -> (requestID: UInt32, message: Message)? {
         while true {
-            if let frame = try decoder.nextFrame() { return try frame.message() }
+            if let frame = try decoder.nextFrame() { return (frame.header.requestID, try frame.message()) }
             let n = try decoder.receive { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { return nil }
         }

@@ -215,6 +215,24 @@ import TokenfeedShards
         #expect(eventually { server.connectionCount == 0 }, "the refused connections are closed")
     }
 
+    /// Every answer to a Hello carries its request id, refusals found while decoding it included.
+    @Test func refusalsOfAHelloCarryItsRequestID() throws {
+        let fixture = try ServerFixture()
+        let server = try fixture.startServer()
+        defer { server.shutdown() }
+        let raw = try RawConnection(path: fixture.socketPath)
+        raw.send(Hello(rank: 2, worldSize: 2, batchSize: 1, initialCredits: 1).encodeFrame(requestID: 9))
+        let answer = try #require(try raw.nextFrame())
+        guard case .error(let error) = answer.message else { Issue.record("got \(answer.message)"); return }
+        #expect(error.code == .rankOutOfRange)
+        #expect(answer.requestID == 9)
+        let accepted = try RawConnection(path: fixture.socketPath)
+        accepted.send(Hello(rank: 0, worldSize: 1, batchSize: 1, initialCredits: 0).encodeFrame(requestID: 77))
+        let welcome = try #require(try accepted.nextFrame())
+        guard case .welcome = welcome.message else { Issue.record("got \(welcome.message)"); return }
+        #expect(welcome.requestID == 77)
+    }
+
     /// A client that stops reading with credit outstanding stalls only itself; one that vanishes in the
     /// middle of a batch frame is cleaned up.
     @Test func slowAndVanishedClientsDoNotDisturbOthers() throws {

@@ -97,16 +97,16 @@ final class BatchWriter {
         let step = batch.step
         precondition(step == expectedStep, "the feed produced step \(step), expected \(expectedStep)")
         let pieces = batch.pieces
+        var paddedRows = 0
+        for record in batch.records where record.paddedTokens > 0 { paddedRows += 1 }
         var writer = BatchHeaderWriter(into: header, step: step, rank: session.rank, worldSize: session.worldSize,
                                        batchSize: session.batchSize, sequenceLength: sequenceLength, tokenWidth: tokenWidth,
-                                       pieceCount: pieces.count, fingerprint: fingerprint)
+                                       pieceCount: pieces.count + paddedRows, fingerprint: fingerprint)
         let records = batch.records
         for j in 0 ..< records.count {
             let record = records[j]
             writer.appendRow(datasetIndex: record.dataset, stageIndex: record.stage, epoch: record.epoch,
-                             pieces: batch.pieces(of: j).lazy.map {
-                                 Piece(shardIndex: $0.shard, documentIndex: $0.document, tokenOffset: $0.offset, length: $0.length)
-                             })
+                             pieces: RowPieces(data: batch.pieces(of: j), paddedTokens: record.paddedTokens))
         }
         let headerBytes = writer.finish()
         let tokens = batch.tokens
@@ -119,5 +119,21 @@ final class BatchWriter {
         case .failure(let error):
             return .failure(error)
         }
+    }
+}
+
+/// A row's pieces on the wire: its data pieces, then one padding piece when the row ends in padding
+/// (bestfit packing), so that cu_seqlens ends at `sequence_length + 1`. A view: nothing is allocated.
+struct RowPieces: RandomAccessCollection {
+    let data: UnsafeBufferPointer<SequencePiece>
+    let paddedTokens: UInt32
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { data.count + (paddedTokens > 0 ? 1 : 0) }
+
+    subscript(index: Int) -> Piece {
+        guard index < data.count else { return .padding(length: paddedTokens) }
+        let p = data[index]
+        return Piece(shardIndex: p.shard, documentIndex: p.document, tokenOffset: p.offset, length: p.length)
     }
 }

@@ -138,7 +138,9 @@ final class Connection: @unchecked Sendable {
                 while let frame = try decoder.nextFrame() {
                     let message: Message
                     do { message = try frame.message() } catch {
-                        fail(error)
+                        // An answer to a Hello or StatsRequest carries its request id, refusals included.
+                        let answers = frame.header.type == .hello || frame.header.type == .statsRequest
+                        fail(error, requestID: answers ? frame.header.requestID : 0)
                         return
                     }
                     handle(message, requestID: frame.header.requestID)
