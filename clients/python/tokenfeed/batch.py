@@ -241,8 +241,9 @@ class Batch:
         first_seq = self.step * W * B + self.rank * B
 
         def first_bad(mask: np.ndarray) -> int | None:
-            bad = np.flatnonzero(mask)
-            return int(bad[0]) if len(bad) else None
+            if not mask.any():
+                return None
+            return int(np.argmax(mask))
 
         k = first_bad(rows["sequence_index"] != np.uint64(first_seq) + i)
         if k is not None:
