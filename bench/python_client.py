@@ -10,10 +10,12 @@ It imports the corpus fixture (fixtures/corpus/llama3-text, uint32 Llama-3 ids) 
 temporary data root, writes a one-stage curriculum (concat packing) and starts ``tokenfeedd`` (from
 ``--bin``, ``$TOKENFEED_BIN`` or PATH). Then, for each of ``--runs`` runs, in alternation:
 
-- ``tokenfeed client``: a fresh ``tokenfeed.Client`` (rank 0 of 1, ``--batch-size`` rows, 4 credits)
-  receives ``--batches`` batches after one warm-up batch; per batch it takes the ``inputs`` and
-  ``labels`` views (zero copy) and reads one token of each, so the batch is really in memory.
-- ``tokenfeed client + metadata``: the same, also computing ``position_ids`` and
+- ``tokenfeed client, zero-copy views``: a fresh ``tokenfeed.Client`` (rank 0 of 1, ``--batch-size``
+  rows, 4 credits) receives ``--batches`` batches after one warm-up batch; per batch it takes the
+  ``inputs`` and ``labels`` views (no copy) and reads one token of each.
+- ``tokenfeed client, int64 x and y``: the same, converting ``x`` and ``y`` to int64 as the baseline
+  does (the same work per batch as the baseline).
+- ``… + position ids + varlen cu_seqlens``: also computing ``position_ids`` and
   ``varlen_cu_seqlens()`` per batch (what a packed-attention trainer needs).
 - ``memmap baseline``: nanoGPT's ``get_batch``: per batch a fresh ``np.memmap`` of the raw ``.ds``
   token file (both fixture parts concatenated, uncompressed, in the page cache), ``B`` random offsets,
@@ -71,7 +73,7 @@ def prepare(root: pathlib.Path, tokenfeed_bin: str, L: int) -> pathlib.Path:
     return raw
 
 
-def run_client(sock: str, job: str, B: int, batches: int, metadata: bool) -> tuple[float, float]:
+def run_client(sock: str, job: str, B: int, batches: int, int64: bool, metadata: bool) -> tuple[float, float]:
     """Returns (tokens/s over ``batches`` after one warm-up batch, first-batch latency in s)."""
     t0 = time.perf_counter()
     with tokenfeed.Client(sock, 0, 1, B, credits=4, job_id=job, timeout=120) as c:
@@ -82,6 +84,8 @@ def run_client(sock: str, job: str, B: int, batches: int, metadata: bool) -> tup
         for _ in range(batches):
             b = c.next()
             x, y = b.inputs, b.labels
+            if int64:  # what the baseline (and a PyTorch trainer's embedding lookup) needs
+                x, y = x.astype(np.int64), y.astype(np.int64)
             sink += int(x[0, 0]) + int(y[-1, -1])
             if metadata:
                 sink += int(b.position_ids[-1, -1])
@@ -136,15 +140,18 @@ def main() -> None:
             if daemon.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"tokenfeedd did not start; see {folder / 'tokenfeedd.log'}")
             time.sleep(0.05)
-        results: dict[str, list[float]] = {"tokenfeed client": [], "tokenfeed client + metadata": [], "memmap baseline": []}
+        variants = [("tokenfeed client, zero-copy views", False, False),
+                    ("tokenfeed client, int64 x and y", True, False),
+                    ("tokenfeed client, int64 x and y + position ids + varlen cu_seqlens", True, True)]
+        results: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+        results["memmap baseline (nanoGPT get_batch, int64 x and y)"] = []
         first_batch: list[float] = []
         for run in range(args.runs):
-            tps, first = run_client(sock, f"bench-{run}-a", B, N, metadata=False)
-            results["tokenfeed client"].append(tps)
-            first_batch.append(first)
-            tps, _ = run_client(sock, f"bench-{run}-b", B, N, metadata=True)
-            results["tokenfeed client + metadata"].append(tps)
-            results["memmap baseline"].append(run_memmap(raw, B, L, N, seed=run))
+            for k, (name, int64, metadata) in enumerate(variants):
+                tps, first = run_client(sock, f"bench-{run}-{k}", B, N, int64=int64, metadata=metadata)
+                results[name].append(tps)
+                first_batch.append(first)
+            results["memmap baseline (nanoGPT get_batch, int64 x and y)"].append(run_memmap(raw, B, L, N, seed=run))
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1] / 1e6:.1f}M tok/s" for k, v in results.items()), file=sys.stderr)
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -156,7 +163,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
-    base = statistics.median(results["memmap baseline"])
+    base = statistics.median(results["memmap baseline (nanoGPT get_batch, int64 x and y)"])
     print(f"B = {B}, L = {L}, {N} batches a run, median of {args.runs} runs; tokenfeedd = {tokenfeedd_bin}\n")
     print("| loader | tokens/s (median) | range | vs memmap |")
     print("|---|---:|---:|---:|")

@@ -333,9 +333,6 @@ def hello_with_bad_cursor_crc(fingerprint: int, request_id: int) -> bytes:
     return bytes(hello)
 
 
-@pytest.mark.xfail(reason="tokenfeedd answers rank_out_of_range and a bad cursor CRC with request_id 0; "
-                          "PROTOCOL.md section 4 step 2 says every answer to a Hello carries its request_id",
-                   strict=False)
 def test_hello_errors_carry_the_hello_request_id(daemon):
     with client(daemon, 0, 1, 1, "errors-probe2") as probe:
         fp = probe.welcome.fingerprint
@@ -398,18 +395,12 @@ def test_connect_to_missing_socket(tmp_path):
 # -- bestfit packing: padding and the loss mask ----------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="tokenfeedd at the time of writing crashes when a bestfit row has padding "
-                          "(BatchHeaderWriter precondition: 'row 3: pieces cover 58 tokens, need 65'); "
-                          "the bestfit packer is being written", strict=False)
 def test_bestfit_padding_loss_mask_and_provenance(start_daemon, data_root):
     text = (data_root / "curriculum.yaml").read_text().replace(
         "seed: 3\n", "seed: 3\npacking: {mode: bestfit, pad_token: 128004, lookahead: 16}\n")
     curriculum = data_root / "bestfit.yaml"
     curriculum.write_text(text)
-    try:
-        d = start_daemon(curriculum)
-    except AssertionError as e:
-        pytest.skip(f"tokenfeedd does not serve bestfit packing: {e}")
+    d = start_daemon(curriculum)
     padded_rows = 0
     with tokenfeed.Client(d.socket, 0, 1, 4, timeout=TIMEOUT) as c:
         shards = ShardSet(data_root, c.welcome)
