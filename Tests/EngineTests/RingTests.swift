@@ -122,6 +122,20 @@ private struct ResultLists: @unchecked Sendable {
         #expect(nextExpected == nextId && nextId > 4 * 100)
     }
 
+    @Test func publishedCountFollowsPublishAndAcquire() {
+        let ring = BatchRing(slotCount: 4, slotCapacity: 64)
+        #expect(ring.publishedCount == 0)
+        for _ in 0 ..< 3 {
+            guard let slot = ring.tryAcquireFree() else { Issue.record("no free slot"); return }
+            ring.publish(slot, length: 8)
+        }
+        #expect(ring.publishedCount == 3)
+        guard let taken = ring.tryAcquireFull() else { Issue.record("no full slot"); return }
+        #expect(ring.publishedCount == 2)
+        ring.release(taken)
+        #expect(ring.publishedCount == 2)
+    }
+
     @Test func fullRingRefusesFreeSlotsUntilOneIsReleased() throws {
         let ring = BatchRing(slotCount: 4, slotCapacity: 64)
         let emptyAtStart = isNone(ring.tryAcquireFull())

@@ -122,13 +122,23 @@ public func run(_ executable: String, _ arguments: [String], stdin: Data? = nil)
         try process.run()
     }
     // Read both pipes concurrently so a full stderr pipe cannot block the child.
-    nonisolated(unsafe) var errData = Data()
-    let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    errReader.start()
+    let errBox = DataBox()
+    let errRead = DispatchGroup()
+    errRead.enter()
+    DispatchQueue.global().async {
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+        errRead.leave()
+    }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    while !errReader.isFinished { usleep(1000) }
+    errRead.wait()
+    let errData = errBox.data
     return (process.terminationStatus, outData, String(decoding: errData, as: UTF8.self))
+}
+
+/// Bytes handed from the reading thread to the caller; `DispatchGroup.wait` orders the write before the read.
+private final class DataBox: @unchecked Sendable {
+    var data = Data()
 }
 
 /// The folder holding the built products (`tokenfeed`, `tokenfeedd`) of this test run.

@@ -199,12 +199,14 @@ public final class Server: @unchecked Sendable {
         let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
         var clients: [Stats.Client] = []
         var ringCapacity: UInt32 = 0
+        var ringOccupied: UInt32 = 0
         var preloadBytes: UInt64 = 0
         var preloadBudget: UInt64 = 0
         for connection in open {
             guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
             ringCapacity += UInt32(session.feed.ring.slotCount)
-            preloadBytes += UInt64(PreloadFootprint.residentBytes(stream: stream.stream, budgetBytes: options.preloadBytes))
+            ringOccupied += UInt32(session.feed.ring.publishedCount)
+            preloadBytes += UInt64(session.feed.preloadResidentBytes)
             preloadBudget += UInt64(options.preloadBytes)
             clients.append(Stats.Client(
                 rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
@@ -217,7 +219,7 @@ public final class Server: @unchecked Sendable {
         return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: position,
                      tokensServed: counters.tokensServed.load(ordering: .relaxed),
                      batchesServed: counters.batchesServed.load(ordering: .relaxed),
-                     ringCapacity: ringCapacity, ringOccupied: 0, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
+                     ringCapacity: ringCapacity, ringOccupied: ringOccupied, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
                      uptimeMilliseconds: (monotonicNanoseconds() - counters.startedAt) / 1_000_000,
                      stages: stream.stages, datasets: datasets, clients: clients)
     }

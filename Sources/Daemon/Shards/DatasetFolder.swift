@@ -32,13 +32,13 @@ public final class DatasetFolder: Sendable {
             throw ShardError(path: path, "cannot list the dataset folder: \(error)")
         }
         guard !names.isEmpty else { throw ShardError(path: path, "dataset folder holds no shard (*.zst)") }
-        let results = ResultSlots<ShardReader>(count: names.count)
+        let results = ParallelResults<Result<ShardReader, ShardError>>(count: names.count)
         DispatchQueue.concurrentPerform(iterations: names.count) { i in
             let shardPath = path.hasSuffix("/") ? path + names[i] : path + "/" + names[i]
             results.set(i, Result { () throws(ShardError) in try ShardReader(path: shardPath) })
         }
         var shards: [ShardReader] = []
-        for result in results.take() { shards.append(try result.get()) }
+        for result in results.values { shards.append(try result.get()) }
         return try DatasetFolder(path: path, shards: shards)
     }
 
@@ -69,13 +69,33 @@ public final class DatasetFolder: Sendable {
     }
 }
 
-/// Results written by parallel iterations, one index each.
-final class ResultSlots<T>: @unchecked Sendable {
-    private var slots: [Result<T, ShardError>?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    /// Each index is written by exactly one iteration, and read only after all have finished.
-    func set(_ i: Int, _ value: Result<T, ShardError>) {
-        slots.withUnsafeMutableBufferPointer { $0[i] = value }
+/// Results written by parallel iterations (`DispatchQueue.concurrentPerform`), one index each,
+/// read after all iterations have finished.
+///
+/// `@unchecked Sendable`: iteration `i` writes only element `i`, through a pointer to storage
+/// allocated once (no shared `Array` is mutated, so there is no exclusivity conflict), and
+/// `concurrentPerform` returns only after every iteration, which orders the writes before `values`.
+public final class ParallelResults<T>: @unchecked Sendable {
+    private let slots: UnsafeMutablePointer<T?>
+    private let count: Int
+
+    public init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: max(count, 1))
+        slots.initialize(repeating: nil, count: count)
     }
-    func take() -> [Result<T, ShardError>] { slots.map { $0! } }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    /// Stores iteration `i`'s result.
+    public func set(_ i: Int, _ value: T) {
+        precondition(i >= 0 && i < count)
+        slots[i] = value
+    }
+
+    /// All results, in index order. Every index must have been set.
+    public var values: [T] { (0 ..< count).map { slots[$0]! } }
 }

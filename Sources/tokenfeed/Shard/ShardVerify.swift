@@ -55,11 +55,3 @@ func shardPaths(_ paths: [String]) throws -> [String] {
     }
     return out
 }
-
-/// Results of parallel iterations, one index each, read after all have finished.
-final class ParallelResults<T>: @unchecked Sendable {
-    private var slots: [T?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ value: T) { slots.withUnsafeMutableBufferPointer { $0[i] = value } }
-    var values: [T] { slots.map { $0! } }
-}

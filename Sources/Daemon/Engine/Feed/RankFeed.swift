@@ -38,6 +38,9 @@ public final class RankFeed: Sendable {
         self.queue = DispatchQueue(label: "tokenfeed.feed.rank\(slice.rank)")
     }
 
+    /// Bytes the feed's preloader holds (its slot pool, allocated once when the feed starts).
+    public var preloadResidentBytes: Int { Preloader.residentBytes(stream: stream, budgetBytes: preloadBytes) }
+
     /// The error that stopped the feed, if one did (after the ring is drained).
     public var failure: ShardError? { failureBox.withLock { $0 } }
 

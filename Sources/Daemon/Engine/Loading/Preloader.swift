@@ -55,10 +55,7 @@ public final class Preloader: FrameProvider {
         self.slice = slice
         self.nextStep = startStep
         self.stepCount = stepCount
-        let shards = stream.datasets.flatMap(\.shards)
-        frameBytes = ((shards.map { $0.metadata.tokensPerFrame * $0.metadata.tokenWidth.bytes }.max() ?? 64) + 63) & ~63
-        scratchBytes = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        slotCount = max(2, budgetBytes / (frameBytes + scratchBytes))
+        (frameBytes, scratchBytes, slotCount) = Self.sizing(stream: stream, budgetBytes: budgetBytes)
         residentBytes = slotCount * (frameBytes + scratchBytes)
         storage = .allocate(byteCount: residentBytes, alignment: 64)
         storage.initializeMemory(as: UInt8.self, repeating: 0)       // fault the pages in now
@@ -72,6 +69,21 @@ public final class Preloader: FrameProvider {
         planner = stream.planner()
         pending.reserveCapacity(1024)
         pieces.reserveCapacity(1024)
+    }
+
+    /// The slot pool for `budgetBytes`: each slot holds the largest decompressed frame and the largest
+    /// compressed one (both rounded up to 64 bytes); at least two slots.
+    static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
+        let shards = stream.datasets.flatMap(\.shards)
+        let frame = ((shards.map { $0.metadata.tokensPerFrame * $0.metadata.tokenWidth.bytes }.max() ?? 64) + 63) & ~63
+        let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
+        return (frame, scratch, max(2, budgetBytes / (frame + scratch)))
+    }
+
+    /// The bytes a preloader with `budgetBytes` holds resident, allocated once at its start.
+    public static func residentBytes(stream: GlobalStream, budgetBytes: Int) -> Int {
+        let (frame, scratch, slots) = sizing(stream: stream, budgetBytes: budgetBytes)
+        return slots * (frame + scratch)
     }
 
     deinit {
@@ -185,8 +197,9 @@ private final class SlotJobs: @unchecked Sendable {
     private static let idle = 0, loading = 1, ready = 2, failed = 3
     private let states: UnsafeMutablePointer<Atomic<Int>>
     private let count: Int
-    private var decompressors: [ZstdDecompressor]
-    private var errors: [ShardError?]
+    private let decompressors: [ZstdDecompressor]
+    /// Per slot, the error of its last job; written by that job, read by the packer after the state.
+    private let errors: UnsafeMutablePointer<ShardError?>
     private let inFlight = Atomic<Int>(0)
     private let queue = DispatchQueue.global(qos: .userInitiated)
 
@@ -195,12 +208,15 @@ private final class SlotJobs: @unchecked Sendable {
         states = .allocate(capacity: slotCount)
         for s in 0 ..< slotCount { (states + s).initialize(to: Atomic(Self.idle)) }
         decompressors = (0 ..< slotCount).map { _ in ZstdDecompressor() }
-        errors = Array(repeating: nil, count: slotCount)
+        errors = .allocate(capacity: slotCount)
+        errors.initialize(repeating: nil, count: slotCount)
     }
 
     deinit {
         states.deinitialize(count: count)
         states.deallocate()
+        errors.deinitialize(count: count)
+        errors.deallocate()
     }
 
     func start(slot: Int, reader: ShardReader, frame: Int, destination: UnsafeMutableRawBufferPointer,

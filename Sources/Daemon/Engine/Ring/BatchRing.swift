@@ -94,6 +94,9 @@ public final class BatchRing: @unchecked Sendable {
         storage.deallocate()
     }
 
+    /// Batches published and not yet taken by a consumer (a snapshot, for statistics).
+    public var publishedCount: Int { full.approximateCount }
+
     /// Whether `close()` has been called.
     public var isClosed: Bool { closed.load(ordering: .acquiring) }
 

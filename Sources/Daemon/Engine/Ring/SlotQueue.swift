@@ -98,6 +98,14 @@ struct SlotQueue: ~Copyable {
         (cells + index * Self.cellStride + Self.entryOffset).assumingMemoryBound(to: Entry.self)
     }
 
+    /// Entries enqueued and not yet dequeued, read without synchronisation: exact when the queue
+    /// is quiet, otherwise a snapshot that may be off by the operations in progress. For statistics.
+    var approximateCount: Int {
+        let enqueued = enqueuePosition.pointee.load(ordering: .relaxed)
+        let dequeued = dequeuePosition.pointee.load(ordering: .relaxed)
+        return min(max(enqueued &- dequeued, 0), mask + 1)
+    }
+
     /// Appends `entry` unless the queue is full.
     ///
     /// - Returns: the entry's ticket (its position in enqueue order), or `nil` if all
