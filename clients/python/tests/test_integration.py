@@ -261,6 +261,37 @@ def test_ranks_are_independent_and_stats_lists_them(daemon):
         c.close()
 
 
+def test_ranks_in_threads_cover_the_stream_once(daemon, data_root):
+    """Four ranks, each in its own thread with its own connection, at once."""
+    import threading
+
+    W, B, STEPS = 4, 3, 40
+    rows: dict[int, list] = {}
+    failures: list[BaseException] = []
+
+    def rank_main(r: int) -> None:
+        try:
+            with client(daemon, r, W, B, "threads", credits=2 + r) as c:
+                rows[r] = read(c, STEPS)
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(W)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=4 * TIMEOUT)
+    assert not any(t.is_alive() for t in threads) and not failures, failures
+    seen = sorted(row.sequence for r in range(W) for row in rows[r])
+    assert seen == list(range(STEPS * W * B))
+    with client(daemon, 0, 1, 1, "threads-probe") as probe:
+        shards = ShardSet(data_root, probe.welcome)
+    for r in range(W):
+        for row in rows[r]:
+            assert row.rank == r and row.sequence == row.step * W * B + r * B + (row.sequence % B)
+            check_row_against_shards(row, shards, L)
+
+
 # -- errors --------------------------------------------------------------------------------------------
 
 
