@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import TokenfeedClient
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedMixing
+import TokenfeedProtocol
 import TokenfeedShards
 
 /// `tokenfeed demo`: the whole SmolLM3 curriculum on a generated corpus.
@@ -20,6 +22,9 @@ struct Demo: ParsableCommand {
 
     @Option(help: "Working folder: the corpus goes to OUT/data.")
     var out = "demo-out"
+
+    @Flag(help: "Skip starting the daemon (sections 1-3 only).")
+    var offlineOnly = false
 
     @Option(help: "Tokens generated per dataset.")
     var tokensPerDataset = 120_000
@@ -78,6 +83,70 @@ struct Demo: ParsableCommand {
                 }
             }
         }
+
+        if offlineOnly { return }
+        section("4. Serve it: tokenfeedd on a Unix socket, \(worldSize) ranks reading through the Swift client")
+        try serve(loaded, dataRoot: dataRoot)
+    }
+
+    /// Starts `tokenfeedd` on the generated corpus and reads, through the socket, the steps around
+    /// each stage boundary as `worldSize` ranks resuming from a cursor; then prints the daemon's stats.
+    private func serve(_ loaded: Curriculum, dataRoot: String) throws {
+        let daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("tokenfeedd").path
+        guard FileManager.default.isExecutableFile(atPath: daemonPath) else {
+            printError("tokenfeedd not found next to tokenfeed (\(daemonPath)); build both products")
+            throw ExitCode(1)
+        }
+        let socket = out + "/tokenfeed.sock"
+        try? FileManager.default.removeItem(atPath: socket)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: daemonPath)
+        daemon.arguments = ["--curriculum", curriculum, "--data-root", dataRoot, "--socket", socket,
+                            "--state-dir", out + "/state", "--log-level", "warning"]
+        try daemon.run()
+        defer {
+            if daemon.isRunning { daemon.terminate() }
+            daemon.waitUntilExit()
+            print("\ntokenfeedd stopped (SIGTERM), exit status \(daemon.terminationStatus)")
+        }
+        print("started: \(daemonPath) --curriculum \(curriculum) --data-root \(dataRoot) --socket \(socket)")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: socket) {
+            guard daemon.isRunning, Date() < deadline else {
+                printError("tokenfeedd did not start listening")
+                throw ExitCode(1)
+            }
+            usleep(20_000)
+        }
+        let world = UInt32(worldSize), batch = UInt32(batchSize)
+        let probe = try TokenfeedClient.connect(socketPath: socket, rank: 0, worldSize: world, batchSize: batch)
+        let fingerprint = probe.welcome.fingerprint
+        probe.close()
+        print(String(format: "stream fingerprint %016llx; %d ranks × %d sequences per step", fingerprint, worldSize, batchSize))
+        let globalBatch = UInt64(worldSize * batchSize)
+        for s in 1 ..< loaded.stages.count {
+            let plan = StreamPlan(curriculum: loaded)
+            let boundaryStep = plan.firstSequence(ofStage: s) / globalBatch
+            print("\nresume all ranks at step \(boundaryStep - 1) (cursor) and read two steps; stage \"\(loaded.stages[s].name)\" starts at step \(boundaryStep):")
+            let cursor = Cursor(fingerprint: fingerprint, nextStep: boundaryStep - 1, worldSize: world, batchSize: batch)
+            var clients: [TokenfeedClient] = []
+            for rank in 0 ..< world {
+                clients.append(try TokenfeedClient.connect(socketPath: socket, rank: rank, worldSize: world, batchSize: batch, cursor: cursor))
+            }
+            for _ in 0 ..< 2 {
+                for client in clients {
+                    guard let received = try client.next() else { continue }
+                    let cells = (0 ..< received.batchSize).map { j in
+                        "\(received.row(j).sequenceIndex):\(received.stageName(row: j).prefix(12))/\(received.datasetName(row: j).prefix(18))"
+                    }
+                    print("  step \(received.step) rank \(received.rank)  " + cells.joined(separator: "  "))
+                }
+            }
+            for client in clients { client.close() }
+        }
+        print("")
+        try StatsCommand.parse(["--socket", socket]).run()
     }
 
     private func section(_ title: String) {
