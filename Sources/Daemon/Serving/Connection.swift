@@ -45,7 +45,7 @@ final class Connection: @unchecked Sendable {
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
 
-    private let outbox = Mutex(Outbox())
+    private let outbox = LockedValue(Outbox())
     private let outboxPending = Atomic<Bool>(false)
     private let writerScheduled = Atomic<Bool>(false)
     private let closing = Atomic<Bool>(false)
@@ -60,7 +60,7 @@ final class Connection: @unchecked Sendable {
     let waitNanosecondsTotal = Atomic<UInt64>(0)
     let waitNanosecondsMax = Atomic<UInt64>(0)
     /// The session's identity for Stats, set once at the handshake.
-    let sessionInfo = Mutex<Session?>(nil)
+    let sessionInfo = LockedValue<Session?>(nil)
 
     init(id: UInt64, fd: Int32, server: Server, logger: Logger) {
         self.id = id

@@ -1,4 +1,4 @@
-import Synchronization
+import TokenfeedEngine
 import TokenfeedProtocol
 
 /// The jobs a daemon serves, keyed by `job_id` (clients that send none share the empty id). The
@@ -17,7 +17,7 @@ final class JobRegistry: Sendable {
         var ranks: [UInt32: Connection]
     }
 
-    private let jobs = Mutex<[String: Job]>([:])
+    private let jobs = LockedValue<[String: Job]>([:])
 
     /// Claims `hello.rank` in its job for `owner`, fixing the job's shape if the job has no live session.
     /// - Throws: `job_mismatch` naming both shapes, `rank_in_use` naming the rank.

@@ -35,7 +35,7 @@ public final class Server: @unchecked Sendable {
     let logger: Logger
     let registry = JobRegistry()
     let counters = ServerCounters()
-    private let connections = Mutex<[UInt64: Connection]>([:])
+    private let connections = LockedValue<[UInt64: Connection]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
     /// Set by `start` and cleared by `shutdown`, both on the caller's thread before/after the accept source runs.

@@ -19,7 +19,7 @@ public final class RankFeed: Sendable {
     public let stepCount: UInt64
     private let preloadBytes: Int
     private let queue: DispatchQueue
-    private let failureBox = Mutex<ShardError?>(nil)
+    private let failureBox = LockedValue<ShardError?>(nil)
     private let finished = Atomic<Bool>(false)
 
     /// - Parameters:
