@@ -114,4 +114,29 @@ import TokenfeedShards
             #expect(x.records == y.records && x.pieces == y.pieces)
         }
     }
+
+    /// Provenance names shards by their path relative to the data root, nested folders included.
+    @Test func shardNamesAreRelativeToTheDataRoot() throws {
+        let fixture = try EngineFixture()
+        let stream = try GlobalStream(curriculum: try fixture.curriculum())
+        #expect(stream.shardName(dataset: 0, shard: 1) == "web/part-1.zst")
+        let nested = fixture.dir.sub("data/team/deep", create: true)
+        try SyntheticCorpus.writeShard(SyntheticCorpus.documents(seed: 1, count: 3, vocabulary: 1000, meanLength: 90),
+                                       path: nested + "/a.zst", vocabulary: 1000)
+        let yaml = """
+            sequence_length: 16
+            datasets:
+              deep: team/deep
+            stages:
+              - name: only
+                start: 0
+                end: 160
+                mixture:
+                  deep: 1
+            """
+        try yaml.write(toFile: fixture.dir.sub("nested.yaml"), atomically: true, encoding: .utf8)
+        let nestedStream = try GlobalStream(curriculum: try CurriculumLoader.load(path: fixture.dir.sub("nested.yaml"),
+                                                                                  dataRoot: fixture.dataRoot + "/"))
+        #expect(nestedStream.shardName(dataset: 0, shard: 0) == "team/deep/a.zst")
+    }
 }

@@ -35,6 +35,9 @@ public struct Curriculum: Sendable, Hashable {
         self.packing = packing
     }
 
+    /// The folder dataset folders were resolved against, when one was given. Provenance names
+    /// shards by their path relative to it. Not part of the fingerprint.
+    public var dataRoot: String?
     /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
     /// packing, dataset names, stage boundaries and exact weights) — not of folders or names
     /// of stages, which do not change which tokens are served. Computed from the current values.

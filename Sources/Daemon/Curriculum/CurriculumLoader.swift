@@ -79,7 +79,9 @@ public enum CurriculumLoader {
             diagnostics.error(root.location, "not a curriculum: expected a top-level 'stages' (tokenfeed format), 'data_stages' (nanotron config) or 'datasets' (dataset list)")
             return nil
         }
-        return CurriculumAssembler(raw: raw, path: path, directory: directory, dataRoot: dataRoot).assemble(&diagnostics)
+        var curriculum = CurriculumAssembler(raw: raw, path: path, directory: directory, dataRoot: dataRoot).assemble(&diagnostics)
+        curriculum?.dataRoot = dataRoot
+        return curriculum
     }
 
     /// The contents of a text file, or nil after reporting why it cannot be read.

@@ -68,11 +68,20 @@ public final class GlobalStream: Sendable {
     /// A planner for one consumer (it caches epoch layouts, so each thread has its own).
     public func planner() -> SequencePlanner { SequencePlanner(stream: self) }
 
-    /// Relative path of a shard for provenance: `<dataset folder name>/<shard file name>`.
+    /// The path of a shard for provenance: relative to the curriculum's data root when the dataset
+    /// folder is inside it (`fineweb-edu/00003.zst`, `openmathreasoning-4k/tokenized/00000.zst`),
+    /// else `<dataset name>/<shard file name>`.
     public func shardName(dataset: Int, shard: Int) -> String {
-        let folder = datasets[dataset].path.split(separator: "/").last.map(String.init) ?? ""
-        let file = datasets[dataset].shards[shard].path.split(separator: "/").last.map(String.init) ?? ""
-        return folder + "/" + file
+        // Paths as component lists, so `root/`, `root//x` and `./` spellings compare equal.
+        func components(_ path: String) -> [Substring] {
+            path.split(separator: "/").filter { $0 != "." }
+        }
+        let file = components(datasets[dataset].shards[shard].path).last.map(String.init) ?? ""
+        let folder = components(datasets[dataset].path)
+        if let root = curriculum.dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
+            return folder.dropFirst(root.count).joined(separator: "/") + "/" + file
+        }
+        return curriculum.datasets[dataset].name + "/" + file
     }
 }
 
