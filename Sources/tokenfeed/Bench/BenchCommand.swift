@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import TokenfeedClient
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
@@ -52,13 +53,17 @@ struct BenchThroughput: ParsableCommand {
         print("data: real text \(stream.datasets[0].tokenCount) tokens in \(stream.datasets[0].shards.count) shards; synthetic Zipf \(stream.datasets[1].tokenCount) tokens\n")
 
         var engine: [Double] = [], engineCold: [Double] = [], engineTiny: [Double] = [], zstdFloor: [Double] = [], memcpyRate: [Double] = []
-        var firstBatch: [Double] = []
-        for _ in 0 ..< runs {
+        var firstBatch: [Double] = [], socket: [Double] = []
+        let daemon = try BenchDaemon(curriculum: dir + "/bench.yaml", dataRoot: dir + "/data", folder: dir,
+                                     preloadBytes: preloadMiB << 20)
+        defer { daemon.stop() }
+        for run in 0 ..< runs {
             warm(stream)
             let (rate, latency) = measureEngine(stream, budget: preloadMiB << 20)
             engine.append(rate)
             firstBatch.append(latency)
             engineCold.append(measureEngine(stream, budget: 4 << 20).rate)
+            socket.append(try measureSocket(daemon.socket, rank: UInt32(run)))
             engineTiny.append(measureEngine(stream, budget: 1).rate)
             zstdFloor.append(measureDecompression(stream))
             memcpyRate.append(measureMemcpy(bytes: batchSize * rowTokens * 4))
@@ -77,6 +82,7 @@ struct BenchThroughput: ParsableCommand {
         line("engine, \(preloadMiB) MiB budget (corpus resident)", engine)
         line("engine, 4 MiB budget (< corpus: cold frames)", engineCold)
         line("engine, budget of 2 frames (no look-ahead)", engineTiny)
+        line("tokenfeedd → socket → Swift client, \(preloadMiB) MiB", socket)
         line("memcpy of a batch's token block (in cache)", memcpyRate)
         print("\nengine start-up (feed created → first batch, \(preloadMiB) MiB budget faulted in): median "
               + String(format: "%.1f ms", median(firstBatch) * 1e3) + ", runs: "
@@ -140,6 +146,25 @@ struct BenchThroughput: ParsableCommand {
         return (Double((consumed - 1) * batchSize * (sequenceLength + 1)) / seconds, Double(start - created) / 1e9)
     }
 
+    /// Tokens per second one Swift client receives from the daemon (each run is a new rank of a job of
+    /// `runs` ranks, so every run starts cold at step 0 of its own slice).
+    private func measureSocket(_ path: String, rank: UInt32) throws -> Double {
+        let client = try TokenfeedClient.connect(socketPath: path, rank: rank, worldSize: UInt32(runs),
+                                                 batchSize: UInt32(batchSize), credits: 4)
+        defer { client.close() }
+        var consumed = 0
+        var start: UInt64 = 0
+        var checksum: UInt32 = 0
+        while consumed <= steps, let batch = try client.next() {
+            if consumed == 0 { start = DispatchTime.now().uptimeNanoseconds }
+            checksum &+= batch.token(row: 0, position: 0)
+            consumed += 1
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if checksum == 42 { print("") }
+        return Double((consumed - 1) * batchSize * (sequenceLength + 1)) / seconds
+    }
+
     /// Decompresses every frame of every shard on one thread: the floor of a cold stream per core.
     private func measureDecompression(_ stream: GlobalStream) -> Double {
         let shards = stream.datasets.flatMap(\.shards)
@@ -175,6 +200,32 @@ struct BenchThroughput: ParsableCommand {
         }
         if sink == 1 && repeats == 1 { print("") }
         return Double(repeats * bytes / 4) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+}
+
+/// A `tokenfeedd` child process serving the benchmark's curriculum.
+final class BenchDaemon {
+    let socket: String
+    private let process = Process()
+
+    init(curriculum: String, dataRoot: String, folder: String, preloadBytes: Int) throws {
+        socket = folder + "/bench.sock"
+        try? FileManager.default.removeItem(atPath: socket)
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("tokenfeedd")
+        process.arguments = ["--curriculum", curriculum, "--data-root", dataRoot, "--socket", socket,
+                             "--preload-bytes", "\(preloadBytes)", "--log-level", "warning"]
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: socket) {
+            guard process.isRunning, Date() < deadline else { throw ValidationError("tokenfeedd did not start") }
+            usleep(10_000)
+        }
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
     }
 }
 
