@@ -13,7 +13,7 @@ import TestSupport
         let rss_growth_bytes: Int
     }
 
-    @Test(arguments: [(60, 1024), (60, 8192)])
+    @Test(arguments: [(60, 1024), (60, 8192), (60, 65536)])
     func residentGrowthStaysUnderBudgetPlusRing(datasets: Int, budgetKiB: Int) throws {
         let dir = TemporaryDirectory("tokenfeed-memory")
         let result = try run(productsFolder + "/tokenfeed", ["bench", "memory", "--datasets", "\(datasets)",

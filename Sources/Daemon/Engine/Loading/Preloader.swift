@@ -188,16 +188,21 @@ public final class Preloader: FrameProvider {
     }
 }
 
-/// The decompression jobs of a slot pool: per slot a decompressor, a state and an error.
+/// The decompression jobs of a slot pool: per slot a state and an error; a small pool of zstd
+/// decompression contexts shared by the jobs (a context holds ~100 KiB plus its window buffers, so
+/// one per slot would cost more than the budget's frames for small frames).
 ///
-/// `@unchecked Sendable`: slot `s`'s decompressor and error are touched by at most one job at a time
-/// (a slot is given a new job only after the packer has waited for the previous one), and the
-/// packer reads the error only after an acquiring load of the state the job stored with release.
+/// `@unchecked Sendable`: slot `s`'s error is touched by at most one job at a time (a slot is given
+/// a new job only after the packer has waited for the previous one), and the packer reads the error
+/// only after an acquiring load of the state the job stored with release. A decompression context
+/// is used by the one job that took its index from `idleContexts` until it puts the index back
+/// (the queue's acquire/release hand-over orders the uses).
 private final class SlotJobs: @unchecked Sendable {
     private static let idle = 0, loading = 1, ready = 2, failed = 3
     private let states: UnsafeMutablePointer<Atomic<Int>>
     private let count: Int
     private let decompressors: [ZstdDecompressor]
+    private let idleContexts: SlotQueue
     /// Per slot, the error of its last job; written by that job, read by the packer after the state.
     private let errors: UnsafeMutablePointer<ShardError?>
     private let inFlight = Atomic<Int>(0)
@@ -207,7 +212,12 @@ private final class SlotJobs: @unchecked Sendable {
         count = slotCount
         states = .allocate(capacity: slotCount)
         for s in 0 ..< slotCount { (states + s).initialize(to: Atomic(Self.idle)) }
-        decompressors = (0 ..< slotCount).map { _ in ZstdDecompressor() }
+        // Jobs run on the global concurrent queue, at most about one per core at a time.
+        var contexts = 1
+        while contexts < min(slotCount, 2 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) { contexts <<= 1 }
+        decompressors = (0 ..< contexts).map { _ in ZstdDecompressor() }
+        idleContexts = SlotQueue(capacity: contexts)
+        for c in 0 ..< contexts { _ = idleContexts.enqueue(SlotQueue.Entry(slot: c, length: 0)) }
         errors = .allocate(capacity: slotCount)
         errors.initialize(repeating: nil, count: slotCount)
     }
@@ -228,8 +238,20 @@ private final class SlotJobs: @unchecked Sendable {
     }
 
     fileprivate func run(_ job: Job) {
+        var backoff = Backoff()
+        var taken = idleContexts.dequeue()
+        while taken == nil {
+            backoff.wait()
+            taken = idleContexts.dequeue()
+        }
+        let context = taken!.entry.slot
+        defer {
+            // The queue can report "full" for a moment while a peer is mid-dequeue (see BatchRing, invariant 2a).
+            var returning = Backoff()
+            while idleContexts.enqueue(SlotQueue.Entry(slot: context, length: 0)) == nil { returning.wait() }
+        }
         do {
-            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[job.slot])
+            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[context])
             errors[job.slot] = nil
             states[job.slot].store(Self.ready, ordering: .releasing)
         } catch {
