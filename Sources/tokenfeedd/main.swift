@@ -16,11 +16,13 @@ struct TokenfeedDaemon: ParsableCommand {
         discussion: """
             Options come from the command line and from a YAML config file (--config); the command line wins. \
             The curriculum and every shard header are read before the socket is opened: bad input exits with status 1 \
-            and a message naming the file and line:column, or the shard and frame. SIGTERM and SIGINT stop accepting, \
+            and a message naming the file and line:column, or the shard and frame. --verify-shards startup checks every \
+            frame of every shard first; --on-corrupt quarantine (which implies it) serves without the corrupt shards, \
+            the same way on every node, and records them in the stream's fingerprint and cursors. SIGTERM and SIGINT stop accepting, \
             send every client a shutting_down error and exit 0.
             """)
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -46,6 +48,12 @@ struct TokenfeedDaemon: ParsableCommand {
 
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
+
+    @Option(help: "Corrupt shard data: fail (exit at startup, data_error while serving) or quarantine (verify at startup, serve without the corrupt shards) (default fail).")
+    var onCorrupt: String?
+
+    @Option(help: "Shard checks before listening: none (metadata checksums) or startup (every frame of every shard) (default none; startup under --on-corrupt quarantine).")
+    var verifyShards: String?
 
     func run() throws {
         let options: ServerOptions
@@ -112,6 +120,22 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let level = Logger.Level(rawValue: text) else { throw ValidationError("--log-level: unknown level \(text)") }
             options.logLevel = level
         } else if let level = file.logLevel { options.logLevel = level }
+        if let text = onCorrupt {
+            guard let policy = CorruptDataPolicy(rawValue: text) else { throw ValidationError("--on-corrupt: expected fail or quarantine, got \(text)") }
+            options.onCorrupt = policy
+        } else if let policy = file.onCorrupt { options.onCorrupt = policy }
+        let verification: ShardVerificationMode?
+        if let text = verifyShards {
+            guard let mode = ShardVerificationMode(rawValue: text) else { throw ValidationError("--verify-shards: expected none or startup, got \(text)") }
+            verification = mode
+        } else { verification = file.verifyShards }
+        if options.onCorrupt == .quarantine {
+            // Quarantine is decided from a full verification at startup, so that every node quarantines the same shards.
+            guard verification != ShardVerificationMode.none else {
+                throw ValidationError("--on-corrupt quarantine verifies every shard at startup; it cannot be combined with --verify-shards none")
+            }
+            options.verifyShards = .startup
+        } else if let verification { options.verifyShards = verification }
         return options
     }
 }

@@ -30,6 +30,7 @@ final class BatchWriter {
     private let sequenceLength: UInt32
     private let tokenWidth: TokenfeedProtocol.TokenWidth
     private let fingerprint: UInt64
+    private let quarantineDigest: UInt64
     private let stepCount: UInt64
     private var expectedStep: UInt64
     private let giveUp: () -> Bool
@@ -40,6 +41,7 @@ final class BatchWriter {
         self.sequenceLength = served.sequenceLength
         self.tokenWidth = served.tokenWidth
         self.fingerprint = served.fingerprint
+        self.quarantineDigest = served.quarantine.digest
         self.stepCount = session.feed.stepCount
         self.expectedStep = session.startStep
         self.giveUp = giveUp
@@ -101,7 +103,8 @@ final class BatchWriter {
         for record in batch.records where record.paddedTokens > 0 { paddedRows += 1 }
         var writer = BatchHeaderWriter(into: header, step: step, rank: session.rank, worldSize: session.worldSize,
                                        batchSize: session.batchSize, sequenceLength: sequenceLength, tokenWidth: tokenWidth,
-                                       pieceCount: pieces.count + paddedRows, fingerprint: fingerprint)
+                                       pieceCount: pieces.count + paddedRows, fingerprint: fingerprint,
+                                       quarantineDigest: quarantineDigest)
         let records = batch.records
         for j in 0 ..< records.count {
             let record = records[j]

@@ -13,6 +13,8 @@ import TokenfeedCurriculum
 /// preload_bytes: 1GiB        # or a plain number of bytes; KiB, MiB, GiB, K, M, G suffixes
 /// ring_slots: 8
 /// log_level: info            # trace, debug, info, notice, warning, error, critical
+/// on_corrupt: fail           # or quarantine
+/// verify_shards: none        # or startup
 /// ```
 public struct ConfigFile: Sendable, Hashable {
     public var curriculumPath: String?
@@ -23,13 +25,15 @@ public struct ConfigFile: Sendable, Hashable {
     public var preloadBytes: Int?
     public var ringSlots: Int?
     public var logLevel: Logger.Level?
+    public var onCorrupt: CorruptDataPolicy?
+    public var verifyShards: ShardVerificationMode?
 
     /// An empty config (nothing set).
     public init() {}
 
     /// The keys a config file may hold.
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
-                              "ring_slots", "log_level"]
+                              "ring_slots", "log_level", "on_corrupt", "verify_shards"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -72,6 +76,14 @@ public struct ConfigFile: Sendable, Hashable {
             case "log_level":
                 if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
                     fail("expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                }
+            case "on_corrupt":
+                if let policy = CorruptDataPolicy(rawValue: text) { config.onCorrupt = policy } else {
+                    fail("expected one of \(CorruptDataPolicy.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                }
+            case "verify_shards":
+                if let mode = ShardVerificationMode(rawValue: text) { config.verifyShards = mode } else {
+                    fail("expected one of \(ShardVerificationMode.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
                 }
             default:
                 problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))

@@ -217,7 +217,7 @@ final class Connection: @unchecked Sendable {
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
         feed.start()
-        let start = Cursor(fingerprint: served.fingerprint, nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
+        let start = served.cursor(nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
         served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
         outbox.withLock {
@@ -338,7 +338,12 @@ final class Connection: @unchecked Sendable {
         if let failure = session.feed.failure {
             logger.error("data error, closing the session", metadata: ["error": "\(failure)"])
             let detail = failure.frame.map { "\(failure.path) frame \($0)" } ?? failure.path
-            enqueue(ErrorMessage(code: .dataError, message: failure.description, detail: detail))
+            var message = failure.description
+            if server.options.onCorrupt == .quarantine {
+                message += " (the shard passed verification at startup; quarantine is decided at startup only, so that every node serves "
+                    + "the same stream: repair or replace the shard and restart the daemon)"
+            }
+            enqueue(ErrorMessage(code: .dataError, message: message, detail: detail))
             close(reason: "data error")
         } else {
             enqueue(Goodbye(reason: .endOfStream))

@@ -4,12 +4,14 @@ import TokenfeedProtocol
 
 /// The stream a daemon serves, opened once at startup, with everything the protocol says about it:
 /// the Welcome's tables (stages, datasets and their shard paths), the token width and vocabulary,
-/// and the 64-bit fingerprint that cursors carry.
+/// the 64-bit fingerprint that cursors carry, and the shards quarantined at startup with their digest.
 public final class ServedStream: Sendable {
     /// The opened global stream (curriculum, plan, dataset folders).
     public let stream: GlobalStream
     /// The protocol fingerprint: see ``StreamFingerprint``.
     public let fingerprint: UInt64
+    /// The shards left out of `stream` because they failed verification at startup.
+    public let quarantine: ShardQuarantine
     /// The curriculum's stages with their token ranges, as the Welcome lists them.
     public let stages: [StageInfo]
     /// The curriculum's datasets with shard paths relative to the data root, as the Welcome lists them.
@@ -21,12 +23,13 @@ public final class ServedStream: Sendable {
     /// Vocabulary size announced in the Welcome (at least 1).
     public let vocabularySize: UInt32
 
-    /// Describes an opened stream.
+    /// Describes an opened stream, from whose datasets the shards of `quarantine` were left out.
     /// - Precondition: the sequence length fits the protocol (below 2^24).
-    public init(stream: GlobalStream) {
+    public init(stream: GlobalStream, quarantine: ShardQuarantine = .none) {
         precondition(stream.sequenceLength <= Int(Welcome.maxSequenceLength), "sequence length too large for the protocol")
         self.stream = stream
-        self.fingerprint = StreamFingerprint.value(of: stream)
+        self.quarantine = quarantine
+        self.fingerprint = StreamFingerprint.value(of: stream, quarantine: quarantine)
         self.stages = stream.curriculum.stages.map {
             StageInfo(name: $0.name, startToken: $0.startToken, endToken: $0.endToken)
         }
@@ -43,6 +46,12 @@ public final class ServedStream: Sendable {
     /// Steps in the whole run for a job of `worldSize × batchSize` sequences a step.
     public func stepCount(worldSize: UInt32, batchSize: UInt32) -> UInt64 {
         stream.plan.totalSequences / (UInt64(worldSize) * UInt64(batchSize))
+    }
+
+    /// The cursor at `step` of a job of `worldSize × batchSize`: this stream's fingerprint and
+    /// quarantine digest.
+    public func cursor(nextStep step: UInt64, worldSize: UInt32, batchSize: UInt32) -> Cursor {
+        Cursor(fingerprint: fingerprint, nextStep: step, worldSize: worldSize, batchSize: batchSize, quarantineDigest: quarantine.digest)
     }
 
     /// The Welcome for a session that starts at `startCursor`.

@@ -45,19 +45,19 @@ public final class Server: @unchecked Sendable {
     private let allClosed = DispatchSemaphore(value: 0)
 
     /// Loads the curriculum and opens every dataset folder and shard (headers, metadata, checksums
-    /// of the metadata) — everything that can fail on bad input — without listening yet.
+    /// of the metadata) — everything that can fail on bad input — without listening yet. With
+    /// `--verify-shards startup` or `--on-corrupt quarantine` every frame of every shard is verified
+    /// too, and under `quarantine` the corrupt shards are left out (``StartupShardCheck``).
     /// - Throws: `ServerStartupError` naming the file and line:column (curriculum) or the dataset,
-    ///   shard and problem.
+    ///   shard, frame and problem.
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
         let curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
         }
-        let stream: GlobalStream
-        do { stream = try GlobalStream(curriculum: curriculum) } catch {
-            throw ServerStartupError("\(options.curriculumPath): \(error)")
-        }
-        return Server(stream: ServedStream(stream: stream), options: options, logger: logger)
+        let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
+                                                              verification: options.verifyShards, logger: logger)
+        return Server(stream: ServedStream(stream: stream, quarantine: quarantine), options: options, logger: logger)
     }
 
     /// A server for an opened stream.
@@ -96,7 +96,8 @@ public final class Server: @unchecked Sendable {
         logger.info("serving", metadata: [
             "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(hex16(stream.fingerprint))",
             "datasets": "\(stream.datasets.count)", "stages": "\(stream.stages.count)",
-            "sequences": "\(stream.stream.plan.totalSequences)",
+            "sequences": "\(stream.stream.plan.totalSequences)", "on_corrupt": "\(options.onCorrupt.rawValue)",
+            "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
         ])
         SystemdNotifier.notify("READY=1\nSTATUS=serving \(options.socketPath)")
     }
@@ -126,8 +127,8 @@ public final class Server: @unchecked Sendable {
             table[connection.id] = nil
             return table.count
         }
-        if let session { saveState(rank: session.rank, cursor: Cursor(fingerprint: stream.fingerprint, nextStep: nextStep,
-                                                                   worldSize: session.worldSize, batchSize: session.batchSize)) }
+        if let session { saveState(rank: session.rank, cursor: stream.cursor(nextStep: nextStep, worldSize: session.worldSize,
+                                                                          batchSize: session.batchSize)) }
         if remaining == 0, stopping.load(ordering: .acquiring) { allClosed.signal() }
     }
 
@@ -194,7 +195,7 @@ public final class Server: @unchecked Sendable {
             return Stats.Dataset(name: curriculum.datasets[d].name, targetShare: targets[d],
                                  realizedShare: inStage == 0 ? 0 : Double(countsNow[d] - countsAtStageStart[d]) / Double(inStage),
                                  tokensServed: consumed, epoch: UInt32(truncatingIfNeeded: epochTokens == 0 ? 0 : consumed / epochTokens),
-                                 quarantinedShards: 0)
+                                 quarantinedShards: UInt32(stream.quarantine.count(dataset: d)))
         }
         let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
         var clients: [Stats.Client] = []

@@ -19,11 +19,17 @@ public struct ServerOptions: Sendable, Hashable {
     public var ringSlots: Int
     /// The log level.
     public var logLevel: Logger.Level
+    /// What to do with corrupt shard data (`--on-corrupt`, default `fail`).
+    public var onCorrupt: CorruptDataPolicy
+    /// How much of every shard to verify before listening (`--verify-shards`, default `none`);
+    /// `quarantine` verifies every frame at startup whatever this says.
+    public var verifyShards: ShardVerificationMode
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,
                 stateDirectory: String? = nil, preloadBytes: Int = 256 << 20, ringSlots: Int = 8,
-                logLevel: Logger.Level = .info) {
+                logLevel: Logger.Level = .info, onCorrupt: CorruptDataPolicy = .fail,
+                verifyShards: ShardVerificationMode = .none) {
         self.curriculumPath = curriculumPath
         self.dataRoot = dataRoot
         self.socketPath = socketPath
@@ -32,5 +38,7 @@ public struct ServerOptions: Sendable, Hashable {
         self.preloadBytes = preloadBytes
         self.ringSlots = ringSlots
         self.logLevel = logLevel
+        self.onCorrupt = onCorrupt
+        self.verifyShards = verifyShards
     }
 }

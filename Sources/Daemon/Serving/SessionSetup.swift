@@ -25,20 +25,25 @@ final class Session: Sendable {
 enum SessionStart {
     /// The start step for `hello`: 0 without a cursor, else the cursor's global sequence divided by
     /// the Hello's global batch.
-    /// - Throws: `cursor_fingerprint_mismatch` naming both fingerprints (or the quarantine digests),
-    ///   `bad_cursor` when the cursor's position is not a step boundary of the Hello's shape or lies
+    /// - Throws: `cursor_fingerprint_mismatch` naming both quarantine digests (checked first) or
+    ///   both fingerprints; `bad_cursor` when the cursor's position is not a step boundary of the Hello's shape or lies
     ///   past the end of the run.
     static func step(for hello: Hello, served: ServedStream) throws(ProtocolError) -> UInt64 {
         guard let cursor = hello.cursor else { return 0 }
+        // The quarantine first: when it differs the fingerprint differs too, and this is the reason to name.
+        guard cursor.quarantineDigest == served.quarantine.digest else {
+            let mine = served.quarantine.isEmpty ? "this daemon has quarantined no shard (digest 0)"
+                : "this daemon quarantined \(served.quarantine.entries.count) shard\(served.quarantine.entries.count == 1 ? "" : "s") "
+                    + "(digest 0x\(hex16(served.quarantine.digest)): \(served.quarantine.pathList()))"
+            let theirs = cursor.quarantineDigest == 0 ? "no quarantined shard (digest 0)" : "quarantine digest 0x\(hex16(cursor.quarantineDigest))"
+            throw ProtocolError(.cursorFingerprintMismatch,
+                "the cursor was made by a daemon with \(theirs); \(mine): the streams differ, so resuming would not continue the same stream",
+                detail: "Hello.cursor.quarantine_digest")
+        }
         guard cursor.fingerprint == served.fingerprint else {
             throw ProtocolError(.cursorFingerprintMismatch,
                 "the cursor was made for stream fingerprint 0x\(hex16(cursor.fingerprint)); this daemon serves 0x\(hex16(served.fingerprint)) " +
                 "(another curriculum or shard manifest)", detail: "Hello.cursor.fingerprint")
-        }
-        guard cursor.quarantineDigest == 0 else {
-            throw ProtocolError(.cursorFingerprintMismatch,
-                "the cursor's quarantine digest is 0x\(hex16(cursor.quarantineDigest)); this daemon has quarantined no shard (digest 0)",
-                detail: "Hello.cursor.quarantine_digest")
         }
         guard let step = cursor.resumeStep(worldSize: hello.worldSize, batchSize: hello.batchSize) else {
             throw ProtocolError(.badCursor,

@@ -9,19 +9,22 @@ import TokenfeedEngine
 /// curriculum=<the curriculum's 128-bit fingerprint, 32 hex digits>
 /// shard=<dataset index>:<shard path relative to the data root>:<token count>:<document count>
 /// …one shard line per shard, datasets in curriculum order, shards in file-name order
+/// quarantine=<the quarantine digest, 16 hex digits>     (only when shards were quarantined)
 /// ```
 /// so it changes when the curriculum changes anything that shapes the stream (sequence length,
 /// seed, packing, datasets, stage boundaries, weights) or when a dataset's shard manifest changes
-/// (a shard added, removed, renamed or rewritten with other documents), and never otherwise.
+/// (a shard added, removed, renamed or rewritten with other documents) or the set of quarantined
+/// shards changes (``ShardQuarantine``; quarantined shards have no shard line), and never otherwise.
 public enum StreamFingerprint {
-    /// The fingerprint of `stream`.
-    public static func value(of stream: GlobalStream) -> UInt64 {
+    /// The fingerprint of `stream`, served with `quarantine` left out of it.
+    public static func value(of stream: GlobalStream, quarantine: ShardQuarantine = .none) -> UInt64 {
         var text = "tokenfeed-stream-v1\ncurriculum=\(stream.curriculum.fingerprint)\n"
         for d in stream.datasets.indices {
             for (s, shard) in stream.datasets[d].shards.enumerated() {
                 text += "shard=\(d):\(stream.shardName(dataset: d, shard: s)):\(shard.metadata.tokenCount):\(shard.metadata.documentCount)\n"
             }
         }
+        if !quarantine.isEmpty { text += "quarantine=\(hex16(quarantine.digest))\n" }
         return fnv1a64(text.utf8)
     }
 

@@ -19,6 +19,20 @@ public final class DatasetFolder: Sendable {
     /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
     ///   or shards disagree on token width.
     public static func open(path: String) throws(ShardError) -> DatasetFolder {
+        let paths = try shardPaths(in: path)
+        let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
+        }
+        var shards: [ShardReader] = []
+        for result in results.values { shards.append(try result.get()) }
+        return try DatasetFolder(path: path, shards: shards)
+    }
+
+    /// The paths of the `*.zst` files directly inside the dataset folder `path`, in file-name order
+    /// (the order ``open(path:)`` opens them in), without opening any.
+    /// - Throws: `ShardError` when the folder is missing, cannot be listed or holds no shard.
+    public static func shardPaths(in path: String) throws(ShardError) -> [String] {
         let names: [String]
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -32,14 +46,7 @@ public final class DatasetFolder: Sendable {
             throw ShardError(path: path, "cannot list the dataset folder: \(error)")
         }
         guard !names.isEmpty else { throw ShardError(path: path, "dataset folder holds no shard (*.zst)") }
-        let results = ParallelResults<Result<ShardReader, ShardError>>(count: names.count)
-        DispatchQueue.concurrentPerform(iterations: names.count) { i in
-            let shardPath = path.hasSuffix("/") ? path + names[i] : path + "/" + names[i]
-            results.set(i, Result { () throws(ShardError) in try ShardReader(path: shardPath) })
-        }
-        var shards: [ShardReader] = []
-        for result in results.values { shards.append(try result.get()) }
-        return try DatasetFolder(path: path, shards: shards)
+        return names.map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
     }
 
     /// A dataset made of already open shards, in the given order.

@@ -34,7 +34,7 @@ public final class GlobalStream: Sendable {
     /// curriculum with a data root).
     /// - Throws: `EngineError` naming the dataset and folder that cannot be opened, or the pad
     ///   token when it is outside the datasets' vocabulary (so it also fits their token width).
-    public init(curriculum: Curriculum, plan: StreamPlan? = nil) throws(EngineError) {
+    public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil) throws(EngineError) {
         var datasets: [DatasetFolder] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
@@ -44,6 +44,17 @@ public final class GlobalStream: Sendable {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
+        try self.init(curriculum: curriculum, datasets: datasets, plan: plan)
+    }
+
+    /// The stream over dataset folders the caller has opened, one per curriculum dataset in
+    /// curriculum order — for instance folders without the shards a daemon quarantined
+    /// (`DatasetFolder(path:shards:)`). The stream is the same pure function of its inputs, over
+    /// these folders' shards.
+    /// - Precondition: `datasets.count == curriculum.datasets.count`.
+    /// - Throws: `EngineError` naming the pad token when it is outside the datasets' vocabulary.
+    public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil) throws(EngineError) {
+        precondition(datasets.count == curriculum.datasets.count, "one dataset folder per curriculum dataset")
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
         if case .bestfit(let pad, _) = curriculum.packing {

@@ -1,0 +1,113 @@
+import Dispatch
+import Logging
+import Synchronization
+import TokenfeedCurriculum
+import TokenfeedEngine
+import TokenfeedShards
+
+/// Opens the served stream at startup under the corrupt-data policy (docs/OPERATIONS.md, "Corrupt
+/// data"): with `--verify-shards startup` (implied by `--on-corrupt quarantine`) every frame of every
+/// shard is verified first, in parallel over shards, with progress in the log; corrupt shards then
+/// stop the daemon (`fail`) or are left out of their dataset (`quarantine`).
+enum StartupShardCheck {
+    /// The stream to serve and the shards quarantined from it.
+    /// - Throws: `ServerStartupError` naming the dataset and folder that cannot be opened; under
+    ///   `fail` with verification, every corrupt shard with its file and frame; under `quarantine`,
+    ///   a dataset whose every shard is corrupt; the pad token outside the vocabulary.
+    static func open(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
+                     logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+        let source = curriculum.sourcePath
+        guard policy == .quarantine || verification == .startup else {
+            do { return (try GlobalStream(curriculum: curriculum), .none) } catch { throw ServerStartupError("\(source): \(error)") }
+        }
+        // Every shard of every dataset, in curriculum and file-name order.
+        var shards: [(dataset: Int, path: String)] = []
+        for (d, spec) in curriculum.datasets.enumerated() {
+            guard let folder = spec.folder else { throw ServerStartupError("\(source): dataset \(spec.name): no folder (give a data root)") }
+            do {
+                for path in try DatasetFolder.shardPaths(in: folder) { shards.append((d, path)) }
+            } catch {
+                throw ServerStartupError("\(source): dataset \(spec.name): \(error)")
+            }
+        }
+        let problems = verify(shards.map(\.path), logger: logger)
+        var quarantined: [ShardQuarantine.Entry] = []
+        var bad: [ShardError] = []
+        for (i, shard) in shards.enumerated() {
+            guard let problem = problems[i] else { continue }
+            bad.append(problem)
+            let spec = curriculum.datasets[shard.dataset]
+            quarantined.append(.init(dataset: shard.dataset,
+                                     path: relativeName(of: shard.path, folder: spec.folder!, dataset: spec.name, dataRoot: curriculum.dataRoot),
+                                     problem: problem.description))
+        }
+        if policy == .fail, !bad.isEmpty {
+            throw ServerStartupError("\(bad.count) corrupt shard\(bad.count == 1 ? "" : "s") (--on-corrupt fail; --on-corrupt quarantine would serve without them):\n"
+                                     + bad.map { "  \($0)" }.joined(separator: "\n"))
+        }
+        let quarantine = ShardQuarantine(entries: quarantined)
+        for entry in quarantine.entries {
+            logger.warning("shard quarantined", metadata: ["dataset": "\(curriculum.datasets[entry.dataset].name)", "shard": "\(entry.path)",
+                                                           "problem": "\(entry.problem)"])
+        }
+        // The remaining shards, reopened (verification opened and closed them).
+        var folders: [DatasetFolder] = []
+        for (d, spec) in curriculum.datasets.enumerated() {
+            let good = shards.indices.filter { shards[$0].dataset == d && problems[$0] == nil }.map { shards[$0].path }
+            guard !good.isEmpty else {
+                throw ServerStartupError("\(source): dataset \(spec.name): every shard of \(spec.folder!) is corrupt (all \(quarantine.count(dataset: d)) quarantined); "
+                                         + "nothing is left to serve from it")
+            }
+            do {
+                folders.append(try DatasetFolder(path: spec.folder!, shards: good.map { path throws(ShardError) in try ShardReader(path: path) }))
+            } catch {
+                throw ServerStartupError("\(source): dataset \(spec.name): \(error)")
+            }
+        }
+        do { return (try GlobalStream(curriculum: curriculum, datasets: folders), quarantine) } catch {
+            throw ServerStartupError("\(source): \(error)")
+        }
+    }
+
+    /// Verifies every shard completely, in parallel, logging progress about every tenth of them.
+    /// - Returns: per shard, its first problem, or nil when it is good.
+    static func verify(_ paths: [String], logger: Logger) -> [ShardError?] {
+        logger.info("verifying every frame of every shard", metadata: ["shards": "\(paths.count)"])
+        let started = monotonicNanoseconds()
+        let results = ParallelResults<ShardError?>(count: paths.count)
+        let progress = VerificationProgress()
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            let problem = ShardVerifier.verify(path: paths[i]).first
+            results.set(i, problem)
+            if problem != nil { progress.bad.add(1, ordering: .relaxed) }
+            let done = progress.done.add(1, ordering: .relaxed).newValue
+            if done * 10 / paths.count != (done - 1) * 10 / paths.count || done == paths.count {
+                logger.info("verifying shards", metadata: ["verified": "\(done)/\(paths.count)", "bad": "\(progress.bad.load(ordering: .relaxed))"])
+            }
+        }
+        let problems = results.values
+        logger.info("shards verified", metadata: [
+            "shards": "\(paths.count)", "bad": "\(problems.reduce(0) { $0 + ($1 == nil ? 0 : 1) })",
+            "seconds": "\(Double((monotonicNanoseconds() - started) / 1_000_000) / 1000)",
+        ])
+        return problems
+    }
+
+    /// A shard's path as provenance names it (``GlobalStream/shardName(dataset:shard:)``): relative to
+    /// the data root when its dataset folder is inside it, else `<dataset name>/<file name>`.
+    static func relativeName(of path: String, folder: String, dataset: String, dataRoot: String?) -> String {
+        func components(_ path: String) -> [Substring] { path.split(separator: "/").filter { $0 != "." } }
+        let file = components(path).last.map(String.init) ?? ""
+        let folder = components(folder)
+        if let root = dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
+            return folder.dropFirst(root.count).joined(separator: "/") + "/" + file
+        }
+        return dataset + "/" + file
+    }
+}
+
+/// Counters the parallel verification updates.
+private final class VerificationProgress: Sendable {
+    let done = Atomic<Int>(0)
+    let bad = Atomic<Int>(0)
+}
