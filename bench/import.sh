@@ -28,5 +28,9 @@ cat "$work/big.ds" > /dev/null     # read once: measure the import, not the disk
 /usr/bin/time -f "elapsed %e s, user %U s, sys %S s, peak RSS %M KiB, CPU %P" \
   "$bin" shard import --from datatrove "$work/big.ds" --out "$work/out" --vocab-size 128256 2>&1
 zstd -dc "$work/out/big.zst" | cmp - "$work/big.ds" && echo "zstd -dc output equals the .ds bytes"
+cat "$work/big.ds" > /dev/null
+/usr/bin/time -f "baseline zstd -3 -T2 (one stream, no frames or index): elapsed %e s, user %U s, peak RSS %M KiB, CPU %P" \
+  zstd -q -3 -T2 -f "$work/big.ds" -o "$work/baseline.zst" 2>&1
+rm -f "$work/baseline.zst"
 ls -l "$work/big.ds" "$work/out/big.zst" | awk '{print $5, $9}'
 [ -z "${2:-}" ] && rm -rf "$work"
