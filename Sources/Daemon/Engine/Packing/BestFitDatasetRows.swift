@@ -15,7 +15,8 @@ import TokenfeedShards
 /// only) — in epoch 0 the shards up to the position, from epoch 1 on every shard of the dataset,
 /// since an epoch's row count fixes where epochs start. Counts are made on all cores and shared
 /// through the stream's ``BestFitRowCache``; within the shard being read, the rows before each group are kept for the
-/// groups seen so far. Walking forwards packs each group once.
+/// groups seen so far. Walking forwards packs each group once; a far jump counts every shard of the
+/// curriculum in one pass, and with a cache directory the counts persist (``BestFitRowStore``).
 struct BestFitDatasetRows: Sendable {
     let dataset: Int
     let name: String
@@ -38,6 +39,8 @@ struct BestFitDatasetRows: Sendable {
     /// The group of `tableShard` the packer holds, and whether its rows are laid out.
     private var packedGroup = -1
     private var materialized = false
+    /// Shard counts missing from the cache during the current ``locate(_:)``.
+    private var missesInThisLocate = 0
 
     init(dataset: Int, name: String, folder: DatasetFolder, seed: UInt64, rowTokens: Int, lookahead: Int,
          cache: BestFitRowCache) {
@@ -67,6 +70,7 @@ struct BestFitDatasetRows: Sendable {
     /// The epoch, shard and row within the shard of row `k`.
     private mutating func locate(_ k: UInt64) -> (epoch: UInt64, shard: Int, row: UInt64) {
         let shardCount = folder.shards.count
+        missesInThisLocate = 0
         if epochRows == nil {
             while epoch0Starts.count <= shardCount && epoch0Starts.last! <= k {
                 let s = epoch0Starts.count - 1
@@ -99,10 +103,17 @@ struct BestFitDatasetRows: Sendable {
 
     /// Rows shard `s` packs into: from the shared cache, else counted there — with the next shards
     /// of the file-name order, on all cores, since a planner that needs one usually needs the next.
+    /// A second miss within one ``locate(_:)`` means a far jump (the row lies more than one batch of
+    /// shards past what is counted, or in a later epoch): then every shard of every dataset is counted
+    /// in one parallel pass (``BestFitRowCache/countAllOnce()``), once per process.
     private mutating func rows(ofShard s: Int) -> UInt64 {
         if let known = cache.rows(dataset: dataset, shard: s) { return known }
-        cache.count(dataset: dataset, shards: s ..< min(folder.shards.count, s + BestFitRowCache.batch), folder: folder,
-                    rowTokens: packer.rowTokens, lookahead: lookahead)
+        if missesInThisLocate > 0 {
+            cache.countAllOnce()
+            if let known = cache.rows(dataset: dataset, shard: s) { return known }
+        }
+        missesInThisLocate += 1
+        cache.count(dataset: dataset, shards: s ..< min(folder.shards.count, s + BestFitRowCache.batch))
         return cache.rows(dataset: dataset, shard: s)!
     }
 

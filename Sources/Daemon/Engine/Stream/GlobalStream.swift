@@ -34,7 +34,14 @@ public final class GlobalStream: Sendable {
     /// curriculum with a data root).
     /// - Throws: `EngineError` naming the dataset and folder that cannot be opened, or the pad
     ///   token when it is outside the datasets' vocabulary (so it also fits their token width).
-    public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil) throws(EngineError) {
+    /// - Parameters:
+    ///   - bestFitCacheDirectory: with `bestfit` packing, where per-shard row counts persist
+    ///     (``BestFitRowStore``, docs/PACKING.md): read before counting, written after. Nil keeps them in
+    ///     memory only. A daemon passes a folder of its state directory (`<state-dir>/bestfit-rows`).
+    ///   - bestFitCacheReport: receives one line for each cache file ignored (corrupt, another row
+    ///     length or look-ahead, changed shards) or written; for a log.
+    public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
+                            bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
         var datasets: [DatasetFolder] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
@@ -44,7 +51,8 @@ public final class GlobalStream: Sendable {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
-        try self.init(curriculum: curriculum, datasets: datasets, plan: plan)
+        try self.init(curriculum: curriculum, datasets: datasets, plan: plan, bestFitCacheDirectory: bestFitCacheDirectory,
+                      bestFitCacheReport: bestFitCacheReport)
     }
 
     /// The stream over dataset folders the caller has opened, one per curriculum dataset in
@@ -53,7 +61,9 @@ public final class GlobalStream: Sendable {
     /// these folders' shards.
     /// - Precondition: `datasets.count == curriculum.datasets.count`.
     /// - Throws: `EngineError` naming the pad token when it is outside the datasets' vocabulary.
-    public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil) throws(EngineError) {
+    /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
+    public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
+                bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
         precondition(datasets.count == curriculum.datasets.count, "one dataset folder per curriculum dataset")
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
@@ -67,7 +77,12 @@ public final class GlobalStream: Sendable {
         self.datasets = datasets
         self.tokenWidth = tokenWidth
         self.vocabularySize = vocabularySize
-        self.bestFitRows = BestFitRowCache(shardCounts: datasets.map(\.shards.count))
+        var lookahead = 1
+        if case .bestfit(_, let groupDocuments) = curriculum.packing { lookahead = groupDocuments }
+        self.bestFitRows = BestFitRowCache(
+            folders: datasets, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead,
+            store: bestFitCacheDirectory.map { BestFitRowStore(directory: $0, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead) },
+            report: bestFitCacheReport ?? { _ in })
     }
 
     /// The pad id of `bestfit` packing; nil with `concat` packing.
@@ -75,6 +90,17 @@ public final class GlobalStream: Sendable {
         if case .bestfit(let pad, _) = curriculum.packing { return pad }
         return nil
     }
+
+    /// With `bestfit` packing, counts the rows of every shard of every dataset now — reading the
+    /// cache directory first, counting what is missing in one pass on all cores, writing the cache —
+    /// so that no planner waits for counts later. A planner does this by itself on its first far
+    /// jump; call it to pay the cost up front (e.g. before serving a resumed run). No-op with `concat`.
+    public func countBestFitRows() {
+        if padToken != nil { bestFitRows.countAll() }
+    }
+
+    /// Where the bestfit row counts came from so far: the cache directory or counting.
+    public var bestFitCountStatistics: BestFitCountStatistics { bestFitRows.statistics }
 
     /// A planner for one consumer (it caches epoch layouts, so each thread has its own).
     public func planner() -> SequencePlanner { SequencePlanner(stream: self) }
