@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product tokenfeed
+swift build -c release --product tokenfeedd
 bin="$(swift build -c release --show-bin-path)"
 out="${TOKENFEED_DEMO_DIR:-demo-out}"
 rm -rf "$out" && mkdir -p "$out"
