@@ -43,6 +43,8 @@ public final class Server: @unchecked Sendable {
     private var listener: ListeningSocket?
     private let stopping = Atomic<Bool>(false)
     private let allClosed = DispatchSemaphore(value: 0)
+    /// Signalled when the accept source's cancel handler has closed the listening socket (and removed its file).
+    private let listenerClosed = DispatchSemaphore(value: 0)
 
     /// Loads the curriculum and opens every dataset folder and shard (headers, metadata, checksums
     /// of the metadata) — everything that can fail on bad input — without listening yet. With
@@ -90,7 +92,10 @@ public final class Server: @unchecked Sendable {
         listener = socket
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)
         source.setEventHandler { [self] in acceptAll(socket.fd) }
-        source.setCancelHandler { socket.close() }
+        source.setCancelHandler { [listenerClosed] in
+            socket.close()
+            listenerClosed.signal()
+        }
         acceptSource = source
         source.resume()
         logger.info("serving", metadata: [
@@ -141,7 +146,11 @@ public final class Server: @unchecked Sendable {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("shutting down")
-        acceptSource?.cancel()
+        if let acceptSource {
+            acceptSource.cancel()
+            // The cancel handler runs on the accept queue: wait for it, so the socket file is gone when this returns.
+            if listenerClosed.wait(timeout: .now() + 1) == .timedOut { logger.warning("the listening socket did not close within 1 s") }
+        }
         let open = connections.withLock { Array($0.values) }
         for connection in open {
             connection.send(ErrorMessage(code: .shuttingDown, message: "the daemon is stopping; reconnect later and resume from your last cursor"),
