@@ -12,6 +12,8 @@ struct Dump: ParsableCommand {
             --socket PATH connects to a running tokenfeedd as a client of the given rank and prints the batches it \
             receives, starting at step 0 or at the cursor of --cursor-in FILE; --cursor-out FILE writes the cursor \
             after the last batch printed. Both print the same lines for the same step and rank. \
+            With bestfit packing, a far --step needs the row counts of every shard before it; --cache-dir DIR \
+            keeps them (one small file per dataset, checked before use), so only the first far dump counts. \
             --json prints one JSON object per line, one per sequence (keys: step, rank, sequence, stage, dataset, \
             epoch, tokens, cu_seqlens, loss_mask when padding exists, provenance).
             """)
@@ -49,11 +51,16 @@ struct Dump: ParsableCommand {
     @Flag(help: "One JSON object per line, one per sequence.")
     var json = false
 
+    @Option(help: ArgumentHelp("With --offline and bestfit packing: keep per-shard row counts in this folder, so that a far --step is cheap after the first time.",
+                               valueName: "dir"))
+    var cacheDir: String?
+
     func validate() throws {
         guard worldSize > 0, batchSize > 0, count >= 0 else { throw ValidationError("--world-size, --batch-size must be positive, --count not negative") }
         guard rank >= 0, rank < worldSize else { throw ValidationError("--rank must be within 0..<\(worldSize)") }
         guard (offline == nil) != (socket == nil) else { throw ValidationError("give exactly one of --offline CURRICULUM and --socket PATH") }
         if offline != nil, cursorIn != nil || cursorOut != nil { throw ValidationError("--cursor-in and --cursor-out work with --socket") }
+        if socket != nil, cacheDir != nil { throw ValidationError("--cache-dir works with --offline") }
         if socket != nil, step != 0 { throw ValidationError("with --socket the stream starts at step 0 or at --cursor-in; --step is for --offline") }
     }
 
@@ -70,7 +77,10 @@ struct Dump: ParsableCommand {
             throw ExitCode(1)
         }
         let stream: GlobalStream
-        do { stream = try GlobalStream(curriculum: curriculum) } catch {
+        do {
+            stream = try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: cacheDir,
+                                      bestFitCacheReport: { printError("tokenfeed dump: \($0)") })
+        } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
