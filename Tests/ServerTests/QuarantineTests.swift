@@ -280,24 +280,6 @@ extension ServerFixture {
         return try GlobalStream(curriculum: curriculum, datasets: folders)
     }
 
-    /// The offline reference batch of `slice` at `step` in `stream`.
-    func reference(step: UInt64, slice: RankSlice, stream: GlobalStream) throws -> (tokens: [[UInt32]], records: [SequenceRecord], pieces: [SequencePiece]) {
-        var assembler = BatchAssembler(stream: stream, slice: slice)
-        let frames = DirectFrameProvider(stream: stream)
-        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: assembler.tokenBlockBytes, alignment: 64)
-        defer { block.deallocate() }
-        try assembler.assemble(step: step, into: block, frames: frames)
-        let width = stream.tokenWidth.bytes
-        let rows = (0 ..< slice.batchSize).map { r in
-            (0 ..< stream.rowTokens).map { t -> UInt32 in
-                let at = (r * stream.rowTokens + t) * width
-                return width == 4 ? UInt32(littleEndian: block.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-                                  : UInt32(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-            }
-        }
-        return (rows, assembler.records, assembler.pieces)
-    }
-
     /// A data frame that, with batch size 1 and `worldSize` ranks, rank 0 needs at some step ≥ 2
     /// before rank 1 needs it, with at least 8 steps of rank 1 that do not need it.
     func frameFirstNeededByRankZero(worldSize: UInt64, horizon: UInt64) -> (dataset: Int, shard: Int, frame: Int, rankZeroStep: UInt64, rankOneSafeSteps: UInt64)? {

@@ -68,6 +68,11 @@ final class ServerFixture: @unchecked Sendable {
 
     /// The offline reference: the batch of `slice` at `step`, assembled from the shard files.
     func reference(step: UInt64, slice: RankSlice) throws -> (tokens: [[UInt32]], records: [SequenceRecord], pieces: [SequencePiece]) {
+        try reference(step: step, slice: slice, stream: stream)
+    }
+
+    /// The batch of `slice` at `step` of `stream` (this fixture's or another over its files), assembled from the shard files.
+    func reference(step: UInt64, slice: RankSlice, stream: GlobalStream) throws -> (tokens: [[UInt32]], records: [SequenceRecord], pieces: [SequencePiece]) {
         var assembler = BatchAssembler(stream: stream, slice: slice)
         let frames = DirectFrameProvider(stream: stream)
         let block = UnsafeMutableRawBufferPointer.allocate(byteCount: assembler.tokenBlockBytes, alignment: 64)
