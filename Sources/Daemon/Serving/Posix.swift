@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -40,10 +41,14 @@ func readTextFile(_ path: String) throws(SystemCallError) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// Numbers temporary files, so that concurrent writers of one path never share a temporary file.
+private let temporaryFileCounter = Atomic<UInt64>(0)
+
 /// Writes `text` to `path` atomically: a temporary file in the same folder, then rename(2).
+/// Concurrent writers of the same path each use their own temporary file; the last rename wins.
 /// - Throws: `SystemCallError` naming the failed step.
 func writeTextFileAtomically(_ path: String, _ text: String) throws(SystemCallError) {
-    let temporary = path + ".partial"
+    let temporary = path + ".partial-\(getpid())-\(temporaryFileCounter.wrappingAdd(1, ordering: .relaxed).oldValue)"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw SystemCallError("open \(temporary)") }
     var bytes = Array(text.utf8)
