@@ -128,12 +128,14 @@ public final class Server: @unchecked Sendable {
 
     /// Called by a connection once its descriptor is closed.
     func connectionClosed(_ connection: Connection, session: Session?, nextStep: UInt64) {
+        // Save first, then leave the table: `shutdown` waits only while connections are in the table,
+        // so a cursor written after leaving it could be cut off by the process exiting.
+        if let session { saveState(rank: session.rank, cursor: stream.cursor(nextStep: nextStep, worldSize: session.worldSize,
+                                                                          batchSize: session.batchSize)) }
         let remaining = connections.withLock { table -> Int in
             table[connection.id] = nil
             return table.count
         }
-        if let session { saveState(rank: session.rank, cursor: stream.cursor(nextStep: nextStep, worldSize: session.worldSize,
-                                                                          batchSize: session.batchSize)) }
         if remaining == 0, stopping.load(ordering: .acquiring) { allClosed.signal() }
     }
 
