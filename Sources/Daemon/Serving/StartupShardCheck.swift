@@ -38,7 +38,7 @@ enum StartupShardCheck {
             bad.append(problem)
             let spec = curriculum.datasets[shard.dataset]
             quarantined.append(.init(dataset: shard.dataset,
-                                     path: relativeName(of: shard.path, folder: spec.folder!, dataset: spec.name, dataRoot: curriculum.dataRoot),
+                                     path: GlobalStream.provenancePath(of: shard.path, folder: spec.folder!, datasetName: spec.name, dataRoot: curriculum.dataRoot),
                                      problem: problem.description))
         }
         if policy == .fail, !bad.isEmpty {
@@ -91,18 +91,6 @@ enum StartupShardCheck {
             "seconds": "\(Double((monotonicNanoseconds() - started) / 1_000_000) / 1000)",
         ])
         return problems
-    }
-
-    /// A shard's path as provenance names it (``GlobalStream/shardName(dataset:shard:)``): relative to
-    /// the data root when its dataset folder is inside it, else `<dataset name>/<file name>`.
-    static func relativeName(of path: String, folder: String, dataset: String, dataRoot: String?) -> String {
-        func components(_ path: String) -> [Substring] { path.split(separator: "/").filter { $0 != "." } }
-        let file = components(path).last.map(String.init) ?? ""
-        let folder = components(folder)
-        if let root = dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
-            return folder.dropFirst(root.count).joined(separator: "/") + "/" + file
-        }
-        return dataset + "/" + file
     }
 }
 

@@ -109,16 +109,21 @@ public final class GlobalStream: Sendable {
     /// folder is inside it (`fineweb-edu/00003.zst`, `openmathreasoning-4k/tokenized/00000.zst`),
     /// else `<dataset name>/<shard file name>`.
     public func shardName(dataset: Int, shard: Int) -> String {
-        // Paths as component lists, so `root/`, `root//x` and `./` spellings compare equal.
-        func components(_ path: String) -> [Substring] {
-            path.split(separator: "/").filter { $0 != "." }
-        }
-        let file = components(datasets[dataset].shards[shard].path).last.map(String.init) ?? ""
-        let folder = components(datasets[dataset].path)
-        if let root = curriculum.dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
+        Self.provenancePath(of: datasets[dataset].shards[shard].path, folder: datasets[dataset].path,
+                            datasetName: curriculum.datasets[dataset].name, dataRoot: curriculum.dataRoot)
+    }
+
+    /// The provenance path of the shard file at `path` in dataset folder `folder`: relative to
+    /// `dataRoot` when the folder is inside it, else `<dataset name>/<file name>`. Paths are compared
+    /// as component lists, so `root/`, `root//x` and `./` spellings agree.
+    public static func provenancePath(of path: String, folder: String, datasetName: String, dataRoot: String?) -> String {
+        func components(_ path: String) -> [Substring] { path.split(separator: "/").filter { $0 != "." } }
+        let file = components(path).last.map(String.init) ?? ""
+        let folder = components(folder)
+        if let root = dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
             return folder.dropFirst(root.count).joined(separator: "/") + "/" + file
         }
-        return curriculum.datasets[dataset].name + "/" + file
+        return datasetName + "/" + file
     }
 }
 
