@@ -53,7 +53,12 @@ enum StatsText {
             out += "  \(pad("dataset", width))  target  realized  share bar (█ realized, │ target)  tokens served   epoch\n"
             for d in s.datasets {
                 out += "  \(pad(d.name, width))  \(percent(d.targetShare))  \(percent(d.realizedShare))    \(shareBar(d.realizedShare, target: d.targetShare))"
-                out += "  \(leftPad(grouped(d.tokensServed), 14))  \(d.epoch)\n"
+                out += "  \(leftPad(grouped(d.tokensServed), 14))  \(d.epoch)"
+                out += d.quarantinedShards > 0 ? "  ⚠ \(d.quarantinedShards) shard\(d.quarantinedShards == 1 ? "" : "s") quarantined\n" : "\n"
+            }
+            let quarantined = s.datasets.reduce(0) { $0 + Int($1.quarantinedShards) }
+            if quarantined > 0 {
+                out += "quarantined: \(quarantined) corrupt shard\(quarantined == 1 ? "" : "s") left out at startup (--on-corrupt quarantine; see the daemon's log)\n"
             }
         }
         if !s.clients.isEmpty {

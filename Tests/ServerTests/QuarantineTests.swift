@@ -126,6 +126,8 @@ import TokenfeedShards
         let object = try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any]
         let datasets = try #require(object?["datasets"] as? [[String: Any]])
         #expect(datasets.map { $0["quarantined_shards"] as? Int } == [1, 0, 0])
+        let text = String(decoding: try run(productsFolder + "/tokenfeed", ["stats", "--socket", fixture.socketPath]).stdout, as: UTF8.self)
+        #expect(text.contains("quarantined: 1 corrupt shard left out at startup"), "\(text)")
     }
 
     /// A cursor is only accepted by a daemon with the same quarantine: one from a daemon without
