@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenfeedCurriculum
+import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedShards
 
@@ -186,7 +187,16 @@ private struct DatasetUsage {
             wrapToken = nil
             return
         }
-        let perEpoch = EpochOrder.sequencesPerEpoch(tokens: available, sequenceLength: curriculum.sequenceLength)
+        // Rows in one epoch: concat windows of L + 1 tokens overlapping by one; bestfit rows as packed
+        // (counted from the documents' lengths, metadata only; groups never cross shards, so every
+        // epoch holds the same rows, in another order).
+        let perEpoch: UInt64
+        switch curriculum.packing {
+        case .concat:
+            perEpoch = EpochOrder.sequencesPerEpoch(tokens: available, sequenceLength: curriculum.sequenceLength)
+        case .bestfit(_, let lookahead):
+            perEpoch = folder.map { PaddingReport(folder: $0, sequenceLength: curriculum.sequenceLength, lookahead: lookahead).rows } ?? 0
+        }
         epochs = perEpoch == 0 ? nil : Double(drawn) / Double(perEpoch)
         wrapToken = perEpoch == 0 ? nil : plan.sequence(ofOrdinal: perEpoch, dataset: dataset).map { $0 * l }
     }
