@@ -69,13 +69,12 @@ struct TokenfeedDaemon: ParsableCommand {
         let logger = Logger(label: "tokenfeedd")
         signal(SIGPIPE, SIG_IGN)
         let server: Server
-        do {
-            server = try Server.open(options: options, logger: logger)
-            try server.start()
-        } catch {
+        do { server = try Server.open(options: options, logger: logger) } catch {
             printError("tokenfeedd: \(error)")
             throw ExitCode(1)
         }
+        // Signal handling is in place before the socket exists: a SIGTERM sent as soon as the socket
+        // appears must not fall into the window between ignoring the signal and its source resuming.
         let signals = [Int32(SIGTERM), Int32(SIGINT)].map { (number: Int32) -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -86,6 +85,10 @@ struct TokenfeedDaemon: ParsableCommand {
             }
             source.resume()
             return source
+        }
+        do { try server.start() } catch {
+            printError("tokenfeedd: \(error)")
+            throw ExitCode(1)
         }
         withExtendedLifetime(signals) { dispatchMain() }
     }

@@ -255,27 +255,8 @@ import TokenfeedShards
     @Test func feedMatchesDirectAssembly() throws {
         let fixture = try EngineFixture(extraDatasets: 7)
         let stream = try GlobalStream(curriculum: try Self.curriculum(fixture, sequenceLength: 256, lookahead: 16, extra: 7))
-        let slice = RankSlice(rank: 1, worldSize: 2, batchSize: 4)
-        for (start, budget) in [(UInt64(0), 1), (21, 64 << 10), (200, 64 << 20)] {
-            let feed = RankFeed(stream: stream, slice: slice, startStep: start, ringSlots: 4, preloadBytes: budget)
-            feed.start()
-            var direct = BatchAssembler(stream: stream, slice: slice)
-            let frames = DirectFrameProvider(stream: stream)
-            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: direct.tokenBlockBytes, alignment: 64)
-            defer { block.deallocate() }
-            for step in start ..< start + 40 {
-                guard let slot = feed.ring.acquireFull() else { Issue.record("feed ended early at \(step)"); break }
-                let batch = PackedBatch(layout: feed.layout, bytes: slot.payload)
-                try direct.assemble(step: step, into: block, frames: frames)
-                #expect(batch.step == step)
-                #expect(Array(batch.tokens) == Array(block[..<direct.tokenBlockBytes]))
-                #expect(Array(batch.records) == direct.records)
-                #expect(Array(batch.pieces) == direct.pieces)
-                feed.ring.release(slot)
-            }
-            feed.stop()
-            #expect(feed.failure == nil)
-        }
+        try EngineFixture.expectFeedMatchesDirectAssembly(stream, slice: RankSlice(rank: 1, worldSize: 2, batchSize: 4),
+                                                          starts: [(0, 1), (21, 64 << 10), (200, 64 << 20)])
     }
 
     /// The padding report is exact — it equals the padding of the rows the stream serves over one

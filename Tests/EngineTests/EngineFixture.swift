@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TestSupport
 import TokenfeedCurriculum
 import TokenfeedEngine
@@ -65,17 +66,32 @@ final class EngineFixture: @unchecked Sendable {
 
     /// Writes whole documents of a fixture part into `count` shards.
     static func splitFixture(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
-        let ds = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds")))
-        let index = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds.index")))
-        let tokens = ds.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)).map { UInt32(littleEndian: $0) } }
-        let ends = index.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)).map { Int(UInt64(littleEndian: $0)) } }
-        var docs: [[UInt32]] = []
-        var start = 0
-        for end in ends { docs.append(Array(tokens[start ..< end])); start = end }
-        let per = (docs.count + count - 1) / count
-        for s in 0 ..< count {
-            let slice = Array(docs[min(docs.count, s * per) ..< min(docs.count, (s + 1) * per)])
-            try SyntheticCorpus.writeShard(slice, path: folder + "/part-\(s).zst", vocabulary: 128_256, tokensPerFrame: tokensPerFrame)
+        try SyntheticCorpus.splitFixturePart(part, into: count, folder: folder, tokensPerFrame: tokensPerFrame)
+    }
+
+    /// Checks that 40 batches from a `RankFeed` (preloader, ring) started at each of `starts` with its
+    /// budget equal the batches the `BatchAssembler` packs directly from the shards.
+    static func expectFeedMatchesDirectAssembly(_ stream: GlobalStream, slice: RankSlice, starts: [(UInt64, Int)],
+                                                sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        for (start, budget) in starts {
+            let feed = RankFeed(stream: stream, slice: slice, startStep: start, ringSlots: 4, preloadBytes: budget)
+            feed.start()
+            var direct = BatchAssembler(stream: stream, slice: slice)
+            let frames = DirectFrameProvider(stream: stream)
+            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: direct.tokenBlockBytes, alignment: 64)
+            defer { block.deallocate() }
+            for step in start ..< start + 40 {
+                guard let slot = feed.ring.acquireFull() else { Issue.record("feed ended early at \(step)", sourceLocation: sourceLocation); break }
+                let batch = PackedBatch(layout: feed.layout, bytes: slot.payload)
+                try direct.assemble(step: step, into: block, frames: frames)
+                #expect(batch.step == step, sourceLocation: sourceLocation)
+                #expect(Array(batch.tokens) == Array(block[..<direct.tokenBlockBytes]), "step \(step)", sourceLocation: sourceLocation)
+                #expect(Array(batch.records) == direct.records, sourceLocation: sourceLocation)
+                #expect(Array(batch.pieces) == direct.pieces, sourceLocation: sourceLocation)
+                feed.ring.release(slot)
+            }
+            feed.stop()
+            #expect(feed.failure == nil, sourceLocation: sourceLocation)
         }
     }
 }

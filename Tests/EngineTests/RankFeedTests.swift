@@ -13,27 +13,8 @@ import TokenfeedShards
         let curriculum = try fixture.curriculum(extra: 57)
         #expect(curriculum.datasets.count == 60)
         let stream = try GlobalStream(curriculum: curriculum)
-        let slice = RankSlice(rank: 1, worldSize: 2, batchSize: 4)
-        for (start, budget) in [(UInt64(0), 1), (13, 64 << 10), (40, 64 << 20)] {
-            let feed = RankFeed(stream: stream, slice: slice, startStep: start, ringSlots: 4, preloadBytes: budget)
-            feed.start()
-            var direct = BatchAssembler(stream: stream, slice: slice)
-            let frames = DirectFrameProvider(stream: stream)
-            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: direct.tokenBlockBytes, alignment: 64)
-            defer { block.deallocate() }
-            for step in start ..< start + 40 {
-                guard let slot = feed.ring.acquireFull() else { Issue.record("feed ended early at \(step)"); break }
-                let batch = PackedBatch(layout: feed.layout, bytes: slot.payload)
-                try direct.assemble(step: step, into: block, frames: frames)
-                #expect(batch.step == step)
-                #expect(Array(batch.tokens) == Array(block[..<direct.tokenBlockBytes]))
-                #expect(Array(batch.records) == direct.records)
-                #expect(Array(batch.pieces) == direct.pieces)
-                feed.ring.release(slot)
-            }
-            feed.stop()
-            #expect(feed.failure == nil)
-        }
+        try EngineFixture.expectFeedMatchesDirectAssembly(stream, slice: RankSlice(rank: 1, worldSize: 2, batchSize: 4),
+                                                          starts: [(0, 1), (13, 64 << 10), (40, 64 << 20)])
     }
 
     /// The stream ends cleanly after the curriculum's last step.

@@ -91,18 +91,7 @@ final class ServerFixture: @unchecked Sendable {
 
     /// Writes whole documents of a fixture part into `count` shards.
     static func split(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
-        let ds = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds")))
-        let index = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds.index")))
-        let tokens = ds.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)).map { UInt32(littleEndian: $0) } }
-        let ends = index.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)).map { Int(UInt64(littleEndian: $0)) } }
-        var docs: [[UInt32]] = []
-        var start = 0
-        for end in ends { docs.append(Array(tokens[start ..< end])); start = end }
-        let per = (docs.count + count - 1) / count
-        for s in 0 ..< count {
-            let slice = Array(docs[min(docs.count, s * per) ..< min(docs.count, (s + 1) * per)])
-            try SyntheticCorpus.writeShard(slice, path: folder + "/part-\(s).zst", vocabulary: 128_256, tokensPerFrame: tokensPerFrame)
-        }
+        try SyntheticCorpus.splitFixturePart(part, into: count, folder: folder, tokensPerFrame: tokensPerFrame)
     }
 }
 

@@ -89,6 +89,23 @@ public enum SyntheticCorpus {
         }
     }
 
+    /// Writes the whole documents of the corpus fixture's `part` (e.g. `part_00000`) into `count`
+    /// shards `folder/part-<i>.zst` of about equal document counts.
+    public static func splitFixturePart(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
+        let ds = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds")))
+        let index = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/llama3-text/\(part).ds.index")))
+        let tokens = ds.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)).map { UInt32(littleEndian: $0) } }
+        let ends = index.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)).map { Int(UInt64(littleEndian: $0)) } }
+        var docs: [[UInt32]] = []
+        var start = 0
+        for end in ends { docs.append(Array(tokens[start ..< end])); start = end }
+        let per = (docs.count + count - 1) / count
+        for s in 0 ..< count {
+            let slice = Array(docs[min(docs.count, s * per) ..< min(docs.count, (s + 1) * per)])
+            try writeShard(slice, path: folder + "/part-\(s).zst", vocabulary: 128_256, tokensPerFrame: tokensPerFrame)
+        }
+    }
+
     /// Writes one shard holding `documents`.
     @discardableResult
     public static func writeShard(_ documents: [[UInt32]], path: String, width: TokenWidth = .uint32,
