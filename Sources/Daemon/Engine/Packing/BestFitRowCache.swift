@@ -156,11 +156,7 @@ final class BestFitRowCache: @unchecked Sendable {
     func loadIfNeeded(dataset d: Int) {
         if loadStates[d].load(ordering: .acquiring) == 2 { return }
         guard loadStates[d].compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
-            var spins = 0
-            while loadStates[d].load(ordering: .acquiring) != 2 {
-                spins += 1
-                if spins < 64 { sched_yield() } else { usleep(100) }
-            }
+            Self.wait(until: { loadStates[d].load(ordering: .acquiring) == 2 })     // another thread is loading it
             return
         }
         guard let store else {
@@ -216,8 +212,13 @@ final class BestFitRowCache: @unchecked Sendable {
 
     /// Waits until shard `shard` of dataset `dataset` is counted (by another thread).
     private func waitFor(dataset: Int, shard: Int) {
+        Self.wait(until: { rows(dataset: dataset, shard: shard) != nil })
+    }
+
+    /// Returns once `done()` holds: yields, then sleeps 100 µs between checks.
+    private static func wait(until done: () -> Bool) {
         var spins = 0
-        while rows(dataset: dataset, shard: shard) == nil {
+        while !done() {
             spins += 1
             if spins < 64 { sched_yield() } else { usleep(100) }
         }
