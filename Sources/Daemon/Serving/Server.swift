@@ -58,7 +58,9 @@ public final class Server: @unchecked Sendable {
             throw ServerStartupError(error.description)
         }
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
-                                                              verification: options.verifyShards, logger: logger)
+                                                              verification: options.verifyShards,
+                                                              bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
+                                                              logger: logger)
         return Server(stream: ServedStream(stream: stream, quarantine: quarantine), options: options, logger: logger)
     }
 

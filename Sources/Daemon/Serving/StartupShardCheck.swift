@@ -14,11 +14,16 @@ enum StartupShardCheck {
     /// - Throws: `ServerStartupError` naming the dataset and folder that cannot be opened; under
     ///   `fail` with verification, every corrupt shard with its file and frame; under `quarantine`,
     ///   a dataset whose every shard is corrupt; the pad token outside the vocabulary.
+    ///   - bestFitCacheDirectory: where `bestfit` packing keeps its per-shard row counts between runs
+    ///     (docs/PACKING.md); nil keeps them in memory only.
     static func open(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
-                     logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+                     bestFitCacheDirectory: String? = nil, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
         let source = curriculum.sourcePath
+        let report: @Sendable (String) -> Void = { line in logger.warning("bestfit row-count cache", metadata: ["detail": "\(line)"]) }
         guard policy == .quarantine || verification == .startup else {
-            do { return (try GlobalStream(curriculum: curriculum), .none) } catch { throw ServerStartupError("\(source): \(error)") }
+            do {
+                return (try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: bestFitCacheDirectory, bestFitCacheReport: report), .none)
+            } catch { throw ServerStartupError("\(source): \(error)") }
         }
         // Every shard of every dataset, in curriculum and file-name order.
         var shards: [(dataset: Int, path: String)] = []
@@ -64,7 +69,10 @@ enum StartupShardCheck {
                 throw ServerStartupError("\(source): dataset \(spec.name): \(error)")
             }
         }
-        do { return (try GlobalStream(curriculum: curriculum, datasets: folders), quarantine) } catch {
+        do {
+            return (try GlobalStream(curriculum: curriculum, datasets: folders, bestFitCacheDirectory: bestFitCacheDirectory,
+                                     bestFitCacheReport: report), quarantine)
+        } catch {
             throw ServerStartupError("\(source): \(error)")
         }
     }
