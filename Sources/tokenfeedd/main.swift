@@ -75,7 +75,9 @@ struct TokenfeedDaemon: ParsableCommand {
         }
         // Signal handling is in place before the socket exists: a SIGTERM sent as soon as the socket
         // appears must not fall into the window between ignoring the signal and its source resuming.
-        let signals = [Int32(SIGTERM), Int32(SIGINT)].map { (number: Int32) -> any DispatchSourceSignal in
+        // The sources live in a global: a local kept by `withExtendedLifetime` around the `Never`-
+        // returning `dispatchMain()` was released early in release builds, and SIGTERM went unhandled.
+        installedSignalSources = [Int32(SIGTERM), Int32(SIGINT)].map { (number: Int32) -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
@@ -90,7 +92,7 @@ struct TokenfeedDaemon: ParsableCommand {
             printError("tokenfeedd: \(error)")
             throw ExitCode(1)
         }
-        withExtendedLifetime(signals) { dispatchMain() }
+        dispatchMain()
     }
 
     /// The options from the config file overlaid with the command line.
@@ -149,3 +151,7 @@ func printError(_ message: String) {
 }
 
 TokenfeedDaemon.main()
+
+/// The daemon's signal sources, alive for the whole process (written once by `main` before
+/// `dispatchMain`, never read).
+nonisolated(unsafe) private var installedSignalSources: [any DispatchSourceSignal] = []
