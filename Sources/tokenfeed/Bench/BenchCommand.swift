@@ -223,10 +223,22 @@ final class BenchDaemon {
         }
     }
 
-    func stop() {
-        if process.isRunning { process.terminate() }
+    func stop() { _ = stopChild(process) }
+}
+
+/// Sends SIGTERM to a child process and waits up to `seconds` for it to exit; then SIGKILL.
+/// - Returns: its exit status, or nil when it had to be killed.
+func stopChild(_ process: Process, seconds: Double = 10) -> Int32? {
+    if process.isRunning { process.terminate() }
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        return nil
     }
+    process.waitUntilExit()
+    return process.terminationStatus
 }
 
 func median(_ values: [Double]) -> Double {

@@ -106,9 +106,8 @@ struct Demo: ParsableCommand {
                             "--state-dir", out + "/state", "--log-level", "warning"]
         try daemon.run()
         defer {
-            if daemon.isRunning { daemon.terminate() }
-            daemon.waitUntilExit()
-            print("\ntokenfeedd stopped (SIGTERM), exit status \(daemon.terminationStatus)")
+            let status = stopChild(daemon)
+            print("\ntokenfeedd stopped (SIGTERM), exit status \(status.map(String.init) ?? "none: killed after 10 s")")
         }
         print("started: \(daemonPath) --curriculum \(curriculum) --data-root \(dataRoot) --socket \(socket)")
         let deadline = Date().addingTimeInterval(60)
