@@ -9,3 +9,14 @@ swift test --skip-build 2>&1 | tee .build/swift-test.log
 if [ -d clients/python/tests ] && ls clients/python/tests/test_*.py >/dev/null 2>&1; then
   PATH="$(swift build --show-bin-path):$PATH" python3 -m pytest -q clients/python/tests
 fi
+# Release smoke test: the main job end to end with optimised binaries (some bugs only show there —
+# e.g. a daemon that ignored SIGTERM in release builds). Bounded: a hang fails the run.
+swift build -c release --product tokenfeed
+swift build -c release --product tokenfeedd
+smoke="$(mktemp -d)"
+timeout 600 "$(swift build -c release --show-bin-path)/tokenfeed" demo --out "$smoke" > "$smoke.log" 2>&1 \
+  || { tail -40 "$smoke.log"; echo "release smoke test (tokenfeed demo) failed" >&2; exit 1; }
+grep -q "tokenfeedd stopped (SIGTERM), exit status 0" "$smoke.log" \
+  || { tail -40 "$smoke.log"; echo "release smoke test: tokenfeedd did not stop cleanly" >&2; exit 1; }
+echo "release smoke test: tokenfeed demo passed"
+rm -rf "$smoke" "$smoke.log"
