@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up prerequisites, then runs the whole test suite: Swift tests (unit, property, integration
-# against the real daemon, socket and shard files) and the Python client's tests.
+# against the real daemon, socket and shard files), the Python client's tests, and a release smoke
+# test of the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
