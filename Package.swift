@@ -37,8 +37,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        // The wire format shared by the daemon and the clients. No I/O.
-        .target(name: "TokenfeedProtocol", path: "Sources/Protocol", swiftSettings: strict),
+        // The wire format shared by the daemon and the clients. No I/O (zlib only for CRC-32).
+        .target(name: "TokenfeedProtocol", dependencies: ["CZlib"], path: "Sources/Protocol", swiftSettings: strict),
 
         // The daemon's engine, one module per stage of the data flow.
         .target(name: "TokenfeedShards",
@@ -75,9 +75,9 @@ let package = Package(
                           path: "Sources/tokenfeed", swiftSettings: strict),
 
         // Tests: unit, property and integration (real daemon, real socket, real files).
-        .target(name: "TestSupport", dependencies: ["TokenfeedShards"], path: "Tests/Support",
+        .target(name: "TestSupport", dependencies: ["TokenfeedShards", "TokenfeedMixing"], path: "Tests/Support",
                 swiftSettings: strict),
-        .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TestSupport"],
+        .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TestSupport"],
                     path: "Tests/ShardsTests", swiftSettings: strict),
         .testTarget(name: "CurriculumTests", dependencies: ["TokenfeedCurriculum", "TokenfeedMixing", "TestSupport"],
                     path: "Tests/CurriculumTests", swiftSettings: strict),
@@ -89,7 +89,7 @@ let package = Package(
                                    "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed",
                                    .product(name: "Logging", package: "swift-log")],
                     path: "Tests/ServerTests", swiftSettings: strict),
-        .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol"],
+        .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol", "TokenfeedMixing"],
                     path: "Tests/ProtocolTests", swiftSettings: strict),
     ]
 )

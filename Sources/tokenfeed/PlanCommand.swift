@@ -3,6 +3,7 @@ import Foundation
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedMixing
+import TokenfeedServer
 import TokenfeedShards
 
 /// `tokenfeed plan CURRICULUM [--data-root DIR] [--json]`: a dry run of a curriculum.
@@ -132,15 +133,15 @@ struct Plan: ParsableCommand {
     // MARK: JSON
 
     private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
-        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(jsonString(c.fingerprint)),\"stages\":["
+        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"stages\":["
         for (s, stage) in c.stages.enumerated() {
             if s > 0 { out += "," }
-            out += "{\"name\":\(jsonString(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"
+            out += "{\"name\":\(JSONText.string(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"
             out += "\"first_sequence\":\(plan.firstSequence(ofStage: s)),\"datasets\":["
             for (i, weight) in stage.weights.enumerated() {
                 if i > 0 { out += "," }
                 let dataset = c.datasets[weight.dataset]
-                out += "{\"name\":\(jsonString(dataset.name)),\"weight\":\(weight.share),\"path\":\(dataset.folder.map(jsonString) ?? "null")}"
+                out += "{\"name\":\(JSONText.string(dataset.name)),\"weight\":\(weight.share),\"path\":\(dataset.folder.map(JSONText.string) ?? "null")}"
             }
             out += "]}"
         }
@@ -149,7 +150,7 @@ struct Plan: ParsableCommand {
             out += ",\"datasets\":["
             for (i, u) in usage.enumerated() {
                 if i > 0 { out += "," }
-                out += "{\"name\":\(jsonString(c.datasets[u.dataset].name)),\"drawn_tokens\":\(u.drawnTokens)"
+                out += "{\"name\":\(JSONText.string(c.datasets[u.dataset].name)),\"drawn_tokens\":\(u.drawnTokens)"
                 out += ",\"available_tokens\":\(u.available.map(String.init) ?? "null")"
                 out += ",\"epochs\":\(u.epochs.map { "\($0)" } ?? "null")"
                 out += ",\"wraps_at_token\":\(u.wrapToken.map(String.init) ?? "null")}"

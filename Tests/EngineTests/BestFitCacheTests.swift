@@ -18,7 +18,7 @@ import TokenfeedShards
     /// Global sequences spread over the whole run (the stream has 200,000): most lie many epochs
     /// into their dataset.
     static let farPositions: [UInt64] = {
-        var rng = TestSupport.SplitMix64(seed: 42)
+        var rng = SplitMix64(seed: 42)
         return (0 ..< 120).map { _ in rng.next() % 200_000 } + [199_999, 150_000, 3]
     }()
 
@@ -222,7 +222,7 @@ import TokenfeedShards
         let failedThreads = LockedValue(0)
         DispatchQueue.concurrentPerform(iterations: 6) { t in
             let stream = streams[t % 2]
-            var rng = TestSupport.SplitMix64(seed: UInt64(t))
+            var rng = SplitMix64(seed: UInt64(t))
             let order = Array(Self.farPositions.indices).shuffled(using: &rng)
             let got = Self.rows(stream, order.map { Self.farPositions[$0] })
             if !Self.mismatches(got, order.map { reference[$0] }).isEmpty { failedThreads.withLock { $0 += 1 } }

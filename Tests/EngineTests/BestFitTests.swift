@@ -192,7 +192,7 @@ import TokenfeedShards
             let record = walker.plan(sequence: i, step: 0, appendingTo: &pieces)
             walked.append((record, pieces))
         }
-        var rng = TestSupport.SplitMix64(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var shuffled = stream.planner()
         for i in Array(0 ..< UInt64(4000)).shuffled(using: &rng).prefix(600) {
             pieces.removeAll()

@@ -14,15 +14,7 @@ final class EngineFixture: @unchecked Sendable {
     let sequenceLength = 64
 
     init(extraDatasets: Int = 0) throws {
-        // web: part_00000 split into 3 shards of whole documents; code: part_00001 as one shard.
-        try Self.splitFixture("part_00000", into: 3, folder: dir.sub("data/web", create: true), tokensPerFrame: 3000)
-        try Self.splitFixture("part_00001", into: 1, folder: dir.sub("data/code", create: true), tokensPerFrame: 2048)
-        // tiny: 3 shards of a few documents, uint16 ids — runs out quickly and wraps.
-        let tiny = dir.sub("data/tiny", create: true)
-        for s in 0 ..< 3 {
-            let docs = SyntheticCorpus.documents(seed: UInt64(100 + s), count: 4, vocabulary: 60_000, meanLength: 30)
-            try SyntheticCorpus.writeShard(docs, path: tiny + "/shard-\(s).zst", width: .uint16, vocabulary: 65_536, tokensPerFrame: 50)
-        }
+        try SyntheticCorpus.writeTestDataRoot(dir.sub("data"))      // web, code, tiny
         for e in 0 ..< extraDatasets {
             let folder = dir.sub("data/extra\(e)", create: true)
             let docs = SyntheticCorpus.documents(seed: UInt64(1000 + e), count: 20, vocabulary: 128_256, meanLength: 200)
@@ -62,11 +54,6 @@ final class EngineFixture: @unchecked Sendable {
         let path = dir.sub("curriculum.yaml")
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return try CurriculumLoader.load(path: path, dataRoot: dataRoot)
-    }
-
-    /// Writes whole documents of a fixture part into `count` shards.
-    static func splitFixture(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
-        try SyntheticCorpus.splitFixturePart(part, into: count, folder: folder, tokensPerFrame: tokensPerFrame)
     }
 
     /// Checks that 40 batches from a `RankFeed` (preloader, ring) started at each of `starts` with its

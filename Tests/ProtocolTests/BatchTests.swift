@@ -1,4 +1,5 @@
 import Testing
+import TokenfeedMixing
 import TokenfeedProtocol
 
 @Suite struct BatchTests {

@@ -1,4 +1,5 @@
 import Testing
+import TokenfeedMixing
 import TokenfeedProtocol
 
 /// Hostile input: decoders must throw a ProtocolError, never trap, and never accept a

@@ -1,3 +1,4 @@
+import TokenfeedMixing
 import TokenfeedProtocol
 
 /// Random valid messages for property tests.

@@ -21,13 +21,7 @@ final class ServerFixture: @unchecked Sendable {
     let stream: GlobalStream
 
     init(end: String = "200K") throws {
-        try Self.split("part_00000", into: 3, folder: dir.sub("data/web", create: true), tokensPerFrame: 3000)
-        try Self.split("part_00001", into: 1, folder: dir.sub("data/code", create: true), tokensPerFrame: 2048)
-        let tiny = dir.sub("data/tiny", create: true)
-        for s in 0 ..< 3 {
-            let docs = SyntheticCorpus.documents(seed: UInt64(100 + s), count: 4, vocabulary: 60_000, meanLength: 30)
-            try SyntheticCorpus.writeShard(docs, path: tiny + "/shard-\(s).zst", width: .uint16, vocabulary: 65_536, tokensPerFrame: 50)
-        }
+        try SyntheticCorpus.writeTestDataRoot(dir.sub("data"))      // web, code, tiny
         let yaml = """
         sequence_length: \(sequenceLength)
         seed: 11
@@ -89,10 +83,6 @@ final class ServerFixture: @unchecked Sendable {
         return (rows, assembler.records, assembler.pieces)
     }
 
-    /// Writes whole documents of a fixture part into `count` shards.
-    static func split(_ part: String, into count: Int, folder: String, tokensPerFrame: Int) throws {
-        try SyntheticCorpus.splitFixturePart(part, into: count, folder: folder, tokensPerFrame: tokensPerFrame)
-    }
 }
 
 /// One received row, copied out of the receive buffer for comparisons.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import TokenfeedMixing
 @testable import TokenfeedShards
 
 /// Every kind of damage is reported with the file and, for data, the frame.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import TokenfeedMixing
 @testable import TokenfeedShards
 
 @Suite struct ShardRoundTripTests {

@@ -1,4 +1,5 @@
 import Foundation
+import TokenfeedMixing
 import TokenfeedShards
 
 /// Test helpers shared by the test targets: temporary folders, a seeded generator, synthetic corpora
@@ -33,19 +34,6 @@ public final class TemporaryDirectory: @unchecked Sendable {
         let p = path + "/" + name
         if create { try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
         return p
-    }
-}
-
-/// SplitMix64: a small, seeded, portable generator for test data.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -103,6 +91,24 @@ public enum SyntheticCorpus {
         for s in 0 ..< count {
             let slice = Array(docs[min(docs.count, s * per) ..< min(docs.count, (s + 1) * per)])
             try writeShard(slice, path: folder + "/part-\(s).zst", vocabulary: 128_256, tokensPerFrame: tokensPerFrame)
+        }
+    }
+
+    /// Writes the data root most engine and server tests share, under `root`:
+    /// `web` (the fixture's part_00000 in 3 shards, 3,000-token frames), `code` (part_00001, one shard,
+    /// 2,048-token frames) and `tiny` (3 shards of 4 synthetic uint16 documents, 50-token frames — it
+    /// runs out quickly and wraps into many epochs).
+    public static func writeTestDataRoot(_ root: String) throws {
+        func folder(_ name: String) throws -> String {
+            try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
+            return root + "/" + name
+        }
+        try splitFixturePart("part_00000", into: 3, folder: try folder("web"), tokensPerFrame: 3000)
+        try splitFixturePart("part_00001", into: 1, folder: try folder("code"), tokensPerFrame: 2048)
+        let tiny = try folder("tiny")
+        for s in 0 ..< 3 {
+            let docs = documents(seed: UInt64(100 + s), count: 4, vocabulary: 60_000, meanLength: 30)
+            try writeShard(docs, path: tiny + "/shard-\(s).zst", width: .uint16, vocabulary: 65_536, tokensPerFrame: 50)
         }
     }
 

@@ -54,9 +54,9 @@ struct BenchThroughput: ParsableCommand {
 
         var engine: [Double] = [], engineCold: [Double] = [], engineTiny: [Double] = [], zstdFloor: [Double] = [], memcpyRate: [Double] = []
         var firstBatch: [Double] = [], socket: [Double] = []
-        let daemon = try BenchDaemon(curriculum: dir + "/bench.yaml", dataRoot: dir + "/data", folder: dir,
-                                     preloadBytes: preloadMiB << 20)
-        defer { daemon.stop() }
+        let daemon = try DaemonChild(socket: dir + "/bench.sock", arguments: [
+            "--curriculum", dir + "/bench.yaml", "--data-root", dir + "/data", "--preload-bytes", "\(preloadMiB << 20)"])
+        defer { _ = daemon.stop() }
         for run in 0 ..< runs {
             warm(stream)
             let (rate, latency) = measureEngine(stream, budget: preloadMiB << 20)
@@ -201,44 +201,6 @@ struct BenchThroughput: ParsableCommand {
         if sink == 1 && repeats == 1 { print("") }
         return Double(repeats * bytes / 4) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
-}
-
-/// A `tokenfeedd` child process serving the benchmark's curriculum.
-final class BenchDaemon {
-    let socket: String
-    private let process = Process()
-
-    init(curriculum: String, dataRoot: String, folder: String, preloadBytes: Int) throws {
-        socket = folder + "/bench.sock"
-        try? FileManager.default.removeItem(atPath: socket)
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("tokenfeedd")
-        process.arguments = ["--curriculum", curriculum, "--data-root", dataRoot, "--socket", socket,
-                             "--preload-bytes", "\(preloadBytes)", "--log-level", "warning"]
-        try process.run()
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: socket) {
-            guard process.isRunning, Date() < deadline else { throw ValidationError("tokenfeedd did not start") }
-            usleep(10_000)
-        }
-    }
-
-    func stop() { _ = stopChild(process) }
-}
-
-/// Sends SIGTERM to a child process and waits up to `seconds` for it to exit; then SIGKILL.
-/// - Returns: its exit status, or nil when it had to be killed.
-func stopChild(_ process: Process, seconds: Double = 10) -> Int32? {
-    if process.isRunning { process.terminate() }
-    let deadline = Date().addingTimeInterval(seconds)
-    while process.isRunning && Date() < deadline { usleep(10_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        return nil
-    }
-    process.waitUntilExit()
-    return process.terminationStatus
 }
 
 func median(_ values: [Double]) -> Double {

@@ -92,32 +92,14 @@ struct Demo: ParsableCommand {
     /// Starts `tokenfeedd` on the generated corpus and reads, through the socket, the steps around
     /// each stage boundary as `worldSize` ranks resuming from a cursor; then prints the daemon's stats.
     private func serve(_ loaded: Curriculum, dataRoot: String) throws {
-        let daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("tokenfeedd").path
-        guard FileManager.default.isExecutableFile(atPath: daemonPath) else {
-            printError("tokenfeedd not found next to tokenfeed (\(daemonPath)); build both products")
-            throw ExitCode(1)
-        }
         let socket = out + "/tokenfeed.sock"
-        try? FileManager.default.removeItem(atPath: socket)
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: daemonPath)
-        daemon.arguments = ["--curriculum", curriculum, "--data-root", dataRoot, "--socket", socket,
-                            "--state-dir", out + "/state", "--log-level", "warning"]
-        try daemon.run()
+        let daemon = try DaemonChild(socket: socket, arguments: [
+            "--curriculum", curriculum, "--data-root", dataRoot, "--state-dir", out + "/state"])
         defer {
-            let status = stopChild(daemon)
+            let status = daemon.stop()
             print("\ntokenfeedd stopped (SIGTERM), exit status \(status.map(String.init) ?? "none: killed after 10 s")")
         }
-        print("started: \(daemonPath) --curriculum \(curriculum) --data-root \(dataRoot) --socket \(socket)")
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: socket) {
-            guard daemon.isRunning, Date() < deadline else {
-                printError("tokenfeedd did not start listening")
-                throw ExitCode(1)
-            }
-            usleep(20_000)
-        }
+        print("started: \(daemon.executable) --curriculum \(curriculum) --data-root \(dataRoot) --socket \(socket)")
         let world = UInt32(worldSize), batch = UInt32(batchSize)
         let probe = try TokenfeedClient.connect(socketPath: socket, rank: 0, worldSize: world, batchSize: batch)
         let fingerprint = probe.welcome.fingerprint

@@ -1,3 +1,5 @@
+import TokenfeedServer
+
 /// One served sequence as `tokenfeed dump` prints it. The offline and socket dumps build the same
 /// value from their sources and print it with the same code, so their lines agree byte for byte.
 struct DumpRecord {
@@ -29,8 +31,8 @@ struct DumpRecord {
 
     /// One JSON object on one line; keys in a fixed order.
     func json() -> String {
-        var s = "{\"step\":\(step),\"rank\":\(rank),\"sequence\":\(sequence),\"stage\":\(jsonString(stage)),"
-        s += "\"dataset\":\(jsonString(dataset)),\"epoch\":\(epoch),\"tokens\":["
+        var s = "{\"step\":\(step),\"rank\":\(rank),\"sequence\":\(sequence),\"stage\":\(JSONText.string(stage)),"
+        s += "\"dataset\":\(JSONText.string(dataset)),\"epoch\":\(epoch),\"tokens\":["
         s += tokens.map(String.init).joined(separator: ",")
         s += "],\"cu_seqlens\":[" + cuSeqlens.map(String.init).joined(separator: ",") + "]"
         if paddedTokens > 0 {
@@ -39,7 +41,7 @@ struct DumpRecord {
         }
         s += ",\"provenance\":["
         s += provenance.map {
-            "{\"shard\":\(jsonString($0.shard)),\"document\":\($0.document),\"offset\":\($0.offset),\"length\":\($0.length)}"
+            "{\"shard\":\(JSONText.string($0.shard)),\"document\":\($0.document),\"offset\":\($0.offset),\"length\":\($0.length)}"
         }.joined(separator: ",")
         s += "]}"
         return s
@@ -59,23 +61,4 @@ struct DumpRecord {
         s += tokens.count > firstTokens ? " … (\(tokens.count))" : ""
         return s
     }
-}
-
-/// A JSON string literal.
-func jsonString(_ value: String) -> String {
-    var out = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }
