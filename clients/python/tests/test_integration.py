@@ -190,16 +190,32 @@ def test_resume_matches_uninterrupted_run(daemon):
         assert np.array_equal(row.tokens, ref.tokens) and row.pieces == ref.pieces
 
 
-def test_batches_stay_valid_for_credits_fetches(daemon):
+def test_kept_batches_never_change(daemon):
+    """A batch (or a view of it) kept past any number of fetches still holds its own data."""
     with client(daemon, 0, 1, 2, "lifetime", credits=3) as c:
         first = c.next()
         kept = np.array(first.tokens, copy=True)
+        inputs_view = c.next().inputs          # only a view survives of the second batch
+        inputs_kept = np.array(inputs_view, copy=True)
         detached = first.copy()
-        c.next(), c.next()
-        assert first.valid and np.array_equal(first.tokens, kept)
-        c.next()  # reuses the first batch's buffer
-        assert not first.valid
+        later = [c.next().step for _ in range(3 * 3)]  # far more than `credits` fetches
+        assert later == list(range(2, 11))
+        assert first.valid and np.array_equal(first.tokens, kept) and first.step == 0
+        assert np.array_equal(inputs_view, inputs_kept)
         assert detached.valid and np.array_equal(detached.tokens, kept) and detached.step == 0
+
+
+def test_buffers_are_reused_once_released(daemon):
+    """Released batches give their buffers back: the pool stays at credits + a few buffers."""
+    with client(daemon, 0, 1, 2, "reuse", credits=2) as c:
+        for _ in range(20):
+            batch = c.next()
+            assert batch is not None
+        del batch
+        assert len(c._buffers) <= 2 + 2
+        kept = [c.next() for _ in range(6)]
+        assert c._buffers.in_use >= 6
+        assert len({b.tokens.ctypes.data for b in kept}) == 6, "each kept batch has its own buffer"
 
 
 # -- dump ----------------------------------------------------------------------------------------------

@@ -159,9 +159,9 @@ class Row:
 class Batch:
     """One rank's ``B`` rows of one step, decoded in place from a received Batch frame.
 
-    All arrays are views into the receive buffer: they stay valid until the client reuses that
-    buffer (see :class:`tokenfeed.Client`); :attr:`valid` says whether it still holds this batch.
-    ``batch.copy()`` detaches a batch from the buffer.
+    All arrays are views into the receive buffer. The client never reuses a buffer that a batch, or
+    an array or tensor made from it without a copy, still refers to (see :class:`tokenfeed.Client`),
+    so a batch's data never changes. ``batch.copy()`` detaches a batch from the (larger) buffer.
 
     Attributes:
         step, rank, world_size, batch_size, sequence_length, token_width, piece_count: header fields.
@@ -172,8 +172,7 @@ class Batch:
         cu_table: the concatenated cu_seqlens table (uint32, ``P + B`` entries).
     """
 
-    def __init__(self, buf: np.ndarray, size: int, session: Session, *, expected_step: int | None = None,
-                 generation: list[int] | None = None):
+    def __init__(self, buf: np.ndarray, size: int, session: Session, *, expected_step: int | None = None):
         """Decodes and validates the Batch frame in ``buf[:size]`` (header included, already validated).
 
         Raises:
@@ -181,8 +180,6 @@ class Batch:
             ``cursor_after``.
         """
         self._buf = buf
-        self._generation_box = generation
-        self._generation = generation[0] if generation is not None else 0
         self.welcome = session.welcome
         W, B, L, w = session.world_size, session.batch_size, session.welcome.sequence_length, session.welcome.token_width
 
@@ -324,8 +321,8 @@ class Batch:
 
     @property
     def valid(self) -> bool:
-        """Whether the receive buffer still holds this batch (``False`` once the client reused it)."""
-        return self._generation_box is None or self._generation_box[0] == self._generation
+        """Always ``True``: a buffer a live batch refers to is never reused (kept for older callers)."""
+        return True
 
     def copy(self) -> "Batch":
         """A batch over a private copy of the frame, valid for ever."""
@@ -411,4 +408,4 @@ class Batch:
 
     def __repr__(self) -> str:
         return (f"Batch(step={self.step}, rank={self.rank}, rows={self.batch_size}, L={self.sequence_length}, "
-                f"pieces={self.piece_count}, valid={self.valid})")
+                f"pieces={self.piece_count})")

@@ -9,10 +9,10 @@
             ...
             save(batch.cursor)                                     # resume point after this batch
 
-Batches are received with ``socket.recv_into`` into a pool of ``credits`` preallocated, 64-byte
-aligned buffers and exposed in place (no copy). A batch's arrays stay valid until ``credits`` more
-batches have been fetched — the buffer is then reused (``batch.valid`` turns ``False``); call
-``batch.copy()`` or copy the arrays to keep them longer.
+Batches are received with ``socket.recv_into`` into 64-byte aligned buffers and exposed in place
+(no copy). A buffer is reused only when nothing refers to it any more — no Batch, array or tensor
+made from it without a copy — so a batch kept for any time never changes under its holder. Keeping
+many batches keeps their buffers (``batch.copy()`` keeps just the one frame).
 
 Flow control: the Hello grants ``credits`` batches; each time the next batch is requested, the
 previous one is taken as finished and one Credit is sent back, so about ``credits`` batches are
@@ -28,6 +28,7 @@ import numpy as np
 
 from . import protocol as P
 from .batch import Batch, Session
+from .buffers import BufferPool
 from .errors import (
     ConnectionClosedError,
     MalformedFrameError,
@@ -39,13 +40,6 @@ from .errors import (
 from .protocol import Cursor, Welcome
 
 _HELLO_REQUEST_ID = 1
-
-
-def _aligned_buffer(size: int, alignment: int = 64) -> np.ndarray:
-    """A uint8 array of ``size`` bytes whose first byte is ``alignment``-aligned."""
-    raw = np.empty(size + alignment, dtype=np.uint8)
-    shift = (-raw.ctypes.data) % alignment
-    return raw[shift:shift + size]
 
 
 class _Connection:
@@ -126,8 +120,8 @@ class Client:
             sequences per batch for this rank.
         cursor: resume from this cursor (a :class:`Cursor`, its 56 bytes or its ``tfc1-`` text); ``None``
             starts at the beginning of the stream.
-        credits: batches kept in flight (≥ 1); also the number of receive buffers, so a batch stays
-            valid until ``credits`` more batches have been fetched.
+        credits: batches kept in flight (≥ 1). Received batches never change while referenced,
+            however many more are fetched (see the module's docstring).
         job_id, auth_token: as in the Hello (section 6.1).
         timeout: seconds to wait for any read or write (``None`` waits for ever).
 
@@ -157,12 +151,11 @@ class Client:
         self._next_step = self._cursor.next_step
         self._ended = False
         self._owes_credit = False
-        self._buffers: list[np.ndarray | None] = [None] * credits
-        self._generations = [[0] for _ in range(credits)]
-        self._slot = 0
         L, w = self.welcome.sequence_length, self.welcome.token_width
         # Start with room for a few pieces per row; a buffer grows (rarely) when a frame needs more.
-        self._initial_capacity = min(self._session.max_frame_size, P.batch_frame_size(batch_size, L, w, batch_size * 8))
+        # A buffer a live batch (or an array or tensor made from it) still refers to is never reused.
+        self._buffers = BufferPool(keep=credits + 1, initial_size=min(
+            self._session.max_frame_size, P.batch_frame_size(batch_size, L, w, batch_size * 8)))
 
     def _handshake(self, hello: P.Hello) -> Welcome:
         conn = self._conn
@@ -236,11 +229,7 @@ class Client:
             raise
 
     def _receive_batch(self, conn: _Connection) -> Batch | None:
-        slot = self._slot
-        buf = self._buffers[slot]
-        if buf is None:
-            buf = self._buffers[slot] = _aligned_buffer(self._initial_capacity)
-        self._generations[slot][0] += 1  # the batch that lived in this buffer is gone
+        buf = self._buffers.acquire()
         header = conn.recv_header(buf)
         if header.type == P.GOODBYE:
             reason = P.decode_goodbye(conn.recv_payload(header))
@@ -256,12 +245,11 @@ class Client:
             raise OversizeFrameError(f"frame offset 16: Batch payload_length {header.payload_length} exceeds this session's "
                                      f"largest Batch ({self._session.max_frame_size - P.HEADER_SIZE})", "payload_length")
         if size > len(buf):
-            grown = _aligned_buffer(min(self._session.max_frame_size, max(size, 2 * len(buf))))
+            grown = self._buffers.grow(buf, min(self._session.max_frame_size, max(size, 2 * len(buf))))
             grown[:P.HEADER_SIZE] = buf[:P.HEADER_SIZE]
-            buf = self._buffers[slot] = grown
+            buf = grown
         conn.recv_exact(memoryview(buf)[P.HEADER_SIZE:size], "Batch payload")
-        batch = Batch(buf, size, self._session, expected_step=self._next_step, generation=self._generations[slot])
-        self._slot = (slot + 1) % len(self._buffers)
+        batch = Batch(buf, size, self._session, expected_step=self._next_step)
         self._next_step += 1
         self._cursor = batch.cursor
         self._owes_credit = True
