@@ -61,7 +61,8 @@ public final class Server: @unchecked Sendable {
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
                                                               logger: logger)
-        return Server(stream: ServedStream(stream: stream, quarantine: quarantine), options: options, logger: logger)
+        return Server(stream: ServedStream(stream: stream, quarantine: quarantine, recordDirectory: options.stateDirectory.map { $0 + "/streams" }),
+                      options: options, logger: logger)
     }
 
     /// A server for an opened stream.
@@ -90,6 +91,9 @@ public final class Server: @unchecked Sendable {
         if let dir = options.stateDirectory, mkdir(dir, 0o755) != 0, errno != EEXIST {
             socket.close()
             throw ServerStartupError(SystemCallError("mkdir \(dir)").description)
+        }
+        do { try stream.writeRecord() } catch {
+            logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
         }
         listener = socket
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)

@@ -25,8 +25,8 @@ final class Session: Sendable {
 enum SessionStart {
     /// The start step for `hello`: 0 without a cursor, else the cursor's global sequence divided by
     /// the Hello's global batch.
-    /// - Throws: `cursor_fingerprint_mismatch` naming both quarantine digests (checked first) or
-    ///   both fingerprints; `bad_cursor` when the cursor's position is not a step boundary of the Hello's shape or lies
+    /// - Throws: `cursor_fingerprint_mismatch` naming both quarantine digests (checked first), or
+    ///   why the stream before the cursor differs (``CursorCompatibility``); `bad_cursor` when the cursor's position is not a step boundary of the Hello's shape or lies
     ///   past the end of the run.
     static func step(for hello: Hello, served: ServedStream) throws(ProtocolError) -> UInt64 {
         guard let cursor = hello.cursor else { return 0 }
@@ -40,10 +40,12 @@ enum SessionStart {
                 "the cursor was made by a daemon with \(theirs); \(mine): the streams differ, so resuming would not continue the same stream",
                 detail: "Hello.cursor.quarantine_digest")
         }
-        guard cursor.fingerprint == served.fingerprint else {
-            throw ProtocolError(.cursorFingerprintMismatch,
-                "the cursor was made for stream fingerprint 0x\(hex16(cursor.fingerprint)); this daemon serves 0x\(hex16(served.fingerprint)) " +
-                "(another curriculum or shard manifest)", detail: "Hello.cursor.fingerprint")
+        // Another fingerprint resumes when the stream before the cursor is unchanged (a curriculum
+        // that appended stages: CursorCompatibility).
+        if case .incompatible(let reason) = CursorCompatibility.check(
+            fingerprint: cursor.fingerprint, nextSequence: cursor.nextSequence, served: served.description,
+            plan: served.stream.plan, previous: served.recordedDescription(of: cursor.fingerprint)) {
+            throw ProtocolError(.cursorFingerprintMismatch, reason, detail: "Hello.cursor.fingerprint")
         }
         guard let step = cursor.resumeStep(worldSize: hello.worldSize, batchSize: hello.batchSize) else {
             throw ProtocolError(.badCursor,

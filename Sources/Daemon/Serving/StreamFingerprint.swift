@@ -1,34 +1,21 @@
+import TokenfeedCurriculum
 import TokenfeedEngine
 
-/// The 64-bit fingerprint of a served stream that Welcome frames and cursors carry.
+/// The 64-bit fingerprint of a served stream that Welcome frames and cursors carry: the 64-bit
+/// FNV-1a hash of the stream's ``StreamDescription`` text.
 ///
-/// It is the 64-bit FNV-1a hash (offset basis 0xcbf29ce484222325, prime 0x100000001b3) of the UTF-8
-/// text
-/// ```
-/// tokenfeed-stream-v1
-/// curriculum=<the curriculum's 128-bit fingerprint, 32 hex digits>
-/// shard=<dataset index>:<shard path relative to the data root>:<token count>:<document count>
-/// …one shard line per shard, datasets in curriculum order, shards in file-name order
-/// quarantine=<the quarantine digest, 16 hex digits>     (only when shards were quarantined)
-/// ```
-/// so it changes when the curriculum changes anything that shapes the stream (sequence length,
-/// seed, packing, datasets, stage boundaries, weights) or when a dataset's shard manifest changes
-/// (a shard added, removed, renamed or rewritten with other documents) or the set of quarantined
-/// shards changes (``ShardQuarantine``; quarantined shards have no shard line), and never otherwise.
+/// It changes when anything that decides sequences changes (sequence length, seed, packing, a
+/// stage's start or mixture, a dataset's shard manifest, the quarantined shards), and never
+/// otherwise. The end of the last stage is deliberately not part of it: sequences before the end do
+/// not depend on where the run ends, so a curriculum that appends a stage keeps, for the stages it
+/// shares, the fingerprint of the shorter one as a *prefix fingerprint* (``StreamDescription``).
 public enum StreamFingerprint {
     /// The fingerprint of `stream`, served with `quarantine` left out of it.
     public static func value(of stream: GlobalStream, quarantine: ShardQuarantine = .none) -> UInt64 {
-        var text = "tokenfeed-stream-v1\ncurriculum=\(stream.curriculum.fingerprint)\n"
-        for d in stream.datasets.indices {
-            for (s, shard) in stream.datasets[d].shards.enumerated() {
-                text += "shard=\(d):\(stream.shardName(dataset: d, shard: s)):\(shard.metadata.tokenCount):\(shard.metadata.documentCount)\n"
-            }
-        }
-        if !quarantine.isEmpty { text += "quarantine=\(hex16(quarantine.digest))\n" }
-        return fnv1a64(text.utf8)
+        StreamDescription(stream: stream, quarantine: quarantine).fingerprint
     }
 
-    /// 64-bit FNV-1a.
+    /// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
     static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes {
