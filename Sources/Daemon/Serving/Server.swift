@@ -42,6 +42,8 @@ public final class Server: @unchecked Sendable {
     private var acceptSource: (any DispatchSourceRead)?
     private var listener: ListeningSocket?
     private let stopping = Atomic<Bool>(false)
+    /// Who may connect; replaced by ``reload(logLevel:peerPolicy:)`` on SIGHUP.
+    private let peerPolicy: LockedValue<PeerPolicy>
     private let allClosed = DispatchSemaphore(value: 0)
     /// Signalled when the accept source's cancel handler has closed the listening socket (and removed its file).
     private let listenerClosed = DispatchSemaphore(value: 0)
@@ -53,6 +55,7 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the file and line:column (curriculum) or the dataset,
     ///   shard, frame and problem.
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
+        try prepareStateDirectory(options.stateDirectory)
         let curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
@@ -69,6 +72,7 @@ public final class Server: @unchecked Sendable {
         self.stream = stream
         self.options = options
         self.logger = logger
+        self.peerPolicy = LockedValue(options.peerPolicy)
     }
 
     /// The socket path clients connect to.
@@ -77,6 +81,7 @@ public final class Server: @unchecked Sendable {
     /// Starts listening: on the socket systemd passed (`LISTEN_FDS`), else on `options.socketPath`.
     /// - Throws: `ServerStartupError` naming the call and path (path in use, no permission, …).
     public func start() throws(ServerStartupError) {
+        try Self.prepareStateDirectory(options.stateDirectory)
         let socket: ListeningSocket
         if let activated = ListeningSocket.activated() {
             socket = activated
@@ -86,10 +91,6 @@ public final class Server: @unchecked Sendable {
                 throw ServerStartupError(error.description)
             }
             logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
-        }
-        if let dir = options.stateDirectory, mkdir(dir, 0o755) != 0, errno != EEXIST {
-            socket.close()
-            throw ServerStartupError(SystemCallError("mkdir \(dir)").description)
         }
         listener = socket
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)
@@ -120,12 +121,38 @@ public final class Server: @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
+            guard admits(fd) else { continue }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             let connection = Connection(id: id, fd: fd, server: self, logger: logger)
             connections.withLock { $0[id] = connection }
             logger.debug("accepted", metadata: ["connection": "\(id)"])
             connection.start()
         }
+    }
+
+    /// Whether the peer of the accepted `fd` may connect (``PeerPolicy``). A refused peer gets an
+    /// `auth_failed` Error frame (the socket's send buffer is empty, so the small frame is written
+    /// whole without blocking) before anything is read from it, its descriptor is closed, and the
+    /// refusal is logged with its uid, gid and pid.
+    private func admits(_ fd: Int32) -> Bool {
+        let peer = PeerCredentials(fd: fd)
+        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid) }) { return true }
+        let who = peer.map { "uid \($0.uid), gid \($0.gid), pid \($0.pid)" } ?? "unknown peer credentials"
+        logger.warning("connection refused: peer not allowed", metadata: [
+            "uid": "\(peer.map { String($0.uid) } ?? "?")", "gid": "\(peer.map { String($0.gid) } ?? "?")",
+            "pid": "\(peer.map { String($0.pid) } ?? "?")",
+        ])
+        let frame = ErrorMessage(code: .authFailed, message: "this user may not connect to the daemon (\(who)); see allow_users and allow_groups",
+                                 detail: "SO_PEERCRED").encodeFrame()
+        _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = Glibc.close(fd)
+        return false
+    }
+
+    /// Applies what SIGHUP re-reads: the log level is the caller's (its log handler), the peer policy is here.
+    /// Running sessions are untouched.
+    public func reload(peerPolicy policy: PeerPolicy) {
+        peerPolicy.withLock { $0 = policy }
     }
 
     /// Called by a connection once its descriptor is closed.
@@ -171,6 +198,15 @@ public final class Server: @unchecked Sendable {
     }
 
     // MARK: State directory
+
+    /// Creates the state directory (mode 0755) when missing and checks that no other user can write
+    /// to it (``AtomicFile/checkPrivateDirectory(_:)``), before anything is written there or bound.
+    /// - Throws: `ServerStartupError` naming the directory, its owner or mode, and the fix.
+    static func prepareStateDirectory(_ directory: String?) throws(ServerStartupError) {
+        guard let directory else { return }
+        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(SystemCallError("mkdir \(directory)").description) }
+        do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError("state directory \(error)") }
+    }
 
     private func saveState(rank: UInt32, cursor: Cursor) {
         guard let dir = options.stateDirectory else { return }
