@@ -188,6 +188,24 @@ import TokenfeedServer
         #expect(daemon.terminate() == 0)
     }
 
+    /// `allow_users` and `allow_groups` take a YAML list or a comma-separated string of names or ids;
+    /// an unknown name is a `file:line:column` error naming it.
+    @Test func allowListsInTheConfigFile() throws {
+        let config = try ConfigFile.parse(text: "allow_users: [root, 1001]\nallow_groups: \"0, 2000\"\nlog_file: /tmp/x.log\n", path: "c.yaml")
+        #expect(config.allowUsers == [0, 1001])
+        #expect(config.allowGroups == [0, 2000])
+        #expect(config.logFile == "/tmp/x.log")
+        do {
+            _ = try ConfigFile.parse(text: "log_level: info\nallow_users: [no-such-user-tf]\n", path: "c.yaml")
+            Issue.record("an unknown user was accepted")
+        } catch {
+            #expect(error.description.contains("c.yaml:2:") && error.description.contains("no-such-user-tf"), "\(error.description)")
+        }
+        let policy = PeerPolicy(users: [1001], groups: [2000])
+        #expect(policy.allows(uid: 0, gid: 5) && policy.allows(uid: 1001, gid: 5) && policy.allows(uid: 7, gid: 2000))
+        #expect(!policy.allows(uid: 65534, gid: 65534))
+    }
+
     /// A Unix socket bound at `path` (listening or not), or nil.
     private static func boundSocket(_ path: String, listening: Bool) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

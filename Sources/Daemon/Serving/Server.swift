@@ -38,10 +38,12 @@ public final class Server: @unchecked Sendable {
     private let connections = LockedValue<[UInt64: Connection]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
-    /// Set by `start` and cleared by `shutdown`, both on the caller's thread before/after the accept source runs.
+    /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
     private var listener: ListeningSocket?
     private let stopping = Atomic<Bool>(false)
+    /// Orders `start` and `shutdown` (and guards `acceptSource` between them).
+    private let lifecycle = LockedValue<Void>(())
     /// Who may connect; replaced by ``reload(logLevel:peerPolicy:)`` on SIGHUP.
     private let peerPolicy: LockedValue<PeerPolicy>
     private let allClosed = DispatchSemaphore(value: 0)
@@ -81,6 +83,13 @@ public final class Server: @unchecked Sendable {
     /// Starts listening: on the socket systemd passed (`LISTEN_FDS`), else on `options.socketPath`.
     /// - Throws: `ServerStartupError` naming the call and path (path in use, no permission, …).
     public func start() throws(ServerStartupError) {
+        // Under the lifecycle lock, so that a shutdown (a signal) either comes first — then nothing is
+        // bound — or waits until the accept source exists and removes the socket file with it.
+        try lifecycle.withLock { _ throws(ServerStartupError) in try startLocked() }
+    }
+
+    private func startLocked() throws(ServerStartupError) {
+        guard !stopping.load(ordering: .acquiring) else { return }
         try Self.prepareStateDirectory(options.stateDirectory)
         let socket: ListeningSocket
         if let activated = ListeningSocket.activated() {
@@ -174,7 +183,9 @@ public final class Server: @unchecked Sendable {
     /// Stops accepting, sends `shutting_down` to every client, waits up to `timeout` seconds for the
     /// connections to close, writes the state directory and removes the socket file. Idempotent.
     public func shutdown(timeout: Double = 3) {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard let acceptSource = lifecycle.withLock({ _ -> (any DispatchSourceRead)?? in
+            stopping.exchange(true, ordering: .acquiringAndReleasing) ? nil : .some(acceptSource)
+        }) else { return }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("shutting down")
         if let acceptSource {
