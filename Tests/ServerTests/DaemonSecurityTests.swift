@@ -184,6 +184,13 @@ import TokenfeedServer
         #expect(eventually(within: 5) { daemon.stderr.contains("reloaded") })
         let allowed = try run("/usr/bin/setpriv", asNobody)
         #expect(allowed.status == 0, "\(allowed.stderr)")
+        // Allowed through a supplementary group (SO_PEERGROUPS), while its own gid is not.
+        try "log_level: info\nallow_groups: [4242]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        #expect(eventually(within: 5) { daemon.stderr.components(separatedBy: "reloaded").count == 3 })
+        #expect(try run("/usr/bin/setpriv", asNobody).status != 0, "65534 is no longer allowed")
+        let viaGroup = try run("/usr/bin/setpriv", ["--reuid", "65534", "--regid", "65534", "--groups", "4242"] + asNobody.dropFirst(5))
+        #expect(viaGroup.status == 0, "\(viaGroup.stderr)")
         try expectCorrectBatches(client, fixture, from: &step, count: 2)
         #expect(daemon.terminate() == 0)
     }
@@ -204,6 +211,7 @@ import TokenfeedServer
         let policy = PeerPolicy(users: [1001], groups: [2000])
         #expect(policy.allows(uid: 0, gid: 5) && policy.allows(uid: 1001, gid: 5) && policy.allows(uid: 7, gid: 2000))
         #expect(!policy.allows(uid: 65534, gid: 65534))
+        #expect(policy.allows(uid: 65534, gid: 65534, supplementaryGroups: [10, 2000]))
     }
 
     /// A Unix socket bound at `path` (listening or not), or nil.

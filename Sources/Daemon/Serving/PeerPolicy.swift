@@ -8,8 +8,8 @@ import Musl
 /// a connection is accepted, before any byte is read or sent (docs/OPERATIONS.md, "Security").
 ///
 /// Root and the daemon's own user are always allowed (they can read everything the daemon serves
-/// anyway); so is any peer whose uid is in `users` or whose group (the effective gid the kernel
-/// reports for the connecting process) is in `groups`.
+/// anyway); so is any peer whose uid is in `users` or one of whose groups (the effective gid and
+/// the supplementary groups the kernel reports for the connecting process) is in `groups`.
 public struct PeerPolicy: Sendable, Hashable {
     /// Further allowed user ids.
     public var users: [UInt32]
@@ -25,8 +25,8 @@ public struct PeerPolicy: Sendable, Hashable {
     public static var daemonDefault: PeerPolicy { PeerPolicy(users: [], groups: [getegid()]) }
 
     /// Whether a peer with these credentials may connect.
-    public func allows(uid: UInt32, gid: UInt32) -> Bool {
-        uid == 0 || uid == geteuid() || users.contains(uid) || groups.contains(gid)
+    public func allows(uid: UInt32, gid: UInt32, supplementaryGroups: [UInt32] = []) -> Bool {
+        uid == 0 || uid == geteuid() || users.contains(uid) || groups.contains(gid) || supplementaryGroups.contains(where: groups.contains)
     }
 
     /// User ids for a comma-separated list of user names or numeric uids (`alice, 1001`).
@@ -65,6 +65,8 @@ struct PeerCredentials {
     var pid: Int32
     var uid: UInt32
     var gid: UInt32
+    /// The peer's supplementary groups (`SO_PEERGROUPS`, Linux 4.13+; empty where unsupported).
+    var groups: [UInt32] = []
 
     /// The peer of `fd`, or nil when the kernel does not report it.
     init?(fd: Int32) {
@@ -73,5 +75,14 @@ struct PeerCredentials {
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, length == 12 else { return nil }
         (pid, uid, gid) = credentials
+        let peerGroups: Int32 = 59   // SO_PEERGROUPS
+        var list = [UInt32](repeating: 0, count: 64)
+        var bytes = socklen_t(list.count * 4)
+        var got = list.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, peerGroups, $0.baseAddress, &bytes) }
+        if got != 0 && errno == ERANGE {   // `bytes` now says how many it needs
+            list = [UInt32](repeating: 0, count: Int(bytes) / 4)
+            got = list.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, peerGroups, $0.baseAddress, &bytes) }
+        }
+        if got == 0 { groups = Array(list.prefix(Int(bytes) / 4)) }
     }
 }

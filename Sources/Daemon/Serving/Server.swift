@@ -145,7 +145,7 @@ public final class Server: @unchecked Sendable {
     /// refusal is logged with its uid, gid and pid.
     private func admits(_ fd: Int32) -> Bool {
         let peer = PeerCredentials(fd: fd)
-        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid) }) { return true }
+        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return true }
         let who = peer.map { "uid \($0.uid), gid \($0.gid), pid \($0.pid)" } ?? "unknown peer credentials"
         logger.warning("connection refused: peer not allowed", metadata: [
             "uid": "\(peer.map { String($0.uid) } ?? "?")", "gid": "\(peer.map { String($0.gid) } ?? "?")",
