@@ -25,7 +25,7 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     case cursorFingerprintMismatch(message: String, detail: String)
     /// The resume cursor is corrupt or cannot be continued with this world and batch size.
     case badCursor(message: String, detail: String)
-    /// The daemon refused the auth token.
+    /// The daemon does not allow this user or group to connect (`allow_users`, `allow_groups`; SO_PEERCRED).
     case authFailed(message: String, detail: String)
     /// Shard data could not be read or failed its checksum; `detail` names the shard file and frame.
     case dataError(message: String, detail: String)

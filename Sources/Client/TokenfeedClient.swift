@@ -56,8 +56,7 @@ public final class TokenfeedClient {
         let hello = Hello(rank: rank, worldSize: worldSize, batchSize: batchSize, initialCredits: credits, cursor: cursor, jobID: jobID)
         let decoder = FrameDecoder()
         do throws(ClientError) {
-            try socket.write(hello.encodeFrame(requestID: 1))
-            let frame = try readFrame(socket, decoder)
+            let frame = try request(hello.encodeFrame(requestID: 1), socket, decoder)
             switch frame.header.type {
             case .welcome:
                 guard case .welcome(let welcome) = try decode(frame) else { throw ClientError.invalidFrame(ProtocolError(.unexpectedMessage, "expected Welcome")) }
@@ -80,8 +79,7 @@ public final class TokenfeedClient {
         let socket = try ClientSocket.connect(path: socketPath)
         defer { socket.close() }
         let decoder = FrameDecoder()
-        try socket.write(StatsRequest().encodeFrame(requestID: 1))
-        let frame = try readFrame(socket, decoder)
+        let frame = try request(StatsRequest().encodeFrame(requestID: 1), socket, decoder)
         switch try decode(frame) {
         case .stats(let stats):
             try? socket.write(Goodbye(reason: .done).encodeFrame())
@@ -153,6 +151,17 @@ public final class TokenfeedClient {
         guard !closed else { return }
         closed = true
         socket.close()
+    }
+
+    /// Sends a connection's first frame and reads the answer. A daemon that refuses the connection
+    /// (`auth_failed` for a user it does not allow) sends its Error and closes before reading: the
+    /// write then fails, but the Error is still there to read, and is what is thrown.
+    private static func request(_ bytes: [UInt8], _ socket: ClientSocket, _ decoder: FrameDecoder) throws(ClientError) -> Frame {
+        do { try socket.write(bytes) } catch {
+            if let frame = try? readFrame(socket, decoder) { return frame }
+            throw error
+        }
+        return try readFrame(socket, decoder)
     }
 
     private static func readFrame(_ socket: ClientSocket, _ decoder: FrameDecoder) throws(ClientError) -> Frame {

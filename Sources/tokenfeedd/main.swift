@@ -19,10 +19,11 @@ struct TokenfeedDaemon: ParsableCommand {
             and a message naming the file and line:column, or the shard and frame. --verify-shards startup checks every \
             frame of every shard first; --on-corrupt quarantine (which implies it) serves without the corrupt shards, \
             the same way on every node, and records them in the stream's fingerprint and cursors. SIGTERM and SIGINT stop accepting, \
-            send every client a shutting_down error and exit 0.
+            send every client a shutting_down error, write the state directory, remove the socket file and exit 0. \
+            SIGHUP re-opens --log-file and re-reads log_level, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
             """)
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -55,17 +56,27 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Shard checks before listening: none (metadata checksums) or startup (every frame of every shard) (default none; startup under --on-corrupt quarantine).")
     var verifyShards: String?
 
+    @Option(help: "Append the log to this file instead of standard error; SIGHUP re-opens it (for logrotate).")
+    var logFile: String?
+
+    @Option(help: "Further users allowed to connect, comma-separated names or uids (root and the daemon's user always may).")
+    var allowUsers: String?
+
+    @Option(help: "Groups allowed to connect, comma-separated names or gids (default: the daemon's group).")
+    var allowGroups: String?
+
     func run() throws {
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = options.logLevel
-            return handler
+        let log: DaemonLog
+        do { log = try DaemonLog(path: options.logFile, level: options.logLevel) } catch {
+            printError("tokenfeedd: \(error)")
+            throw ExitCode(1)
         }
+        LoggingSystem.bootstrap { label in log.handler(label: label) }
         let logger = Logger(label: "tokenfeedd")
         signal(SIGPIPE, SIG_IGN)
         let server: Server
@@ -77,11 +88,16 @@ struct TokenfeedDaemon: ParsableCommand {
         // appears must not fall into the window between ignoring the signal and its source resuming.
         // The sources live in a global: a local kept by `withExtendedLifetime` around the `Never`-
         // returning `dispatchMain()` was released early in release builds, and SIGTERM went unhandled.
-        installedSignalSources = [Int32(SIGTERM), Int32(SIGINT)].map { (number: Int32) -> any DispatchSourceSignal in
+        installedSignalSources = [Int32(SIGTERM), Int32(SIGINT), Int32(SIGHUP)].map { (number: Int32) -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "SIGHUP"
             source.setEventHandler {
-                logger.info("signal received", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                logger.info("signal received", metadata: ["signal": "\(name)"])
+                if number == SIGHUP {
+                    reload(log: log, server: server, logger: logger)
+                    return
+                }
                 server.shutdown()
                 Glibc.exit(0)
             }
@@ -93,6 +109,23 @@ struct TokenfeedDaemon: ParsableCommand {
             throw ExitCode(1)
         }
         dispatchMain()
+    }
+
+    /// SIGHUP: re-opens the log file, re-reads the config file and the command line and applies the
+    /// log level and who may connect. Everything else (curriculum, data, socket, state directory,
+    /// budgets, running sessions) stays as it was; a config that no longer parses changes nothing.
+    private func reload(log: DaemonLog, server: Server, logger: Logger) {
+        do { try log.reopen() } catch { logger.error("cannot re-open the log file; still writing to the old one", metadata: ["error": "\(error)"]) }
+        let options: ServerOptions
+        do { options = try resolveOptions() } catch {
+            logger.error("reload: the configuration is invalid; nothing changed", metadata: ["error": "\((error as? ValidationError)?.message ?? "\(error)")"])
+            return
+        }
+        log.level = options.logLevel
+        server.reload(peerPolicy: options.peerPolicy)
+        logger.notice("reloaded", metadata: [
+            "log_level": "\(options.logLevel)", "allow_users": "\(options.peerPolicy.users)", "allow_groups": "\(options.peerPolicy.groups)",
+        ])
     }
 
     /// The options from the config file overlaid with the command line.
@@ -134,6 +167,11 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let mode = ShardVerificationMode(rawValue: text) else { throw ValidationError("--verify-shards: expected none or startup, got \(text)") }
             verification = mode
         } else { verification = file.verifyShards }
+        options.logFile = logFile ?? file.logFile
+        do throws(PeerPolicyError) {
+            if let list = allowUsers { options.peerPolicy.users = try PeerPolicy.userIDs(list) } else if let users = file.allowUsers { options.peerPolicy.users = users }
+            if let list = allowGroups { options.peerPolicy.groups = try PeerPolicy.groupIDs(list) } else if let groups = file.allowGroups { options.peerPolicy.groups = groups }
+        } catch { throw ValidationError("--allow-users/--allow-groups: \(error)") }
         if options.onCorrupt == .quarantine {
             // Quarantine is decided from a full verification at startup, so that every node quarantines the same shards.
             guard verification != ShardVerificationMode.none else {

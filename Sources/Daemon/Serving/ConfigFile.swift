@@ -15,6 +15,9 @@ import TokenfeedCurriculum
 /// log_level: info            # trace, debug, info, notice, warning, error, critical
 /// on_corrupt: fail           # or quarantine
 /// verify_shards: none        # or startup
+/// log_file: /var/log/tokenfeed/tokenfeedd.log   # default: standard error; re-opened on SIGHUP
+/// allow_users: [alice, 1001] # or "alice, 1001"; root and the daemon's user are always allowed
+/// allow_groups: [trainers]   # default: the daemon's group
 /// ```
 public struct ConfigFile: Sendable, Hashable {
     public var curriculumPath: String?
@@ -27,13 +30,17 @@ public struct ConfigFile: Sendable, Hashable {
     public var logLevel: Logger.Level?
     public var onCorrupt: CorruptDataPolicy?
     public var verifyShards: ShardVerificationMode?
+    public var logFile: String?
+    public var allowUsers: [UInt32]?
+    public var allowGroups: [UInt32]?
 
     /// An empty config (nothing set).
     public init() {}
 
     /// The keys a config file may hold.
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
-                              "ring_slots", "log_level", "on_corrupt", "verify_shards"]
+                              "ring_slots", "log_level", "on_corrupt", "verify_shards",
+                              "log_file", "allow_users", "allow_groups"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -58,6 +65,18 @@ public struct ConfigFile: Sendable, Hashable {
         for entry in entries {
             let value = entry.value
             func fail(_ message: String) { problems.append(CurriculumError(value.location, "\(entry.key): \(message)")) }
+            if entry.key == "allow_users" || entry.key == "allow_groups" {
+                // A list of names or ids, as a YAML list or one comma-separated string.
+                var names: [String] = []
+                if case .sequence(let items, _) = value {
+                    for item in items { if let name = item.scalarText { names.append(name) } else { fail("expected a user or group name or id, got \(item.kindDescription)") } }
+                } else if let text = value.scalarText, !value.isNull { names = [text] } else { fail("expected a list of names or ids, got \(value.kindDescription)") }
+                let list = names.joined(separator: ",")
+                do throws(PeerPolicyError) {
+                    if entry.key == "allow_users" { config.allowUsers = try PeerPolicy.userIDs(list) } else { config.allowGroups = try PeerPolicy.groupIDs(list) }
+                } catch { fail(error.description) }
+                continue
+            }
             guard let text = value.scalarText, !value.isNull else {
                 fail("expected a value, got \(value.kindDescription)")
                 continue
@@ -67,6 +86,7 @@ public struct ConfigFile: Sendable, Hashable {
             case "data_root": config.dataRoot = text
             case "socket": config.socketPath = text
             case "state_dir": config.stateDirectory = text
+            case "log_file": config.logFile = text
             case "socket_mode":
                 if let mode = parseMode(text) { config.socketMode = mode } else { fail("expected an octal mode like \"0660\", got \"\(text)\"") }
             case "preload_bytes":

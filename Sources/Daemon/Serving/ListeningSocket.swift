@@ -11,51 +11,114 @@ struct ListeningSocket {
     let fd: Int32
     /// The socket file the daemon created and removes at exit; nil for an activated socket.
     let ownedPath: String?
+    /// Device and inode of the socket file the daemon created: at exit the path is removed only if
+    /// it still names that inode.
+    var ownedInode: (device: UInt64, inode: UInt64)? = nil
 
-    /// Binds `path` with `mode` and listens. A stale socket file nobody listens on is replaced;
-    /// a live one is an error (another daemon serves it).
+    /// Binds `path` with `mode` and listens.
+    ///
+    /// Whatever is at `path` is looked at with `lstat` (never following a symlink): nothing is fine;
+    /// a socket nobody listens on (a connect attempt is refused) is a stale file and is removed;
+    /// anything else — a regular file, a directory, a symlink, a live socket, a socket that cannot be
+    /// probed — is left untouched and start-up fails naming it. The socket is bound in a private
+    /// folder (mode 0700) next to `path`, given `mode` there, and hard-linked to `path` (which fails
+    /// rather than replace anything created meanwhile), so `path` never exists with the umask's mode.
     /// - Throws: `SystemCallError` naming the call and the path.
     static func bind(path: String, mode: UInt32, backlog: Int32 = 128) throws(SystemCallError) -> ListeningSocket {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else {
+        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        guard path.utf8.count < capacity else {
             throw SystemCallError("socket path \(path) is longer than \(capacity - 1) bytes", code: ENAMETOOLONG)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() { raw[i] = b }
-            raw[pathBytes.count] = 0
+        try removeStaleSocket(at: path)
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var template = Array(((folder.isEmpty ? "" : folder) + "/.tokenfeedd-XXXXXX").utf8CString)
+        let privateFolder: String = try template.withUnsafeMutableBufferPointer { buffer throws(SystemCallError) -> String in
+            guard mkdtemp(buffer.baseAddress!) != nil else { throw SystemCallError("mkdtemp next to \(path)") }
+            return String(cString: buffer.baseAddress!)
         }
-        if access(path, F_OK) == 0 {
-            if connectsToListener(&address) {
-                throw SystemCallError("another process is listening on \(path)", code: EADDRINUSE)
-            }
-            unlink(path)
+        let privatePath = privateFolder + "/s"
+        defer {
+            unlink(privatePath)
+            rmdir(privateFolder)
         }
+        guard privatePath.utf8.count < capacity else {
+            throw SystemCallError("socket path \(path) leaves no room for the private bind folder \(privatePath) within \(capacity - 1) bytes",
+                                  code: ENAMETOOLONG)
+        }
+        var address = Self.address(privatePath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError("socket") }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else {
-            let failure = SystemCallError("bind \(path)")
+            let failure = SystemCallError("bind \(privatePath)")
             _ = Glibc.close(fd)
             throw failure
         }
-        guard chmod(path, mode_t(mode)) == 0 else {
-            let failure = SystemCallError("chmod \(path) to \(String(mode, radix: 8))")
+        var info = stat()
+        guard chmod(privatePath, mode_t(mode)) == 0, lstat(privatePath, &info) == 0 else {
+            let failure = SystemCallError("chmod \(privatePath) to \(String(mode, radix: 8))")
             _ = Glibc.close(fd)
-            unlink(path)
             throw failure
         }
         guard listen(fd, backlog) == 0 else {
             let failure = SystemCallError("listen \(path)")
             _ = Glibc.close(fd)
-            unlink(path)
             throw failure
         }
-        return ListeningSocket(fd: fd, ownedPath: path)
+        guard link(privatePath, path) == 0 else {
+            let failure = SystemCallError("link the socket to \(path) (something was created there meanwhile?)")
+            _ = Glibc.close(fd)
+            throw failure
+        }
+        var socket = ListeningSocket(fd: fd, ownedPath: path)
+        socket.ownedInode = (UInt64(info.st_dev), UInt64(info.st_ino))
+        return socket
+    }
+
+    /// Removes `path` if it is a socket nobody listens on; does nothing if nothing is there.
+    /// - Throws: `SystemCallError` naming the file and what it is when it is anything else.
+    private static func removeStaleSocket(at path: String) throws(SystemCallError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw SystemCallError("lstat \(path)")
+        }
+        let kind: String
+        switch info.st_mode & S_IFMT {
+        case S_IFSOCK:
+            var address = Self.address(path)
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard probe >= 0 else { throw SystemCallError("socket") }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            let code = errno
+            _ = Glibc.close(probe)
+            if connected == 0 { throw SystemCallError("another process is listening on \(path)", code: EADDRINUSE) }
+            guard code == ECONNREFUSED else {
+                throw SystemCallError("\(path) is a socket that could not be probed (connect); refusing to remove it", code: code)
+            }
+            guard unlink(path) == 0 else { throw SystemCallError("remove the stale socket \(path)") }
+            return
+        case S_IFLNK: kind = "a symbolic link"
+        case S_IFREG: kind = "a regular file"
+        case S_IFDIR: kind = "a directory"
+        default: kind = "not a socket"
+        }
+        throw SystemCallError("\(path) is \(kind), not a stale socket; refusing to replace it (remove it yourself or choose another --socket)",
+                              code: EEXIST)
+    }
+
+    private static func address(_ path: String) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in pathBytes.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        return address
     }
 
     /// The socket systemd passed, when `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1; nil otherwise.
@@ -73,18 +136,15 @@ struct ListeningSocket {
         return ListeningSocket(fd: fd, ownedPath: nil)
     }
 
-    /// Closes the descriptor and removes the socket file the daemon created.
+    /// Closes the descriptor and removes the socket file the daemon created — only if the path still
+    /// names the inode it bound (a file put there since is left alone).
     func close() {
         _ = Glibc.close(fd)
-        if let ownedPath { unlink(ownedPath) }
-    }
-
-    private static func connectsToListener(_ address: inout sockaddr_un) -> Bool {
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard probe >= 0 else { return false }
-        defer { _ = Glibc.close(probe) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
+        guard let ownedPath, let ownedInode else { return }
+        var info = stat()
+        if lstat(ownedPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK,
+           UInt64(info.st_dev) == ownedInode.device, UInt64(info.st_ino) == ownedInode.inode {
+            unlink(ownedPath)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Synchronization
+import TokenfeedEngine
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -41,30 +42,11 @@ func readTextFile(_ path: String) throws(SystemCallError) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Numbers temporary files, so that concurrent writers of one path never share a temporary file.
-private let temporaryFileCounter = Atomic<UInt64>(0)
-
-/// Writes `text` to `path` atomically: a temporary file in the same folder, then rename(2).
-/// Concurrent writers of the same path each use their own temporary file; the last rename wins.
-/// - Throws: `SystemCallError` naming the failed step.
-func writeTextFileAtomically(_ path: String, _ text: String) throws(SystemCallError) {
-    let temporary = path + ".partial-\(getpid())-\(temporaryFileCounter.wrappingAdd(1, ordering: .relaxed).oldValue)"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw SystemCallError("open \(temporary)") }
-    var bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            let failure = SystemCallError("write \(temporary)")
-            close(fd)
-            throw failure
-        }
-        written += n
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else { throw SystemCallError("rename \(temporary) to \(path)") }
+/// Writes `text` to `path` through ``AtomicFile/write(_:to:)`` (exclusive unpredictable temporary
+/// file, fsync, rename).
+/// - Throws: `AtomicFileError` naming the failed step and file.
+func writeTextFileAtomically(_ path: String, _ text: String) throws(AtomicFileError) {
+    try AtomicFile.write(Array(text.utf8), to: path)
 }
 
 /// Nanoseconds of the monotonic clock.

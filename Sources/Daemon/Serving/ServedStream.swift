@@ -65,8 +65,8 @@ public final class ServedStream: Sendable {
 
     /// Records this stream's description in ``recordDirectory`` (creating it), for cursors that come
     /// back under another curriculum.
-    /// - Throws: `SystemCallError` naming the failed step.
-    public func writeRecord() throws(SystemCallError) {
+    /// - Throws: `SystemCallError` (the folder) or `AtomicFileError` (the file), naming the failed step.
+    public func writeRecord() throws {
         guard let dir = recordDirectory else { return }
         if mkdir(dir, 0o755) != 0, errno != EEXIST { throw SystemCallError("mkdir \(dir)") }
         try writeTextFileAtomically(StreamRecord.path(in: dir, fingerprint: fingerprint), description.text)

@@ -38,10 +38,14 @@ public final class Server: @unchecked Sendable {
     private let connections = LockedValue<[UInt64: Connection]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
-    /// Set by `start` and cleared by `shutdown`, both on the caller's thread before/after the accept source runs.
+    /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
     private var listener: ListeningSocket?
     private let stopping = Atomic<Bool>(false)
+    /// Orders `start` and `shutdown` (and guards `acceptSource` between them).
+    private let lifecycle = LockedValue<Void>(())
+    /// Who may connect; replaced by ``reload(logLevel:peerPolicy:)`` on SIGHUP.
+    private let peerPolicy: LockedValue<PeerPolicy>
     private let allClosed = DispatchSemaphore(value: 0)
     /// Signalled when the accept source's cancel handler has closed the listening socket (and removed its file).
     private let listenerClosed = DispatchSemaphore(value: 0)
@@ -53,6 +57,7 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the file and line:column (curriculum) or the dataset,
     ///   shard, frame and problem.
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
+        try prepareStateDirectory(options.stateDirectory)
         let curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
@@ -70,6 +75,7 @@ public final class Server: @unchecked Sendable {
         self.stream = stream
         self.options = options
         self.logger = logger
+        self.peerPolicy = LockedValue(options.peerPolicy)
     }
 
     /// The socket path clients connect to.
@@ -78,6 +84,14 @@ public final class Server: @unchecked Sendable {
     /// Starts listening: on the socket systemd passed (`LISTEN_FDS`), else on `options.socketPath`.
     /// - Throws: `ServerStartupError` naming the call and path (path in use, no permission, …).
     public func start() throws(ServerStartupError) {
+        // Under the lifecycle lock, so that a shutdown (a signal) either comes first — then nothing is
+        // bound — or waits until the accept source exists and removes the socket file with it.
+        try lifecycle.withLock { _ throws(ServerStartupError) in try startLocked() }
+    }
+
+    private func startLocked() throws(ServerStartupError) {
+        guard !stopping.load(ordering: .acquiring) else { return }
+        try Self.prepareStateDirectory(options.stateDirectory)
         let socket: ListeningSocket
         if let activated = ListeningSocket.activated() {
             socket = activated
@@ -87,10 +101,6 @@ public final class Server: @unchecked Sendable {
                 throw ServerStartupError(error.description)
             }
             logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
-        }
-        if let dir = options.stateDirectory, mkdir(dir, 0o755) != 0, errno != EEXIST {
-            socket.close()
-            throw ServerStartupError(SystemCallError("mkdir \(dir)").description)
         }
         do { try stream.writeRecord() } catch {
             logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
@@ -124,12 +134,38 @@ public final class Server: @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
+            guard admits(fd) else { continue }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             let connection = Connection(id: id, fd: fd, server: self, logger: logger)
             connections.withLock { $0[id] = connection }
             logger.debug("accepted", metadata: ["connection": "\(id)"])
             connection.start()
         }
+    }
+
+    /// Whether the peer of the accepted `fd` may connect (``PeerPolicy``). A refused peer gets an
+    /// `auth_failed` Error frame (the socket's send buffer is empty, so the small frame is written
+    /// whole without blocking) before anything is read from it, its descriptor is closed, and the
+    /// refusal is logged with its uid, gid and pid.
+    private func admits(_ fd: Int32) -> Bool {
+        let peer = PeerCredentials(fd: fd)
+        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return true }
+        let who = peer.map { "uid \($0.uid), gid \($0.gid), pid \($0.pid)" } ?? "unknown peer credentials"
+        logger.warning("connection refused: peer not allowed", metadata: [
+            "uid": "\(peer.map { String($0.uid) } ?? "?")", "gid": "\(peer.map { String($0.gid) } ?? "?")",
+            "pid": "\(peer.map { String($0.pid) } ?? "?")",
+        ])
+        let frame = ErrorMessage(code: .authFailed, message: "this user may not connect to the daemon (\(who)); see allow_users and allow_groups",
+                                 detail: "SO_PEERCRED").encodeFrame()
+        _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = Glibc.close(fd)
+        return false
+    }
+
+    /// Applies what SIGHUP re-reads: the log level is the caller's (its log handler), the peer policy is here.
+    /// Running sessions are untouched.
+    public func reload(peerPolicy policy: PeerPolicy) {
+        peerPolicy.withLock { $0 = policy }
     }
 
     /// Called by a connection once its descriptor is closed.
@@ -151,7 +187,9 @@ public final class Server: @unchecked Sendable {
     /// Stops accepting, sends `shutting_down` to every client, waits up to `timeout` seconds for the
     /// connections to close, writes the state directory and removes the socket file. Idempotent.
     public func shutdown(timeout: Double = 3) {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard let acceptSource = lifecycle.withLock({ _ -> (any DispatchSourceRead)?? in
+            stopping.exchange(true, ordering: .acquiringAndReleasing) ? nil : .some(acceptSource)
+        }) else { return }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("shutting down")
         if let acceptSource {
@@ -175,6 +213,15 @@ public final class Server: @unchecked Sendable {
     }
 
     // MARK: State directory
+
+    /// Creates the state directory (mode 0755) when missing and checks that no other user can write
+    /// to it (``AtomicFile/checkPrivateDirectory(_:)``), before anything is written there or bound.
+    /// - Throws: `ServerStartupError` naming the directory, its owner or mode, and the fix.
+    static func prepareStateDirectory(_ directory: String?) throws(ServerStartupError) {
+        guard let directory else { return }
+        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(SystemCallError("mkdir \(directory)").description) }
+        do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError("state directory \(error)") }
+    }
 
     private func saveState(rank: UInt32, cursor: Cursor) {
         guard let dir = options.stateDirectory else { return }

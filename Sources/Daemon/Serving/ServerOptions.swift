@@ -24,6 +24,10 @@ public struct ServerOptions: Sendable, Hashable {
     /// How much of every shard to verify before listening (`--verify-shards`, default `none`);
     /// `quarantine` verifies every frame at startup whatever this says.
     public var verifyShards: ShardVerificationMode
+    /// Who may connect (`allow_users`, `allow_groups`; default root, the daemon's user and group).
+    public var peerPolicy: PeerPolicy = .daemonDefault
+    /// The log file (`--log-file`, re-opened on SIGHUP); nil logs to standard error.
+    public var logFile: String?
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,

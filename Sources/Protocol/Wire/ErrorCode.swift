@@ -28,7 +28,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let cursorFingerprintMismatch = ErrorCode(rawValue: 10)
     /// The resume cursor is corrupt (checksum, magic, version) or cannot be continued with this world and batch size.
     public static let badCursor = ErrorCode(rawValue: 11)
-    /// The auth token was refused.
+    /// The peer may not connect: its user and group are not allowed (SO_PEERCRED; sent before any other frame).
     public static let authFailed = ErrorCode(rawValue: 12)
     /// Shard data could not be read or failed its checksum under the fail-fast policy; the detail names file and frame.
     public static let dataError = ErrorCode(rawValue: 13)

@@ -110,8 +110,8 @@ class Daemon:
     """A running ``tokenfeedd`` on a socket in a temporary folder."""
 
     def __init__(self, binary: str, curriculum: pathlib.Path, root: pathlib.Path, folder: pathlib.Path,
-                 extra: list[str] | None = None):
-        self.socket = str(folder / "tokenfeed.sock")
+                 extra: list[str] | None = None, socket: str | None = None):
+        self.socket = socket or str(folder / "tokenfeed.sock")
         self.log_path = folder / "tokenfeedd.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -163,10 +163,10 @@ def start_daemon(tmp_path, tokenfeedd_bin, data_root):
     """Starts private daemons for a test (stopped at its end)."""
     started: list[Daemon] = []
 
-    def start(curriculum: pathlib.Path | None = None, extra: list[str] | None = None) -> Daemon:
+    def start(curriculum: pathlib.Path | None = None, extra: list[str] | None = None, socket: str | None = None) -> Daemon:
         folder = tmp_path / f"daemon{len(started)}"
         folder.mkdir()
-        d = Daemon(tokenfeedd_bin, curriculum or data_root / "curriculum.yaml", data_root, folder, extra)
+        d = Daemon(tokenfeedd_bin, curriculum or data_root / "curriculum.yaml", data_root, folder, extra, socket)
         started.append(d)
         return d
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pathlib
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -432,6 +437,43 @@ def test_shutdown_reaches_clients_as_shutting_down(start_daemon):
     assert info.value.remote and info.value.code == 15
     d.proc.wait(timeout=TIMEOUT)
     assert d.proc.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run a client as another local user")
+def test_another_user_gets_auth_failed(start_daemon):
+    """A client run as nobody (65534) is refused with AuthFailedError before any data, and the daemon
+    logs the refusal; the first write failing (the daemon closed first) does not hide the Error."""
+    folder = tempfile.mkdtemp(prefix="tfauth")
+    os.chmod(folder, 0o755)  # nobody must reach the socket; its mode (0666) lets it connect
+    try:
+        d = start_daemon(extra=["--socket-mode", "0666"], socket=folder + "/s.sock")
+        # The child needs only the standard library (this client's numpy may not be readable by nobody):
+        # it connects, sends a StatsRequest as the client would (the write may fail: the daemon closed
+        # first) and prints what it could read.
+        code = ("import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                "try:\n    s.sendall(bytes.fromhex(sys.argv[2]))\nexcept OSError:\n    pass\n"
+                "data = b''\n"
+                "try:\n    while chunk := s.recv(65536):\n        data += chunk\n"
+                "except ConnectionResetError:\n    pass\n"  # the daemon closed with our frame unread: after its data
+                "print(data.hex())\n")
+        out = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                              sys.executable, "-S", "-c", code, d.socket, P.encode_stats_request(1).hex()],
+                             capture_output=True, text=True, timeout=60)
+        data = bytes.fromhex(out.stdout.strip())
+        assert len(data) >= 24, out.stderr
+        header = P.decode_header(data[:24])
+        assert header.type == P.ERROR and header.request_id == 0
+        err = P.ErrorMessage.decode(data[24:24 + header.payload_length])
+        assert len(data) == 24 + header.payload_length, "the Error is the only frame"
+        mapped = E.error_for_code(err.code, err.message, err.detail, remote=True)
+        assert isinstance(mapped, E.AuthFailedError) and "65534" in err.message
+        assert "peer not allowed" in d.log() and "uid=65534" in d.log()
+        assert tokenfeed.fetch_stats(d.socket, timeout=TIMEOUT).current_stage == 0  # root is still served
+        d.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_connect_to_missing_socket(tmp_path):

@@ -58,12 +58,17 @@ class _Connection:
             self.sock.close()
             raise ConnectionClosedError(f"cannot connect to {path}: {e.strerror or e}") from None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, answer_follows: bool = False) -> None:
+        """Sends ``data``. With ``answer_follows`` (a connection's first frame) a failed write is left
+        to the read of the answer: a daemon that refuses the connection (``auth_failed``) sends its
+        Error and closes before reading, so the write fails but the Error is still there to read."""
         try:
             self.sock.sendall(data)
         except socket.timeout:
             raise ProtocolTimeoutError(f"sending to {self.path} timed out") from None
         except OSError as e:
+            if answer_follows:
+                return
             raise ConnectionClosedError(f"the daemon at {self.path} closed the connection ({e.strerror or e})") from None
 
     def recv_exact(self, view: memoryview, what: str) -> None:
@@ -160,7 +165,7 @@ class Client:
     def _handshake(self, hello: P.Hello) -> Welcome:
         conn = self._conn
         assert conn is not None
-        conn.send(hello.encode(_HELLO_REQUEST_ID))
+        conn.send(hello.encode(_HELLO_REQUEST_ID), answer_follows=True)
         head = bytearray(P.HEADER_SIZE)
         header = conn.recv_header(head)
         if header.type != P.WELCOME:
@@ -309,7 +314,7 @@ def fetch_stats(socket_path: str, timeout: float | None = 10.0, request_id: int 
     """
     conn = _Connection(socket_path, timeout)
     try:
-        conn.send(P.encode_stats_request(request_id))
+        conn.send(P.encode_stats_request(request_id), answer_follows=True)
         head = bytearray(P.HEADER_SIZE)
         header = conn.recv_header(head)
         if header.type != P.STATS:

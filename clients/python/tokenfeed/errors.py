@@ -116,7 +116,8 @@ class BadCursorError(TokenfeedError):
 
 
 class AuthFailedError(TokenfeedError):
-    """Code 12: the daemon requires a token and the Hello's ``auth_token`` is not it."""
+    """Code 12: this user may not connect (the daemon checks the peer's uid and gid against its
+    ``allow_users`` and ``allow_groups``; sent before any other frame)."""
 
     code, name = 12, "auth_failed"
 

@@ -143,24 +143,7 @@ struct BestFitRowStore: Sendable {
         put(crc32(bytes))
 
         try Self.makeDirectories(directory)
-        let temporary = path + ".tmp-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EngineError("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
-        var failure: String?
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { failure = "write failed: \(String(cString: strerror(errno)))"; break }
-            done += n
-        }
-        if failure == nil && fsync(fd) != 0 { failure = "fsync failed: \(String(cString: strerror(errno)))" }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = "cannot rename into place: \(String(cString: strerror(errno)))" }
-        if let failure {
-            unlink(temporary)
-            throw EngineError("\(path): \(failure)")
-        }
+        do { try AtomicFile.write(bytes, to: path) } catch { throw EngineError(error.description) }
     }
 
     /// `0x` and 8 hex digits.
