@@ -46,6 +46,11 @@ struct Plan: ParsableCommand {
                 } catch {
                     printError("\(dataset.location): error: dataset '\(dataset.name)': \(error.description)")
                     failed = true
+                    continue
+                }
+                do { try folders[d].map { (folder) throws(EngineError) in try GlobalStream.checkServable(dataset: dataset.name, folder: folder) } } catch {
+                    printError("\(dataset.location): error: \(error.description)")
+                    failed = true
                 }
             }
             if failed { throw ExitCode(1) }

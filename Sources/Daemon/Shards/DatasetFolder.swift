@@ -17,7 +17,7 @@ public final class DatasetFolder: Sendable {
 
     /// Opens every `*.zst` file directly inside `path`.
     /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
-    ///   or shards disagree on token width.
+    ///   shards disagree on token width, or their token counts add up past 2^64.
     public static func open(path: String) throws(ShardError) -> DatasetFolder {
         let paths = try shardPaths(in: path)
         let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
@@ -57,7 +57,16 @@ public final class DatasetFolder: Sendable {
             throw ShardError(path: shard.path, "token width \(shard.metadata.tokenWidth) differs from \(shards[0].path) (\(width))")
         }
         var starts: [UInt64] = [0]
-        for shard in shards { starts.append(starts.last! + shard.metadata.tokenCount) }
+        var total: UInt64 = 0
+        for shard in shards {
+            let (sum, overflow) = total.addingReportingOverflow(shard.metadata.tokenCount)
+            guard !overflow else {
+                throw ShardError(path: shard.path, field: "token_count",
+                                 "metadata: token_count: \(shard.metadata.tokenCount) tokens bring the dataset past 2^64 tokens")
+            }
+            total = sum
+            starts.append(total)
+        }
         self.path = path
         self.shards = shards
         self.tokenStarts = starts

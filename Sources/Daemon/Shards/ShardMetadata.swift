@@ -92,62 +92,112 @@ public struct ShardMetadata: Sendable, Hashable {
         return w.bytes
     }
 
-    /// Parses and checks a metadata payload. Every inconsistency is an error naming `path` and the field.
-    static func decode(payload: UnsafeRawBufferPointer, path: String) throws(ShardError) -> ShardMetadata {
-        func fail(_ message: String) -> ShardError { ShardError(path: path, "metadata: \(message)") }
-        guard payload.count >= ShardFormat.metadataFixedSize + 12 else {
-            throw fail("payload of \(payload.count) bytes is shorter than the fixed fields")
+    /// Parses and checks a metadata payload. Every field is checked against the file (`dataEnd`:
+    /// where the data frames must end, i.e. the metadata frame's offset) and against the other
+    /// fields before it is used in any arithmetic, and all arithmetic on file values is checked.
+    /// - Throws: `ShardError` naming `path`, the field (``ShardError/field``, as named in
+    ///   docs/SHARDS.md), the frame for frame-table entries, and what the value should be.
+    static func decode(payload: UnsafeRawBufferPointer, path: String, dataEnd: UInt64) throws(ShardError) -> ShardMetadata {
+        func fail(_ field: String, frame: Int? = nil, _ message: String) -> ShardError {
+            ShardError(path: path, frame: frame, field: field, "metadata: \(field): \(message)")
+        }
+        let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, L, CRC-32
+        guard payload.count >= fixedAndCRC else {
+            throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
         }
         let stored = UnsafeRawBufferPointer(rebasing: payload[(payload.count - 4)...]).loadUnaligned(as: UInt32.self)
         let computed = crc32(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
         guard UInt32(littleEndian: stored) == computed else {
-            throw fail(String(format32: "checksum mismatch (stored", UInt32(littleEndian: stored), ", computed", computed))
+            throw fail("crc32", String(format32: "checksum mismatch (stored", UInt32(littleEndian: stored), ", computed", computed))
         }
+        // The fixed fields are all present (checked above), so these reads cannot fail.
         var r = LittleEndianReader(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
-        guard r.readBytes(8) == ShardFormat.metadataTag else { throw fail("tag is not TFMETA") }
-        let version = r.read(UInt16.self)!
+        guard r.readBytes(8) == ShardFormat.metadataTag else { throw fail("tag", "tag is not TFMETA") }
+        let version = r.read(UInt16.self) ?? 0
         guard version == ShardFormat.version else {
-            throw fail("format version \(version) is not supported (this build reads version \(ShardFormat.version))")
+            throw fail("version", "format version \(version) is not supported (this build reads version \(ShardFormat.version))")
         }
-        guard let width = TokenWidth(rawValue: r.read(UInt8.self)!) else { throw fail("token width must be 2 or 4 bytes") }
-        _ = r.read(UInt8.self)!                      // flags, none defined in version 1
-        let tokensPerFrame = Int(r.read(UInt32.self)!)
-        let vocabularySize = r.read(UInt32.self)!
-        let frameCount = Int(r.read(UInt32.self)!)
-        let tokenCount = r.read(UInt64.self)!
-        let documentCount = r.read(UInt64.self)!
-        guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
-            throw fail("tokens per frame \(tokensPerFrame) is out of range 1...\(ShardFormat.maxTokensPerFrame)")
+        let widthByte = r.read(UInt8.self) ?? 0
+        guard let width = TokenWidth(rawValue: widthByte) else {
+            throw fail("token_width", "token width \(widthByte) must be 2 or 4 bytes")
         }
-        let expectedFrames = (tokenCount + UInt64(tokensPerFrame) - 1) / UInt64(tokensPerFrame)
+        _ = r.read(UInt8.self)                       // flags, none defined in version 1
+        let rawTokensPerFrame = r.read(UInt32.self) ?? 0
+        let vocabularySize = r.read(UInt32.self) ?? 0
+        let rawFrameCount = r.read(UInt32.self) ?? 0
+        let tokenCount = r.read(UInt64.self) ?? 0
+        let documentCount = r.read(UInt64.self) ?? 0
+
+        guard rawTokensPerFrame > 0, rawTokensPerFrame <= UInt32(ShardFormat.maxTokensPerFrame) else {
+            throw fail("tokens_per_frame", "\(rawTokensPerFrame) is out of range 1...\(ShardFormat.maxTokensPerFrame)")
+        }
+        let tokensPerFrame = Int(rawTokensPerFrame)
+        // The frame table must fit in the payload and its frames in the file's data section
+        // (every zstd frame is at least one byte), before the count is used for anything.
+        let frameCount = Int(rawFrameCount)
+        let tableBytes = frameCount * ShardFormat.frameEntrySize           // < 2^36: no overflow
+        guard tableBytes <= r.remaining - 8 else {
+            throw fail("frame_count", "\(frameCount) frames need a \(tableBytes)-byte frame table, the payload has \(r.remaining - 8) bytes for it")
+        }
+        let dataBytes = dataEnd >= UInt64(ShardFormat.headerFrameSize) ? dataEnd - UInt64(ShardFormat.headerFrameSize) : 0
+        guard UInt64(frameCount) <= dataBytes else {
+            throw fail("frame_count", "\(frameCount) frames cannot fit in the \(dataBytes) bytes of data frames")
+        }
+        // n = ⌈token_count / T⌉, computed without overflow.
+        let (whole, rest) = tokenCount.quotientAndRemainder(dividingBy: UInt64(tokensPerFrame))
+        let expectedFrames = whole + (rest == 0 ? 0 : 1)
         guard UInt64(frameCount) == expectedFrames else {
-            throw fail("frame count \(frameCount) does not match \(tokenCount) tokens at \(tokensPerFrame) per frame (expected \(expectedFrames))")
+            throw fail("token_count", "\(tokenCount) tokens at \(tokensPerFrame) per frame need \(expectedFrames) frames, frame_count is \(frameCount)")
         }
-        guard r.remaining >= frameCount * ShardFormat.frameEntrySize + 8 else { throw fail("frame table is truncated") }
+        guard documentCount <= tokenCount else {
+            throw fail("document_count", "\(documentCount) documents cannot hold \(tokenCount) tokens (each document holds at least one)")
+        }
         var frames: [FrameEntry] = []
         frames.reserveCapacity(frameCount)
-        for _ in 0 ..< frameCount {
-            frames.append(FrameEntry(offset: r.read(UInt64.self)!, compressedSize: r.read(UInt32.self)!,
-                                     checksum: r.read(UInt32.self)!))
+        var expectedOffset = UInt64(ShardFormat.headerFrameSize)
+        for k in 0 ..< frameCount {
+            let entry = FrameEntry(offset: r.read(UInt64.self) ?? 0, compressedSize: r.read(UInt32.self) ?? 0,
+                                   checksum: r.read(UInt32.self) ?? 0)
+            guard entry.offset == expectedOffset else {
+                throw fail("frame_table.offset", frame: k, "frame starts at \(entry.offset), expected \(expectedOffset) (right after the previous frame)")
+            }
+            let (next, overflow) = expectedOffset.addingReportingOverflow(UInt64(entry.compressedSize))
+            guard entry.compressedSize > 0, !overflow, next <= dataEnd else {
+                throw fail("frame_table.compressed_size", frame: k, "frame of \(entry.compressedSize) bytes at \(entry.offset) must be non-empty and end by \(dataEnd), where the metadata starts")
+            }
+            expectedOffset = next
+            frames.append(entry)
         }
-        let lengthBytes = r.read(UInt64.self)!
+        guard expectedOffset == dataEnd else {
+            throw fail("frame_table", "data frames end at \(expectedOffset) but the metadata starts at \(dataEnd)")
+        }
+        let lengthBytes = r.read(UInt64.self) ?? 0
         guard lengthBytes == UInt64(r.remaining) else {
-            throw fail("document length section is \(r.remaining) bytes, header says \(lengthBytes)")
+            throw fail("document_lengths_size", "says \(lengthBytes) bytes, the section is \(r.remaining) bytes")
         }
-        guard documentCount <= UInt64(r.remaining) else { throw fail("document count \(documentCount) exceeds its section") }
+        guard documentCount <= UInt64(r.remaining) else {
+            throw fail("document_count", "\(documentCount) documents need at least \(documentCount) bytes of lengths, the section is \(r.remaining) bytes")
+        }
         var ends: [UInt64] = []
         ends.reserveCapacity(Int(documentCount))
         var end: UInt64 = 0
         for d in 0 ..< Int(documentCount) {
-            guard let length = r.readVarint() else { throw fail("document \(d): truncated length") }
+            guard let length = r.readVarint() else {
+                throw fail("document_lengths", "document \(d): length is truncated or longer than 10 bytes")
+            }
+            guard length > 0 else { throw fail("document_lengths", "document \(d): length 0 (every document holds at least one token)") }
             let (sum, overflow) = end.addingReportingOverflow(length)
-            guard !overflow, length > 0 else { throw fail("document \(d): invalid length \(length)") }
+            guard !overflow, sum <= tokenCount else {
+                throw fail("document_lengths", "document \(d): length \(length) runs past the \(tokenCount) tokens of the shard")
+            }
             end = sum
             ends.append(end)
         }
-        guard r.remaining == 0 else { throw fail("\(r.remaining) stray bytes after the document lengths") }
+        guard r.remaining == 0 else {
+            throw fail("document_lengths", "\(r.remaining) stray bytes after the \(documentCount) document lengths")
+        }
         guard end == tokenCount else {
-            throw fail("document lengths add up to \(end) tokens, the shard holds \(tokenCount)")
+            throw fail("document_lengths", "lengths add up to \(end) tokens, token_count is \(tokenCount)")
         }
         return ShardMetadata(tokenWidth: width, tokensPerFrame: tokensPerFrame, vocabularySize: vocabularySize,
                              tokenCount: tokenCount, frames: frames, documentEnds: ends)

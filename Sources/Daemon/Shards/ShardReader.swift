@@ -142,26 +142,22 @@ public final class ShardReader: Sendable {
               metaOffset.addingReportingOverflow(metaSize) == (footerStart, false) else {
             throw fail("footer: metadata at \(metaOffset) of \(metaSize) bytes does not end where the footer starts (\(footerStart))")
         }
+        guard let metaPayloadSize = UInt32(exactly: metaSize - UInt64(ShardFormat.skippableHeaderSize)) else {
+            throw fail("footer: metadata frame of \(metaSize) bytes is larger than a skippable frame can be (payload at most 4 GiB)")
+        }
         let meta = try read(file, path, at: metaOffset, count: Int(metaSize))
         let metadata: ShardMetadata = try withBytes(of: meta) { (b) throws(ShardError) in
             var r = LittleEndianReader(b)
-            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(metaSize) - 8 else {
+            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == metaPayloadSize else {
                 throw fail("metadata: bad skippable frame header at byte \(metaOffset)")
             }
-            return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path)
+            return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path, dataEnd: metaOffset)
         }
-        guard metadata.tokenWidth == width, metadata.tokensPerFrame == tokensPerFrame else {
-            throw fail("metadata: token width or tokens per frame disagrees with the header")
+        guard metadata.tokenWidth == width else {
+            throw ShardError(path: path, field: "token_width", "metadata: token_width: \(metadata.tokenWidth) disagrees with the header's \(width)")
         }
-        var expectedOffset = UInt64(ShardFormat.headerFrameSize)
-        for (k, entry) in metadata.frames.enumerated() {
-            guard entry.offset == expectedOffset, entry.compressedSize > 0 else {
-                throw ShardError(path: path, frame: k, "frame table: frame starts at \(entry.offset), expected \(expectedOffset)")
-            }
-            expectedOffset += UInt64(entry.compressedSize)
-        }
-        guard expectedOffset == metaOffset else {
-            throw fail("frame table: data frames end at \(expectedOffset) but the metadata starts at \(metaOffset)")
+        guard metadata.tokensPerFrame == tokensPerFrame else {
+            throw ShardError(path: path, field: "tokens_per_frame", "metadata: tokens_per_frame: \(metadata.tokensPerFrame) disagrees with the header's \(tokensPerFrame)")
         }
         return (metadata, size)
     }

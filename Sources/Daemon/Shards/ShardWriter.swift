@@ -137,7 +137,7 @@ public final class ShardWriter {
         precondition(!finished)
         try flush()
         try drain()
-        guard documentEnds.last == tokenCount else {
+        guard (documentEnds.last ?? 0) == tokenCount else {           // an empty shard has no document
             throw ShardError(path: path, "documents end at token \(documentEnds.last ?? 0) but \(tokenCount) tokens were written")
         }
         let vocabulary = declaredVocabulary ?? (tokenCount == 0 ? 0 : maxToken + 1)

@@ -60,11 +60,15 @@ public final class GlobalStream: Sendable {
     /// (`DatasetFolder(path:shards:)`). The stream is the same pure function of its inputs, over
     /// these folders' shards.
     /// - Precondition: `datasets.count == curriculum.datasets.count`.
-    /// - Throws: `EngineError` naming the pad token when it is outside the datasets' vocabulary.
+    /// - Throws: `EngineError` naming a dataset that holds no token (``checkServable(dataset:folder:)``),
+    ///   or the pad token when it is outside the datasets' vocabulary.
     /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
     public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                 bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
         precondition(datasets.count == curriculum.datasets.count, "one dataset folder per curriculum dataset")
+        for (spec, folder) in zip(curriculum.datasets, datasets) {
+            try Self.checkServable(dataset: spec.name, folder: folder)
+        }
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
         if case .bestfit(let pad, _) = curriculum.packing {
@@ -83,6 +87,18 @@ public final class GlobalStream: Sendable {
             folders: datasets, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead,
             store: bestFitCacheDirectory.map { BestFitRowStore(directory: $0, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead) },
             report: bestFitCacheReport ?? { _ in })
+    }
+
+    /// Checks that a dataset folder can be served: it must hold at least one token (a dataset of
+    /// empty shards has no sequence to give, at any position). The daemon at start-up, `dump` and
+    /// `plan` all refuse such a dataset through this check.
+    /// - Throws: `EngineError` naming the dataset and its folder.
+    public static func checkServable(dataset name: String, folder: DatasetFolder) throws(EngineError) {
+        guard folder.tokenCount > 0 else {
+            let shards = folder.shards.count == 1 ? "its only shard holds" : "its \(folder.shards.count) shards hold"
+            throw EngineError("dataset \(name): \(folder.path): \(shards) 0 tokens, so there is nothing to serve from it; "
+                              + "add tokenized shards to the folder or remove the dataset from the curriculum")
+        }
     }
 
     /// The pad id of `bestfit` packing; nil with `concat` packing.
