@@ -54,6 +54,16 @@ struct Plan: ParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
+            let opened = loaded.datasets.indices.compactMap { d in folders[d].map { (name: loaded.datasets[d].name, folder: $0) } }
+            do { try GlobalStream.checkTokenizers(datasets: opened) } catch {
+                printError("\(loaded.sourcePath): error: \(error.description)")
+                throw ExitCode(1)
+            }
+            let unknown = GlobalStream.unknownTokenizers(datasets: opened)
+            if !unknown.isEmpty {
+                printError("\(loaded.sourcePath): warning: the tokenizer of \(unknown.joined(separator: ", ")) is unknown (shards that do not name one); "
+                           + "check that it is \(opened.compactMap(\.folder.tokenizer).first ?? "")")
+            }
         }
         let plan = StreamPlan(curriculum: loaded)
         let usage = loaded.datasets.indices.map { DatasetUsage(dataset: $0, curriculum: loaded, plan: plan, folder: folders[$0]) }

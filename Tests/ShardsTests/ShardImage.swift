@@ -18,6 +18,11 @@ struct ShardImage {
         payload = Array(bytes[(metaOffset + ShardFormat.skippableHeaderSize) ..< footer])
     }
 
+    init(data: [UInt8], payload: [UInt8]) {
+        self.data = data
+        self.payload = payload
+    }
+
     init(path: String) throws { self.init(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
 
     /// Where the metadata frame starts (and the data frames must end).

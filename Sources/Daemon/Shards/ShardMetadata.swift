@@ -25,9 +25,17 @@ public struct ShardMetadata: Sendable, Hashable {
     public var frames: [FrameEntry]
     /// Cumulative document end offsets, in tokens (as datatrove's `.ds.index`); the last equals `tokenCount`.
     public var documentEnds: [UInt64]
+    /// The tokenizer the ids come from (format version 2's `tokenizer` tag); nil when unknown (a
+    /// version 1 shard, or an import that did not say).
+    public var tokenizer: String?
+    /// The format version the shard was written in (``ShardFormat/version`` for a new one).
+    public var formatVersion: UInt16
 
     public init(tokenWidth: TokenWidth, tokensPerFrame: Int, vocabularySize: UInt32, tokenCount: UInt64,
-                frames: [FrameEntry], documentEnds: [UInt64]) {
+                frames: [FrameEntry], documentEnds: [UInt64], tokenizer: String? = nil,
+                formatVersion: UInt16 = ShardFormat.version) {
+        self.tokenizer = tokenizer
+        self.formatVersion = formatVersion
         self.tokenWidth = tokenWidth
         self.tokensPerFrame = tokensPerFrame
         self.vocabularySize = vocabularySize
@@ -63,11 +71,28 @@ public struct ShardMetadata: Sendable, Hashable {
     /// Start offset of document `d`, in tokens.
     public func documentStart(_ d: Int) -> UInt64 { d == 0 ? 0 : documentEnds[d - 1] }
 
-    /// The metadata frame's payload: tag, fixed fields, frame table, document lengths, CRC-32.
+    /// The tokenizer as shown to people: its name, or `unknown`.
+    public var tokenizerName: String { tokenizer ?? "unknown" }
+
+    /// Checks a tokenizer name for a shard: 1 … ``ShardFormat/maxTokenizerBytes`` UTF-8 bytes, no
+    /// control characters (it is printed in logs and diagnostics). Returns what is wrong, or nil.
+    public static func problem(withTokenizer name: String) -> String? {
+        let bytes = name.utf8.count
+        guard bytes > 0, bytes <= ShardFormat.maxTokenizerBytes else {
+            return "tokenizer name of \(bytes) bytes must have 1 to \(ShardFormat.maxTokenizerBytes) bytes"
+        }
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            return "tokenizer name must not contain control characters"
+        }
+        return nil
+    }
+
+    /// The metadata frame's payload (version ``formatVersion``): tag, fixed fields, frame table,
+    /// document lengths, the tagged fields (version 2), CRC-32.
     func encodedPayload() -> [UInt8] {
         var w = LittleEndianWriter()
         w.append(bytes: ShardFormat.metadataTag)
-        w.append(ShardFormat.version)
+        w.append(formatVersion)
         w.append(tokenWidth.rawValue)
         w.append(UInt8(0))                      // flags
         w.append(UInt32(tokensPerFrame))
@@ -88,6 +113,17 @@ public struct ShardMetadata: Sendable, Hashable {
         }
         w.append(UInt64(lengths.bytes.count))
         w.append(bytes: lengths.bytes)
+        if formatVersion >= 2 {
+            var fields = LittleEndianWriter()
+            if let tokenizer {
+                let name = Array(tokenizer.utf8)
+                fields.append(ShardFormat.FieldTag.tokenizer.rawValue)
+                fields.append(UInt32(name.count))
+                fields.append(bytes: name)
+            }
+            w.append(UInt64(fields.bytes.count))
+            w.append(bytes: fields.bytes)
+        }
         w.append(crc32(w.bytes))
         return w.bytes
     }
@@ -101,6 +137,7 @@ public struct ShardMetadata: Sendable, Hashable {
         func fail(_ field: String, frame: Int? = nil, _ message: String) -> ShardError {
             ShardError(path: path, frame: frame, field: field, "metadata: \(field): \(message)")
         }
+        func failField(_ field: String, _ frame: Int?, _ message: String) -> ShardError { fail(field, frame: frame, message) }
         let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, L, CRC-32
         guard payload.count >= fixedAndCRC else {
             throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
@@ -114,8 +151,8 @@ public struct ShardMetadata: Sendable, Hashable {
         var r = LittleEndianReader(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
         guard r.readBytes(8) == ShardFormat.metadataTag else { throw fail("tag", "tag is not TFMETA") }
         let version = r.read(UInt16.self) ?? 0
-        guard version == ShardFormat.version else {
-            throw fail("version", "format version \(version) is not supported (this build reads version \(ShardFormat.version))")
+        guard ShardFormat.readableVersions.contains(version) else {
+            throw fail("version", "format version \(version) is not supported (this build reads versions \(ShardFormat.readableVersions.lowerBound) to \(ShardFormat.readableVersions.upperBound))")
         }
         let widthByte = r.read(UInt8.self) ?? 0
         guard let width = TokenWidth(rawValue: widthByte) else {
@@ -172,10 +209,14 @@ public struct ShardMetadata: Sendable, Hashable {
             throw fail("frame_table", "data frames end at \(expectedOffset) but the metadata starts at \(dataEnd)")
         }
         let lengthBytes = r.read(UInt64.self) ?? 0
-        guard lengthBytes == UInt64(r.remaining) else {
-            throw fail("document_lengths_size", "says \(lengthBytes) bytes, the section is \(r.remaining) bytes")
+        // Version 1: the lengths are the rest of the payload; version 2: the tagged fields follow
+        // them (at least their own 8-byte size).
+        let room = version == 1 ? r.remaining : r.remaining - 8
+        guard version == 1 ? lengthBytes == UInt64(room) : (room >= 0 && lengthBytes <= UInt64(room)) else {
+            throw fail("document_lengths_size", "says \(lengthBytes) bytes, the payload has \(max(room, 0)) bytes for the section")
         }
-        guard documentCount <= UInt64(r.remaining) else {
+        let lengthsEnd = r.offset + Int(lengthBytes)
+        guard documentCount <= lengthBytes else {
             throw fail("document_count", "\(documentCount) documents need at least \(documentCount) bytes of lengths, the section is \(r.remaining) bytes")
         }
         var ends: [UInt64] = []
@@ -193,14 +234,44 @@ public struct ShardMetadata: Sendable, Hashable {
             end = sum
             ends.append(end)
         }
-        guard r.remaining == 0 else {
-            throw fail("document_lengths", "\(r.remaining) stray bytes after the \(documentCount) document lengths")
+        guard r.offset == lengthsEnd else {
+            throw fail("document_lengths", "the \(documentCount) document lengths take \(r.offset - lengthsEnd + Int(lengthBytes)) bytes, document_lengths_size says \(lengthBytes)")
         }
         guard end == tokenCount else {
             throw fail("document_lengths", "lengths add up to \(end) tokens, token_count is \(tokenCount)")
         }
+        let tokenizer = version == 1 ? nil : try decodeTaggedFields(&r, fail: failField)
         return ShardMetadata(tokenWidth: width, tokensPerFrame: tokensPerFrame, vocabularySize: vocabularySize,
-                             tokenCount: tokenCount, frames: frames, documentEnds: ends)
+                             tokenCount: tokenCount, frames: frames, documentEnds: ends, tokenizer: tokenizer,
+                             formatVersion: version)
+    }
+
+    /// Reads version 2's tagged-field section (`u64` size, then entries `u16 tag`, `u32 length`,
+    /// value), which must fill the rest of the payload. Unknown tags are skipped.
+    /// - Returns: the tokenizer name, when the section has one.
+    private static func decodeTaggedFields(_ r: inout LittleEndianReader,
+                                           fail: (String, Int?, String) -> ShardError) throws(ShardError) -> String? {
+        let size = r.read(UInt64.self) ?? 0
+        guard size == UInt64(r.remaining) else {
+            throw fail("tagged_fields_size", nil, "says \(size) bytes, the rest of the payload is \(r.remaining) bytes")
+        }
+        var tokenizer: String?
+        var index = 0
+        while r.remaining > 0 {
+            guard let tag = r.read(UInt16.self), let length = r.read(UInt32.self), let value = r.readBytes(Int(length)) else {
+                throw fail("tagged_fields", nil, "entry \(index) is truncated (each is u16 tag, u32 length, then length bytes)")
+            }
+            if tag == ShardFormat.FieldTag.tokenizer.rawValue {
+                guard tokenizer == nil else { throw fail("tokenizer", nil, "appears twice (entry \(index))") }
+                guard let name = String(validating: value, as: UTF8.self) else {
+                    throw fail("tokenizer", nil, "is not valid UTF-8")
+                }
+                if let problem = problem(withTokenizer: name) { throw fail("tokenizer", nil, problem) }
+                tokenizer = name
+            }
+            index += 1
+        }
+        return tokenizer
     }
 }
 

@@ -113,19 +113,19 @@ public final class ShardReader: Sendable {
         let footer = try read(file, path, at: size - UInt64(ShardFormat.footerFrameSize), count: ShardFormat.footerFrameSize)
 
         // Header: skippable magic, payload size, tag, version, width, flags, tokens per frame.
-        let (width, tokensPerFrame): (TokenWidth, Int) = try withBytes(of: header) { (b) throws(ShardError) in
+        let (version, width, tokensPerFrame): (UInt16, TokenWidth, Int) = try withBytes(of: header) { (b) throws(ShardError) in
             var r = LittleEndianReader(b)
             guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(ShardFormat.headerPayloadSize),
                   r.readBytes(8) == ShardFormat.headerTag else {
                 throw fail("header: bad magic (not a tokenfeed shard)")
             }
-            let version = r.read(UInt16.self)!
-            guard version == ShardFormat.version else {
-                throw fail("header: format version \(version) is not supported (this build reads version \(ShardFormat.version))")
+            let version = r.read(UInt16.self) ?? 0
+            guard ShardFormat.readableVersions.contains(version) else {
+                throw fail("header: format version \(version) is not supported (this build reads versions \(ShardFormat.readableVersions.lowerBound) to \(ShardFormat.readableVersions.upperBound))")
             }
-            guard let width = TokenWidth(rawValue: r.read(UInt8.self)!) else { throw fail("header: token width must be 2 or 4 bytes") }
+            guard let width = TokenWidth(rawValue: r.read(UInt8.self) ?? 0) else { throw fail("header: token width must be 2 or 4 bytes") }
             _ = r.read(UInt8.self)
-            return (width, Int(r.read(UInt32.self)!))
+            return (version, width, Int(r.read(UInt32.self) ?? 0))
         }
 
         // Footer: skippable magic, payload size, tag, metadata frame offset and size.
@@ -135,7 +135,7 @@ public final class ShardReader: Sendable {
                   r.readBytes(8) == ShardFormat.footerTag else {
                 throw fail("footer: not found at the end of the file (truncated, or not a tokenfeed shard)")
             }
-            return (r.read(UInt64.self)!, r.read(UInt64.self)!)
+            return (r.read(UInt64.self) ?? 0, r.read(UInt64.self) ?? 0)
         }
         let footerStart = size - UInt64(ShardFormat.footerFrameSize)
         guard metaOffset >= UInt64(ShardFormat.headerFrameSize), metaSize >= UInt64(ShardFormat.skippableHeaderSize),
@@ -152,6 +152,9 @@ public final class ShardReader: Sendable {
                 throw fail("metadata: bad skippable frame header at byte \(metaOffset)")
             }
             return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path, dataEnd: metaOffset)
+        }
+        guard metadata.formatVersion == version else {
+            throw ShardError(path: path, field: "version", "metadata: version: \(metadata.formatVersion) disagrees with the header's \(version)")
         }
         guard metadata.tokenWidth == width else {
             throw ShardError(path: path, field: "token_width", "metadata: token_width: \(metadata.tokenWidth) disagrees with the header's \(width)")
