@@ -53,6 +53,18 @@ import TestSupport
         }
     }
 
+    /// The command-line tools on such a file: exit 1 with the file and field named, no trap.
+    @Test func verifyAndInspectNameTheFieldAndExit1() throws {
+        try expectRejected("cli", field: "token_count") { $0.put(UInt64.max, at: MetadataField.tokenCount.rawValue, size: 8) }
+        let path = dir.sub("cli.zst")
+        for command in [["shard", "verify", path], ["shard", "inspect", path]] {
+            let result = try run(productsFolder + "/tokenfeed", command)
+            let output = result.stderr + String(decoding: result.stdout, as: UTF8.self)
+            #expect(result.status == 1, "\(command): \(output)")
+            #expect(output.contains(path) && output.contains("token_count"), "\(command): \(output)")
+        }
+    }
+
     @Test func frameCountsBeyondTheFile() throws {
         try expectRejected("frames-max", field: "frame_count") { $0.put(UInt64(UInt32.max), at: MetadataField.frameCount.rawValue, size: 4) }
         try expectRejected("frames-plus-one", field: "token_count") {
