@@ -46,9 +46,24 @@ struct Plan: ParsableCommand {
                 } catch {
                     printError("\(dataset.location): error: dataset '\(dataset.name)': \(error.description)")
                     failed = true
+                    continue
+                }
+                do { try folders[d].map { (folder) throws(EngineError) in try GlobalStream.checkServable(dataset: dataset.name, folder: folder) } } catch {
+                    printError("\(dataset.location): error: \(error.description)")
+                    failed = true
                 }
             }
             if failed { throw ExitCode(1) }
+            let opened = loaded.datasets.indices.compactMap { d in folders[d].map { (name: loaded.datasets[d].name, folder: $0) } }
+            do { try GlobalStream.checkTokenizers(datasets: opened) } catch {
+                printError("\(loaded.sourcePath): error: \(error.description)")
+                throw ExitCode(1)
+            }
+            let unknown = GlobalStream.unknownTokenizers(datasets: opened)
+            if !unknown.isEmpty {
+                printError("\(loaded.sourcePath): warning: the tokenizer of \(unknown.joined(separator: ", ")) is unknown (shards that do not name one); "
+                           + "check that it is \(opened.compactMap(\.folder.tokenizer).first ?? "")")
+            }
         }
         let plan = StreamPlan(curriculum: loaded)
         let usage = loaded.datasets.indices.map { DatasetUsage(dataset: $0, curriculum: loaded, plan: plan, folder: folders[$0]) }

@@ -11,13 +11,16 @@ public final class DatasetFolder: Sendable {
     public let tokenStarts: [UInt64]
     public let tokenWidth: TokenWidth
     public let vocabularySize: UInt32
+    /// The tokenizer the shards name; nil when none names one (version 1 shards, imports that did
+    /// not say). Shards naming different tokenizers are refused at open.
+    public let tokenizer: String?
 
     public var tokenCount: UInt64 { tokenStarts.last ?? 0 }
     public var documentCount: UInt64 { shards.reduce(0) { $0 + UInt64($1.metadata.documentCount) } }
 
     /// Opens every `*.zst` file directly inside `path`.
     /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
-    ///   or shards disagree on token width.
+    ///   shards disagree on token width or name different tokenizers, or their token counts add up past 2^64.
     public static func open(path: String) throws(ShardError) -> DatasetFolder {
         let paths = try shardPaths(in: path)
         let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
@@ -57,7 +60,26 @@ public final class DatasetFolder: Sendable {
             throw ShardError(path: shard.path, "token width \(shard.metadata.tokenWidth) differs from \(shards[0].path) (\(width))")
         }
         var starts: [UInt64] = [0]
-        for shard in shards { starts.append(starts.last! + shard.metadata.tokenCount) }
+        var named: ShardReader?
+        for shard in shards {
+            guard let tokenizer = shard.metadata.tokenizer else { continue }
+            if let first = named, first.metadata.tokenizer != tokenizer {
+                throw ShardError(path: shard.path, field: "tokenizer",
+                                 "tokenizer \"\(tokenizer)\" differs from \(first.path) (\"\(first.metadata.tokenizerName)\"): a dataset holds one tokenizer's ids")
+            }
+            named = named ?? shard
+        }
+        self.tokenizer = named?.metadata.tokenizer
+        var total: UInt64 = 0
+        for shard in shards {
+            let (sum, overflow) = total.addingReportingOverflow(shard.metadata.tokenCount)
+            guard !overflow else {
+                throw ShardError(path: shard.path, field: "token_count",
+                                 "metadata: token_count: \(shard.metadata.tokenCount) tokens bring the dataset past 2^64 tokens")
+            }
+            total = sum
+            starts.append(total)
+        }
         self.path = path
         self.shards = shards
         self.tokenStarts = starts

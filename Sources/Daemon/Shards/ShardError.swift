@@ -5,12 +5,16 @@ public struct ShardError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     /// The data frame (0-based) the problem is in, when it is in one.
     public var frame: Int?
+    /// The metadata field the problem is in (as named in docs/SHARDS.md, e.g. `token_count`), when
+    /// it is one; also part of `problem`.
+    public var field: String?
     /// What is wrong, in words a person can act on.
     public var problem: String
 
-    public init(path: String, frame: Int? = nil, _ problem: String) {
+    public init(path: String, frame: Int? = nil, field: String? = nil, _ problem: String) {
         self.path = path
         self.frame = frame
+        self.field = field
         self.problem = problem
     }
 

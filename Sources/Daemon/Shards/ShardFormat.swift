@@ -1,4 +1,5 @@
-/// The tokenfeed shard format, version 1 (byte-exact description in docs/SHARDS.md).
+/// The tokenfeed shard format, version 2 (byte-exact description in docs/SHARDS.md; version 1, the
+/// same without the tagged-field section, is still read).
 ///
 /// A shard is a valid zstd stream made of frames, all little-endian:
 ///
@@ -14,8 +15,17 @@
 /// datatrove `.ds` file. A reader opens a shard with three reads (header, footer, metadata) and no
 /// decompression; any token range is read by decompressing only the frames that hold it.
 public enum ShardFormat {
-    /// The one format version this build reads and writes.
-    public static let version: UInt16 = 1
+    /// The format version this build writes: 2 adds the metadata's tagged-field section (tokenizer).
+    public static let version: UInt16 = 2
+    /// The format versions this build reads.
+    public static let readableVersions: ClosedRange<UInt16> = 1 ... 2
+    /// Tags of the metadata's tagged-field section (format version 2). Readers skip tags they do not know.
+    public enum FieldTag: UInt16, Sendable {
+        /// The tokenizer's name (UTF-8, e.g. `meta-llama/Llama-3.2-1B`), as datatrove's `.ds.metadata` gives it.
+        case tokenizer = 1
+    }
+    /// Longest tokenizer name a shard may hold, in UTF-8 bytes.
+    public static let maxTokenizerBytes = 1024
     /// Magic number of the zstd skippable frames tokenfeed writes (any of 0x184D2A50...0x184D2A5F is skippable).
     public static let skippableMagic: UInt32 = 0x184D_2A50
     /// Magic number of a regular zstd frame.

@@ -113,19 +113,19 @@ public final class ShardReader: Sendable {
         let footer = try read(file, path, at: size - UInt64(ShardFormat.footerFrameSize), count: ShardFormat.footerFrameSize)
 
         // Header: skippable magic, payload size, tag, version, width, flags, tokens per frame.
-        let (width, tokensPerFrame): (TokenWidth, Int) = try withBytes(of: header) { (b) throws(ShardError) in
+        let (version, width, tokensPerFrame): (UInt16, TokenWidth, Int) = try withBytes(of: header) { (b) throws(ShardError) in
             var r = LittleEndianReader(b)
             guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(ShardFormat.headerPayloadSize),
                   r.readBytes(8) == ShardFormat.headerTag else {
                 throw fail("header: bad magic (not a tokenfeed shard)")
             }
-            let version = r.read(UInt16.self)!
-            guard version == ShardFormat.version else {
-                throw fail("header: format version \(version) is not supported (this build reads version \(ShardFormat.version))")
+            let version = r.read(UInt16.self) ?? 0
+            guard ShardFormat.readableVersions.contains(version) else {
+                throw fail("header: format version \(version) is not supported (this build reads versions \(ShardFormat.readableVersions.lowerBound) to \(ShardFormat.readableVersions.upperBound))")
             }
-            guard let width = TokenWidth(rawValue: r.read(UInt8.self)!) else { throw fail("header: token width must be 2 or 4 bytes") }
+            guard let width = TokenWidth(rawValue: r.read(UInt8.self) ?? 0) else { throw fail("header: token width must be 2 or 4 bytes") }
             _ = r.read(UInt8.self)
-            return (width, Int(r.read(UInt32.self)!))
+            return (version, width, Int(r.read(UInt32.self) ?? 0))
         }
 
         // Footer: skippable magic, payload size, tag, metadata frame offset and size.
@@ -135,33 +135,32 @@ public final class ShardReader: Sendable {
                   r.readBytes(8) == ShardFormat.footerTag else {
                 throw fail("footer: not found at the end of the file (truncated, or not a tokenfeed shard)")
             }
-            return (r.read(UInt64.self)!, r.read(UInt64.self)!)
+            return (r.read(UInt64.self) ?? 0, r.read(UInt64.self) ?? 0)
         }
         let footerStart = size - UInt64(ShardFormat.footerFrameSize)
         guard metaOffset >= UInt64(ShardFormat.headerFrameSize), metaSize >= UInt64(ShardFormat.skippableHeaderSize),
               metaOffset.addingReportingOverflow(metaSize) == (footerStart, false) else {
             throw fail("footer: metadata at \(metaOffset) of \(metaSize) bytes does not end where the footer starts (\(footerStart))")
         }
+        guard let metaPayloadSize = UInt32(exactly: metaSize - UInt64(ShardFormat.skippableHeaderSize)) else {
+            throw fail("footer: metadata frame of \(metaSize) bytes is larger than a skippable frame can be (payload at most 4 GiB)")
+        }
         let meta = try read(file, path, at: metaOffset, count: Int(metaSize))
         let metadata: ShardMetadata = try withBytes(of: meta) { (b) throws(ShardError) in
             var r = LittleEndianReader(b)
-            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(metaSize) - 8 else {
+            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == metaPayloadSize else {
                 throw fail("metadata: bad skippable frame header at byte \(metaOffset)")
             }
-            return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path)
+            return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path, dataEnd: metaOffset)
         }
-        guard metadata.tokenWidth == width, metadata.tokensPerFrame == tokensPerFrame else {
-            throw fail("metadata: token width or tokens per frame disagrees with the header")
+        guard metadata.formatVersion == version else {
+            throw ShardError(path: path, field: "version", "metadata: version: \(metadata.formatVersion) disagrees with the header's \(version)")
         }
-        var expectedOffset = UInt64(ShardFormat.headerFrameSize)
-        for (k, entry) in metadata.frames.enumerated() {
-            guard entry.offset == expectedOffset, entry.compressedSize > 0 else {
-                throw ShardError(path: path, frame: k, "frame table: frame starts at \(entry.offset), expected \(expectedOffset)")
-            }
-            expectedOffset += UInt64(entry.compressedSize)
+        guard metadata.tokenWidth == width else {
+            throw ShardError(path: path, field: "token_width", "metadata: token_width: \(metadata.tokenWidth) disagrees with the header's \(width)")
         }
-        guard expectedOffset == metaOffset else {
-            throw fail("frame table: data frames end at \(expectedOffset) but the metadata starts at \(metaOffset)")
+        guard metadata.tokensPerFrame == tokensPerFrame else {
+            throw ShardError(path: path, field: "tokens_per_frame", "metadata: tokens_per_frame: \(metadata.tokensPerFrame) disagrees with the header's \(tokensPerFrame)")
         }
         return (metadata, size)
     }

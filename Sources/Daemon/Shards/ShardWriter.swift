@@ -19,6 +19,8 @@ public final class ShardWriter {
     public let tokenWidth: TokenWidth
     public let tokensPerFrame: Int
     private let declaredVocabulary: UInt32?
+    /// The tokenizer recorded in the metadata (nil: unknown).
+    public let tokenizer: String?
     private let file: FileDescriptor
     private let partialPath: String
 
@@ -41,12 +43,18 @@ public final class ShardWriter {
     ///
     /// - Parameters:
     ///   - vocabularySize: every id must be below it; nil records the largest id seen plus one.
+    ///   - tokenizer: the tokenizer's name, kept in the metadata; nil records it as unknown.
     ///   - parallelism: frames compressed at once (defaults to the number of active cores).
-    /// - Throws: `ShardError` when the file cannot be created or written.
+    /// - Throws: `ShardError` when the tokenizer name is not valid (``ShardMetadata/problem(withTokenizer:)``)
+    ///   or the file cannot be created or written.
     public init(path: String, tokenWidth: TokenWidth, vocabularySize: UInt32?,
                 tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame, level: Int32 = 3,
-                parallelism: Int? = nil) throws(ShardError) {
+                tokenizer: String? = nil, parallelism: Int? = nil) throws(ShardError) {
         precondition(tokensPerFrame > 0 && tokensPerFrame <= ShardFormat.maxTokensPerFrame)
+        if let tokenizer, let problem = ShardMetadata.problem(withTokenizer: tokenizer) {
+            throw ShardError(path: path, field: "tokenizer", problem)
+        }
+        self.tokenizer = tokenizer
         self.path = path
         self.partialPath = path + ".partial"
         self.tokenWidth = tokenWidth
@@ -137,13 +145,13 @@ public final class ShardWriter {
         precondition(!finished)
         try flush()
         try drain()
-        guard documentEnds.last == tokenCount else {
+        guard (documentEnds.last ?? 0) == tokenCount else {           // an empty shard has no document
             throw ShardError(path: path, "documents end at token \(documentEnds.last ?? 0) but \(tokenCount) tokens were written")
         }
         let vocabulary = declaredVocabulary ?? (tokenCount == 0 ? 0 : maxToken + 1)
         let metadata = ShardMetadata(tokenWidth: tokenWidth, tokensPerFrame: tokensPerFrame,
                                      vocabularySize: vocabulary, tokenCount: tokenCount,
-                                     frames: frames, documentEnds: documentEnds)
+                                     frames: frames, documentEnds: documentEnds, tokenizer: tokenizer)
         let payload = metadata.encodedPayload()
         let metadataOffset = fileOffset
         var tail = LittleEndianWriter()

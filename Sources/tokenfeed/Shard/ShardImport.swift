@@ -33,6 +33,12 @@ struct ShardImport: ParsableCommand {
     @Option(help: "Vocabulary size; every id must be below it (default: largest id seen + 1).")
     var vocabSize: UInt32?
 
+    @Option(help: "The tokenizer's name, kept in the shards (datatrove: default from X.ds.metadata, which must agree).")
+    var tokenizer: String?
+
+    @Flag(help: "datatrove: import X.ds even when an X.ds.loss mask exists, dropping the mask (masks are not kept).")
+    var ignoreLossMasks = false
+
     func validate() throws {
         guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
             throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
@@ -41,7 +47,9 @@ struct ShardImport: ParsableCommand {
 
     func run() throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let options = ImportOptions(tokensPerFrame: tokensPerFrame, level: level, vocabularySize: vocabSize)
+        var options = ImportOptions(tokensPerFrame: tokensPerFrame, level: level, vocabularySize: vocabSize)
+        options.tokenizer = tokenizer
+        options.ignoreLossMasks = ignoreLossMasks
         var failures = 0
         for input in try expandSources() {
             do {

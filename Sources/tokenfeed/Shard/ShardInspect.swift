@@ -18,7 +18,15 @@ struct ShardInspect: ParsableCommand {
             throw ExitCode(1)
         }
         guard let first = readers.first else { throw ValidationError("\(path): no shard found") }
-        let tokens = readers.reduce(UInt64(0)) { $0 + $1.metadata.tokenCount }
+        var tokens: UInt64 = 0
+        for r in readers {
+            let (sum, overflow) = tokens.addingReportingOverflow(r.metadata.tokenCount)
+            guard !overflow else {
+                printError("error: \(r.path): token_count \(r.metadata.tokenCount) brings the total past 2^64 tokens")
+                throw ExitCode(1)
+            }
+            tokens = sum
+        }
         let compressed = readers.reduce(UInt64(0)) { $0 + $1.metadata.compressedBytes }
         let frames = readers.reduce(0) { $0 + $1.metadata.frames.count }
         var lengths: [UInt64] = []
@@ -27,10 +35,11 @@ struct ShardInspect: ParsableCommand {
             for end in r.metadata.documentEnds { lengths.append(end - previous); previous = end }
         }
         lengths.sort()
-        let raw = tokens * UInt64(first.metadata.tokenWidth.bytes)
+        let raw = tokens.multipliedReportingOverflow(by: UInt64(first.metadata.tokenWidth.bytes)).partialValue
         func row(_ k: String, _ v: String) { print(k.padding(toLength: 14, withPad: " ", startingAt: 0) + v) }
         row("path", path + (readers.count > 1 ? " (\(readers.count) shards)" : ""))
-        row("format", "tokenfeed shard v\(ShardFormat.version)")
+        row("format", "tokenfeed shard v" + Set(readers.map { String($0.metadata.formatVersion) }).sorted().joined(separator: ", v"))
+        row("tokenizer", Set(readers.map(\.metadata.tokenizerName)).sorted().joined(separator: ", "))
         row("dtype", first.metadata.tokenWidth.description)
         row("vocabulary", grouped(UInt64(first.metadata.vocabularySize)))
         row("tokens", grouped(tokens))

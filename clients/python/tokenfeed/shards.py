@@ -2,6 +2,7 @@
 
     shard = Shard("web/part_00000.zst")
     shard.token_count, shard.document_count, shard.token_width, shard.vocabulary_size
+    shard.tokenizer                   # the tokenizer's name (format v2), or None when unknown
     shard.tokens(1000, 1064)          # numpy array of the tokens [1000, 1064)
     shard.document_of(1000)           # index of the document holding token 1000
 
@@ -25,7 +26,8 @@ SKIPPABLE_MAGIC = 0x184D2A50
 HEADER_TAG = b"TFSHARD\0"
 META_TAG = b"TFMETA\0\0"
 FOOTER_TAG = b"TFFOOT\0\0"
-FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)
+TAG_TOKENIZER = 1  # format v2 tagged-field section: the tokenizer's name, UTF-8
 
 try:  # optional
     import zstandard as _zstandard  # type: ignore
@@ -111,7 +113,7 @@ class Shard:
         magic, psize, tag, version, width, flags, tpf = struct.unpack("<II8sHBBI", h)
         if magic != SKIPPABLE_MAGIC or psize != 16 or tag != HEADER_TAG:
             raise self._fail("header", "bad magic (not a tokenfeed shard)")
-        if version != FORMAT_VERSION:
+        if version not in FORMAT_VERSIONS:
             raise self._fail("header", f"format version {version} is not supported")
         if width not in (2, 4):
             raise self._fail("header", f"token width {width} is not 2 or 4")
@@ -119,7 +121,7 @@ class Shard:
             raise self._fail("header", f"flags {flags} are not 0")
         if not 1 <= tpf <= 1 << 28:
             raise self._fail("header", f"tokens per frame {tpf} is not in 1...2^28")
-        self.token_width, self.tokens_per_frame = width, tpf
+        self.token_width, self.tokens_per_frame, self.format_version = width, tpf, version
         self.dtype = np.dtype("<u2" if width == 2 else "<u4")
 
     def _parse_footer(self, b: bytes, size: int) -> tuple[int, int]:
@@ -144,8 +146,8 @@ class Shard:
         tag, version, width, flags, tpf, vocab, n, tokens, docs = struct.unpack_from("<8sHBBIIIQQ", payload, 0)
         if tag != META_TAG:
             raise self._fail("metadata", "bad tag")
-        if version != FORMAT_VERSION:
-            raise self._fail("metadata", f"format version {version} is not supported")
+        if version != self.format_version:
+            raise self._fail("metadata", f"format version {version} differs from the header's {self.format_version}")
         if width != self.token_width or tpf != self.tokens_per_frame or flags != 0:
             raise self._fail("metadata", "token width, tokens per frame or flags differ from the header")
         if n != -(-tokens // tpf):
@@ -162,9 +164,12 @@ class Shard:
             raise self._fail("metadata", f"the last frame ends at {expected}, the metadata starts at {meta_offset}")
         (section,) = struct.unpack_from("<Q", payload, 40 + 16 * n)
         start = 48 + 16 * n
-        if start + section + 4 != len(payload):
+        if version == 1 and start + section + 4 != len(payload):
             raise self._fail("metadata", f"document-length section of {section} bytes does not fill the payload")
+        if version >= 2 and start + section + 8 + 4 > len(payload):
+            raise self._fail("metadata", f"document-length section of {section} bytes leaves no room for the tagged fields")
         lengths = _leb128_lengths(payload[start:start + section], docs, f"{self.path}: metadata")
+        self.tokenizer = self._parse_tagged_fields(payload[start + section:-4]) if version >= 2 else None
         self.document_ends = np.cumsum(lengths, dtype=np.uint64)
         if docs and int(self.document_ends[-1]) != tokens:
             raise self._fail("metadata", f"document lengths add up to {int(self.document_ends[-1])}, the token count is {tokens}")
@@ -173,6 +178,29 @@ class Shard:
         self.vocabulary_size, self.frame_count = vocab, n
         self.token_count, self.document_count = tokens, docs
         self.frame_table = table
+
+    def _parse_tagged_fields(self, b: bytes) -> str | None:
+        """Format v2: u64 size, then entries (u16 tag, u32 length, value); unknown tags are skipped."""
+        (size,) = struct.unpack_from("<Q", b, 0)
+        if size != len(b) - 8:
+            raise self._fail("metadata", f"tagged-field section says {size} bytes, {len(b) - 8} remain")
+        pos, tokenizer = 8, None
+        while pos < len(b):
+            if pos + 6 > len(b):
+                raise self._fail("metadata", "tagged field truncated")
+            tag, length = struct.unpack_from("<HI", b, pos)
+            pos += 6
+            if pos + length > len(b):
+                raise self._fail("metadata", f"tagged field {tag} of {length} bytes runs past the section")
+            if tag == TAG_TOKENIZER:
+                if tokenizer is not None:
+                    raise self._fail("metadata", "tokenizer appears twice")
+                try:
+                    tokenizer = b[pos:pos + length].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise self._fail("metadata", "tokenizer is not valid UTF-8") from None
+            pos += length
+        return tokenizer
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -60,11 +60,16 @@ public final class GlobalStream: Sendable {
     /// (`DatasetFolder(path:shards:)`). The stream is the same pure function of its inputs, over
     /// these folders' shards.
     /// - Precondition: `datasets.count == curriculum.datasets.count`.
-    /// - Throws: `EngineError` naming the pad token when it is outside the datasets' vocabulary.
+    /// - Throws: `EngineError` naming a dataset that holds no token (``checkServable(dataset:folder:)``),
+    ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), or the pad token when it is outside the datasets' vocabulary.
     /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
     public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                 bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
         precondition(datasets.count == curriculum.datasets.count, "one dataset folder per curriculum dataset")
+        for (spec, folder) in zip(curriculum.datasets, datasets) {
+            try Self.checkServable(dataset: spec.name, folder: folder)
+        }
+        try Self.checkTokenizers(datasets: zip(curriculum.datasets, datasets).map { ($0.name, $1) })
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
         if case .bestfit(let pad, _) = curriculum.packing {
@@ -83,6 +88,42 @@ public final class GlobalStream: Sendable {
             folders: datasets, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead,
             store: bestFitCacheDirectory.map { BestFitRowStore(directory: $0, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead) },
             report: bestFitCacheReport ?? { _ in })
+    }
+
+    /// Checks that a dataset folder can be served: it must hold at least one token (a dataset of
+    /// empty shards has no sequence to give, at any position). The daemon at start-up, `dump` and
+    /// `plan` all refuse such a dataset through this check.
+    /// - Throws: `EngineError` naming the dataset and its folder.
+    public static func checkServable(dataset name: String, folder: DatasetFolder) throws(EngineError) {
+        guard folder.tokenCount > 0 else {
+            let shards = folder.shards.count == 1 ? "its only shard holds" : "its \(folder.shards.count) shards hold"
+            throw EngineError("dataset \(name): \(folder.path): \(shards) 0 tokens, so there is nothing to serve from it; "
+                              + "add tokenized shards to the folder or remove the dataset from the curriculum")
+        }
+    }
+
+    /// Checks that the curriculum's datasets come from one tokenizer: two datasets whose shards name
+    /// different tokenizers are refused, wherever they are in the curriculum (every stage of a run
+    /// feeds one model). A dataset whose tokenizer is unknown (version 1 shards, imports that did not
+    /// say) mixes with any: ``unknownTokenizers(datasets:)`` lists them for a warning.
+    /// - Throws: `EngineError` naming both datasets and both tokenizers.
+    public static func checkTokenizers(datasets: [(name: String, folder: DatasetFolder)]) throws(EngineError) {
+        var first: (name: String, folder: DatasetFolder)?
+        for dataset in datasets {
+            guard let tokenizer = dataset.folder.tokenizer else { continue }
+            if let first, let known = first.folder.tokenizer, known != tokenizer {
+                throw EngineError("datasets \(first.name) (\(first.folder.path)) and \(dataset.name) (\(dataset.folder.path)) come from "
+                                  + "different tokenizers, \"\(known)\" and \"\(tokenizer)\": their ids mean different tokens; "
+                                  + "re-tokenize one of them or serve them to different runs")
+            }
+            if first == nil { first = dataset }
+        }
+    }
+
+    /// The datasets whose tokenizer is unknown while another dataset's is known (allowed; worth a warning).
+    public static func unknownTokenizers(datasets: [(name: String, folder: DatasetFolder)]) -> [String] {
+        guard datasets.contains(where: { $0.folder.tokenizer != nil }) else { return [] }
+        return datasets.filter { $0.folder.tokenizer == nil }.map(\.name)
     }
 
     /// The pad id of `bestfit` packing; nil with `concat` packing.

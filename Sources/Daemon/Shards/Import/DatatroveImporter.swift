@@ -7,7 +7,8 @@ public enum DatatroveImporter {
     /// Imports `dsPath` into `outputFolder/<name>.zst`.
     /// - Throws: `ShardError` naming the file: missing index, index entries that are not increasing
     ///   or that do not match the token file, a `.ds` whose size is not a multiple of its token size,
-    ///   a token size that disagrees with `.ds.metadata`, ids beyond the vocabulary.
+    ///   a token size or tokenizer that disagrees with `.ds.metadata` (or `options.tokenizer`), ids
+    ///   beyond the vocabulary, a `.ds.loss` mask without `options.ignoreLossMasks`.
     public static func importFile(_ dsPath: String, into outputFolder: String, options: ImportOptions) throws(ShardError) -> ImportSummary {
         let indexPath = dsPath + ".index"
         let ends = try readIndex(indexPath)
@@ -19,7 +20,18 @@ public enum DatatroveImporter {
         guard tokenCount > 0 else { throw ShardError(path: indexPath, "index lists no tokens") }
 
         // Token size: .ds.metadata when present, and always size ÷ last index entry; the two must agree.
-        let declared = try readDeclaredTokenSize(dsPath + ".metadata")
+        let lossPath = dsPath + ".loss"
+        if !options.ignoreLossMasks, (try? FileDescriptor.open(FilePath(lossPath), .readOnly))
+            .map({ fd in try? fd.close(); return true }) == true {
+            throw ShardError(path: lossPath, "loss masks are not supported: shards keep tokens and document ends only. "
+                             + "Give --ignore-loss-masks to import the tokens without the mask (every token then counts in the loss)")
+        }
+        let (declared, declaredTokenizer) = try readDeclaredMetadata(dsPath + ".metadata")
+        if let declaredTokenizer, let given = options.tokenizer, given != declaredTokenizer {
+            throw ShardError(path: dsPath + ".metadata", field: "tokenizer",
+                             "tokenizer \"\(declaredTokenizer)\" disagrees with --tokenizer \"\(given)\"")
+        }
+        let tokenizer = options.tokenizer ?? declaredTokenizer
         guard size % tokenCount == 0, let inferred = TokenWidth(rawValue: UInt8(clamping: size / tokenCount)) else {
             throw ShardError(path: dsPath, "size \(size) bytes does not match the index's \(tokenCount) tokens at 2 or 4 bytes a token (index \(indexPath))")
         }
@@ -33,7 +45,7 @@ public enum DatatroveImporter {
         let name = baseName(dsPath, droppingSuffix: ".ds")
         let shardPath = outputFolder + "/" + name + "." + ShardFormat.fileExtension
         let writer = try ShardWriter(path: shardPath, tokenWidth: inferred, vocabularySize: options.vocabularySize,
-                                     tokensPerFrame: options.tokensPerFrame, level: options.level)
+                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: tokenizer)
         for end in ends { try writer.markDocumentEnd(at: end) }
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.readChunkBytes - options.readChunkBytes % 4, alignment: 64)
         defer { chunk.deallocate() }
@@ -76,9 +88,10 @@ public enum DatatroveImporter {
         return ends
     }
 
-    /// The token size in `X.ds.metadata` (first line `tokenizer|token_size`), or nil when the file is absent.
-    static func readDeclaredTokenSize(_ path: String) throws(ShardError) -> TokenWidth? {
-        guard let file = try? FileDescriptor.open(FilePath(path), .readOnly) else { return nil }
+    /// The token size and tokenizer name in `X.ds.metadata` (first line `tokenizer|token_size`), or
+    /// nils when the file is absent (the name is nil when empty).
+    static func readDeclaredMetadata(_ path: String) throws(ShardError) -> (TokenWidth?, String?) {
+        guard let file = try? FileDescriptor.open(FilePath(path), .readOnly) else { return (nil, nil) }
         defer { try? file.close() }
         var bytes = [UInt8](repeating: 0, count: 4096)
         let n = (try? bytes.withUnsafeMutableBytes { try file.readFully(at: 0, into: $0) }) ?? 0
@@ -88,7 +101,10 @@ public enum DatatroveImporter {
               let width = TokenWidth(rawValue: size) else {
             throw ShardError(path: path, "line 1: expected `tokenizer|token_size` with token_size 2 or 4, found \"\(firstLine)\"")
         }
-        return width
+        let name = String(firstLine[..<bar])
+        if name.isEmpty { return (width, nil) }
+        if let problem = ShardMetadata.problem(withTokenizer: name) { throw ShardError(path: path, field: "tokenizer", "line 1: \(problem)") }
+        return (width, name)
     }
 }
 

@@ -6,6 +6,12 @@ public struct ImportOptions: Sendable {
     public var vocabularySize: UInt32?
     /// Bytes read from the source at a time (memory stays near this plus the writer's frame batch).
     public var readChunkBytes: Int = 16 << 20
+    /// The tokenizer's name to keep in the shards; for datatrove, `.ds.metadata`'s is used when this
+    /// is nil, and the two must agree when both are given. Nil and no `.ds.metadata`: unknown.
+    public var tokenizer: String?
+    /// datatrove: import a `.ds` whose `.ds.loss` mask exists, dropping the mask (shards do not keep
+    /// loss masks); without it such an import is refused.
+    public var ignoreLossMasks = false
 
     public init(tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame, level: Int32 = 3, vocabularySize: UInt32? = nil) {
         self.tokensPerFrame = tokensPerFrame

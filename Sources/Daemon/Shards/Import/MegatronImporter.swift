@@ -28,7 +28,7 @@ public enum MegatronImporter {
         let name = baseName(prefix, droppingSuffix: "")
         let shardPath = outputFolder + "/" + name + "." + ShardFormat.fileExtension
         let writer = try ShardWriter(path: shardPath, tokenWidth: width, vocabularySize: options.vocabularySize,
-                                     tokensPerFrame: options.tokensPerFrame, level: options.level)
+                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: options.tokenizer)
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.readChunkBytes, alignment: 64)
         defer { chunk.deallocate() }
 
