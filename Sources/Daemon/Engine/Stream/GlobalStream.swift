@@ -7,8 +7,8 @@ import TokenfeedShards
 /// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it, and is that dataset's
 /// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages):
 /// - with `concat` packing, the `k`-th window of `sequenceLength + 1` tokens of the dataset's
-///   stream: tokens `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token as nanotron
-///   and Megatron read them;
+///   stream: tokens `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token, as
+///   Megatron reads them (not nanotron, whose windows do not overlap: docs/PACKING.md);
 /// - with `bestfit` packing, the `k`-th row of the dataset's documents packed best fit decreasing,
 ///   `lookahead` documents at a time, then padded with the pad id (``BestFitDatasetRows``,
 ///   docs/PACKING.md).
