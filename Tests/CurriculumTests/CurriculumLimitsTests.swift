@@ -87,4 +87,16 @@ import TokenfeedCurriculum
         #expect(curriculum.stages[0].name == stage && curriculum.datasets[0].name == dataset)
         #expect(curriculum.endToken == CurriculumLimits.maxEndToken)
     }
+
+    @Test func aTokenCountBeyond64BitsSaysSo() {
+        let text = "sequence_length: 16\nstages:\n  - name: a\n    start: 0\n    end: 20000000T\n    mixture: {web: 1}\n"
+        do {
+            _ = try CurriculumLoader.load(text: text, path: "big.yaml", dataRoot: nil)
+            Issue.record("an end of 2·10^19 tokens was accepted")
+        } catch {
+            #expect(error.diagnostics.map(\.description) == ["big.yaml:5:10: error: the end of stage 'a' ('20000000T') does not fit in 64 bits; tokenfeed's limit is 4611686018427387904 (2^62) tokens"])
+        }
+        #expect(TokenQuantity.isTooLarge("18446744073709551616") && TokenQuantity.isTooLarge("123456789012345678901234"))
+        #expect(!TokenQuantity.isTooLarge("0.5") && !TokenQuantity.isTooLarge("x") && !TokenQuantity.isTooLarge("-5T"))
+    }
 }
