@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "TokenfeedShards",
                 dependencies: ["CZstd", "CZlib", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Shards", swiftSettings: strict),
-        .target(name: "TokenfeedCurriculum", dependencies: ["CYAML"],
+        .target(name: "TokenfeedCurriculum", dependencies: ["CYAML", "TokenfeedProtocol"],
                 path: "Sources/Daemon/Curriculum", swiftSettings: strict),
         .target(name: "TokenfeedMixing", dependencies: ["TokenfeedCurriculum"],
                 path: "Sources/Daemon/Mixing", swiftSettings: strict),

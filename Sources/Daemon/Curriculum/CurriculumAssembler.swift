@@ -11,11 +11,16 @@ struct CurriculumAssembler {
 
     func assemble(_ diagnostics: inout Diagnostics) -> Curriculum? {
         checkBoundaries(&diagnostics)
+        if raw.stages.count > CurriculumLimits.maxStages {
+            diagnostics.error(raw.stages[CurriculumLimits.maxStages].location, "the curriculum has \(raw.stages.count) stages, more than the protocol's limit of \(CurriculumLimits.maxStages); merge stages")
+            return nil
+        }
         var datasets: [DatasetSpec] = []
         var references: [FolderReference] = []
         var indexByName: [String: Int] = [:]
         var stages: [Stage] = []
         for stage in raw.stages {
+            guard checkLimits(of: stage, &diagnostics) else { continue }
             var seen: [String: SourceLocation] = [:]
             var indices: [Int] = []
             for entry in stage.entries {
@@ -43,10 +48,32 @@ struct CurriculumAssembler {
             }
             stages.append(Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location))
         }
+        if datasets.count > CurriculumLimits.maxDatasets {
+            diagnostics.error(datasets[CurriculumLimits.maxDatasets].location, "the curriculum names \(datasets.count) datasets, more than the protocol's limit of \(CurriculumLimits.maxDatasets); merge datasets")
+            return nil
+        }
         if dataRoot != nil { checkFolders(datasets, &diagnostics) }
         guard diagnostics.isEmpty, let sequenceLength = raw.sequenceLength, !stages.isEmpty else { return nil }
         return Curriculum(sourcePath: path, format: raw.format, sequenceLength: sequenceLength, seed: raw.seed,
                           datasets: datasets, stages: stages, packing: raw.packing)
+    }
+
+    /// The protocol's limits on one stage (``CurriculumLimits``): its name's length, the number
+    /// of its datasets and the length of their names. False, after reporting, when the stage lists
+    /// too many datasets to look at them further (checked before any per-dataset work).
+    func checkLimits(of stage: RawStage, _ diagnostics: inout Diagnostics) -> Bool {
+        let nameBytes = stage.name.utf8.count
+        if nameBytes > CurriculumLimits.maxStageNameBytes {
+            diagnostics.error(stage.location, "the name of stage '\(stage.name.prefix(40))…' is \(nameBytes) bytes long, more than the protocol's limit of \(CurriculumLimits.maxStageNameBytes) UTF-8 bytes; shorten it")
+        }
+        guard stage.entries.count <= CurriculumLimits.maxDatasets else {
+            diagnostics.error(stage.mixtureLocation, "stage '\(stage.name.prefix(40))' lists \(stage.entries.count) datasets, more than the protocol's limit of \(CurriculumLimits.maxDatasets) per stage; merge datasets")
+            return false
+        }
+        for entry in stage.entries where entry.name.utf8.count > CurriculumLimits.maxDatasetNameBytes {
+            diagnostics.error(entry.location, "the dataset name '\(entry.name.prefix(40))…' is \(entry.name.utf8.count) bytes long, more than the protocol's limit of \(CurriculumLimits.maxDatasetNameBytes) UTF-8 bytes; shorten it")
+        }
+        return true
     }
 
     /// Stages must tile [0, end): first at 0, each starting where the previous ends, each
@@ -65,6 +92,10 @@ struct CurriculumAssembler {
                 }
             }
             guard let start = stage.start, let end = stage.end else { continue }
+            if end > CurriculumLimits.maxEndToken {
+                diagnostics.error(stage.endLocation, "stage '\(stage.name.prefix(40))' ends at token \(end), past tokenfeed's limit of \(CurriculumLimits.maxEndToken) (2^62) tokens; end it earlier")
+                continue
+            }
             if end <= start {
                 if !nanotron {
                     diagnostics.error(stage.endLocation, "stage '\(stage.name)' ends at token \(end), not after its start (\(start)); the end must be greater than the start")

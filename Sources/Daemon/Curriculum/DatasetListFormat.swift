@@ -55,7 +55,7 @@ enum DatasetListFormat {
     /// The sequence length of a stand-alone list file.
     static let defaultSequenceLength = 4096
     /// The end of the single stage of a stand-alone list file.
-    static let openEnd: UInt64 = 1 << 62
+    static let openEnd: UInt64 = CurriculumLimits.maxEndToken
 }
 
 /// The last path component of `path`, without trailing slashes and without a `.yaml`/`.yml` extension.

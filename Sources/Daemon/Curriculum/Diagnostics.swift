@@ -53,7 +53,11 @@ struct Diagnostics {
             return nil
         }
         guard let value = TokenQuantity.parse(text) else {
-            error(node.location, "\(what) must be a whole, non-negative token count such as 8T, 9.5T, 500M or 1_000_000, not '\(text)'")
+            if TokenQuantity.isTooLarge(text) {
+                error(node.location, "\(what) ('\(text)') does not fit in 64 bits; tokenfeed's limit is \(CurriculumLimits.maxEndToken) (2^62) tokens")
+            } else {
+                error(node.location, "\(what) must be a whole, non-negative token count such as 8T, 9.5T, 500M or 1_000_000, not '\(text)'")
+            }
             return nil
         }
         return value

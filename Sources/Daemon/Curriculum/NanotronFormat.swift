@@ -34,7 +34,7 @@ enum NanotronFormat {
         let parallelism = root.required("parallelism", in: "the nanotron config", &diagnostics).flatMap { diagnostics.mapping($0, "'parallelism'") }
         if let tokens {
             sequenceLength = tokens.required("sequence_length", in: "'tokens'", &diagnostics)
-                .flatMap { diagnostics.integer($0, "'tokens.sequence_length'", in: 1...(1 << 30)) }
+                .flatMap { diagnostics.integer($0, "'tokens.sequence_length'", in: 1...CurriculumLimits.maxSequenceLength) }
             let micro = tokens.required("micro_batch_size", in: "'tokens'", &diagnostics)
                 .flatMap { diagnostics.integer($0, "'tokens.micro_batch_size'", in: 1...(1 << 20)) }
             let accumulation = tokens.required("batch_accumulation_per_replica", in: "'tokens'", &diagnostics)
@@ -87,15 +87,17 @@ enum NanotronFormat {
                 } else if let trainSteps, step > trainSteps {
                     diagnostics.error(stage.startLocation, "stage '\(stage.name)' starts at step \(step), after the last step (tokens.train_steps = \(trainSteps)); start it at or before step \(trainSteps)")
                 }
-                if let stepTokens { start = (step - 1).multipliedReportingOverflow(by: stepTokens).partialValue }
+                if let stepTokens { start = stepStartToken(beforeStep: step, stepTokens: stepTokens, at: stage.startLocation, &diagnostics) }
             }
             var end: UInt64?
             var endLocation = trainStepsLocation
             if index + 1 < parsed.count {
                 endLocation = parsed[index + 1].startLocation
-                if let next = parsed[index + 1].startStep, let stepTokens, next >= 1 { end = (next - 1) &* stepTokens }
+                if let next = parsed[index + 1].startStep, let stepTokens {
+                    end = stepStartToken(beforeStep: next, stepTokens: stepTokens, at: endLocation, quiet: true, &diagnostics)
+                }
             } else if let trainSteps, let stepTokens {
-                end = trainSteps &* stepTokens
+                end = stepStartToken(beforeStep: trainSteps + 1, stepTokens: stepTokens, at: endLocation, &diagnostics)
             }
             let entries = stage.paths.enumerated().map { i, path in
                 RawWeight(name: names[path.path] ?? path.path,
@@ -108,6 +110,19 @@ enum NanotronFormat {
         }
         return RawCurriculum(format: .nanotron, sequenceLength: sequenceLength.map { Int($0) }, seed: seed ?? 0,
                              packing: .concat, stages: stages)
+    }
+
+    /// The tokens of the steps before `step` (1-based), `(step − 1) × stepTokens`, or nil after
+    /// reporting that it exceeds ``CurriculumLimits/maxEndToken`` (`quiet`: the same place was
+    /// already reported as a stage start).
+    static func stepStartToken(beforeStep step: UInt64, stepTokens: UInt64, at location: SourceLocation, quiet: Bool = false,
+                       _ diagnostics: inout Diagnostics) -> UInt64? {
+        let (product, overflow) = (step - 1).multipliedReportingOverflow(by: stepTokens)
+        guard overflow || product > CurriculumLimits.maxEndToken else { return product }
+        if !quiet {
+            diagnostics.error(location, "step \(step) starts at token \(overflow ? "beyond 2^64" : String(product)) (\(stepTokens) tokens per step), past tokenfeed's limit of \(CurriculumLimits.maxEndToken) (2^62) tokens; use fewer steps")
+        }
+        return nil
     }
 
     struct ParsedStage {
@@ -176,21 +191,31 @@ enum NanotronFormat {
         return stage
     }
 
-    /// For each distinct path, the shortest run of trailing components no other path ends with.
+    /// For each distinct path, the shortest run of trailing components no other path ends with
+    /// (all of its components when every shorter run clashes). Linear in the number of paths
+    /// times their depth: each round counts the suffixes of one length in a dictionary.
     static func distinctNames(for paths: [String]) -> [String: String] {
         var unique: [String] = []
-        for path in paths where !unique.contains(path) { unique.append(path) }
+        var seen: Set<String> = []
+        for path in paths where seen.insert(path).inserted { unique.append(path) }
         let components = unique.map { $0.split(separator: "/", omittingEmptySubsequences: true).map(String.init) }
         var result: [String: String] = [:]
-        for (i, parts) in components.enumerated() {
-            var count = 1
-            while count < parts.count {
-                let suffix = Array(parts.suffix(count))
-                let clash = components.indices.contains { j in j != i && Array(components[j].suffix(count)) == suffix }
-                if !clash { break }
-                count += 1
+        var open = Array(unique.indices)
+        var count = 1
+        while !open.isEmpty {
+            var uses: [String: Int] = [:]
+            for parts in components { uses[parts.suffix(count).joined(separator: "/"), default: 0] += 1 }
+            var stillOpen: [Int] = []
+            for i in open {
+                let suffix = components[i].suffix(count).joined(separator: "/")
+                if uses[suffix] == 1 || count >= components[i].count {
+                    result[unique[i]] = suffix
+                } else {
+                    stillOpen.append(i)
+                }
             }
-            result[unique[i]] = parts.suffix(count).joined(separator: "/")
+            open = stillOpen
+            count += 1
         }
         return result
     }

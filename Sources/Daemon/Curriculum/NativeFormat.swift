@@ -29,7 +29,7 @@ enum NativeFormat {
         root.rejectUnknownKeys(allowed: topKeys, in: "a tokenfeed curriculum", &diagnostics)
         var sequenceLength: Int?
         if let node = root.required("sequence_length", in: "the curriculum", &diagnostics),
-           let value = diagnostics.integer(node, "'sequence_length'", in: 1...(1 << 30)) {
+           let value = diagnostics.integer(node, "'sequence_length'", in: 1...CurriculumLimits.maxSequenceLength) {
             sequenceLength = Int(value)
         }
         var seed: UInt64 = 0

@@ -8,6 +8,25 @@ public enum TokenQuantity {
     /// - Returns: the count, or nil when the text is not a whole, non-negative number of tokens
     ///   that fits in 64 bits.
     public static func parse(_ text: String) -> UInt64? {
+        let (body, shift) = split(text)
+        guard let decimal = try? ExactDecimal.parse(body) else { return nil }
+        return decimal.scaled(byPowerOfTen: shift)
+    }
+
+    /// True when `text` is a whole, non-negative token count too large for 64 bits (so a message
+    /// can say "too large" rather than "not a count").
+    public static func isTooLarge(_ text: String) -> Bool {
+        let (body, shift) = split(text)
+        do {
+            let decimal = try ExactDecimal.parse(body)
+            return decimal.exponent + shift >= 0 && decimal.scaled(byPowerOfTen: shift) == nil
+        } catch {
+            return error == .tooManyDigits
+        }
+    }
+
+    /// The number's text and the power of ten of its suffix.
+    static func split(_ text: String) -> (body: String, shift: Int) {
         var body = text
         var shift = 0
         if let last = body.last {
@@ -20,7 +39,6 @@ public enum TokenQuantity {
             }
             if shift > 0 { body.removeLast() }
         }
-        guard let decimal = try? ExactDecimal.parse(body) else { return nil }
-        return decimal.scaled(byPowerOfTen: shift)
+        return (body, shift)
     }
 }

@@ -10,7 +10,9 @@ public enum YAMLParser {
     ///   - file: the file name used in locations and errors.
     /// - Returns: the document's root node, or nil for an empty document.
     /// - Throws: ``CurriculumErrors`` for a syntax error (libyaml's message and position),
-    ///   a duplicate key in a mapping, a non-scalar key, or an unknown alias.
+    ///   a duplicate key in a mapping, a non-scalar key, an unknown alias, or lists and mappings
+    ///   nested deeper than ``CurriculumLimits/maxNestingDepth``. Time and memory are linear in
+    ///   the size of the text.
     public static func parse(_ text: String, file: String) throws(CurriculumErrors) -> YAMLNode? {
         var builder = TreeBuilder(file: file)
         var parser = yaml_parser_t()
@@ -35,7 +37,7 @@ public enum YAMLParser {
                 if event.type == YAML_STREAM_END_EVENT || event.type == YAML_DOCUMENT_END_EVENT {
                     return .success(builder.root)
                 }
-                builder.consume(event)
+                guard builder.consume(event) else { return .success(nil) }
             }
         }
         let root = try result.get()
@@ -45,10 +47,21 @@ public enum YAMLParser {
 }
 
 /// Turns libyaml events into nodes with a stack of open collections.
+///
+/// Linear in the size of the document: each open collection is appended to in place (never
+/// copied), and a mapping's duplicate-key check is a dictionary lookup. Nesting deeper than
+/// ``CurriculumLimits/maxNestingDepth`` stops the build with an error, so neither the tree nor
+/// its (recursive) destruction can exhaust the stack.
 private struct TreeBuilder {
-    enum Open {
-        case sequence([YAMLNode], SourceLocation, anchor: String?)
-        case mapping([YAMLEntry], pendingKey: YAMLNode?, SourceLocation, anchor: String?)
+    /// One list or mapping whose end event has not arrived yet.
+    struct Open {
+        let isMapping: Bool
+        let location: SourceLocation
+        let anchor: String?
+        var items: [YAMLNode] = []
+        var entries: [YAMLEntry] = []
+        var keyLocations: [String: SourceLocation] = [:]
+        var pendingKey: YAMLNode?
     }
 
     let file: String
@@ -68,7 +81,9 @@ private struct TreeBuilder {
         return String(cString: pointer)
     }
 
-    mutating func consume(_ event: yaml_event_t) {
+    /// Adds one event to the tree; false (after recording the error) when the document nests
+    /// deeper than the limit and parsing must stop.
+    mutating func consume(_ event: yaml_event_t) -> Bool {
         let at = location(event.start_mark)
         switch event.type {
         case YAML_SCALAR_EVENT:
@@ -90,51 +105,50 @@ private struct TreeBuilder {
                 errors.append(CurriculumError(at, "unknown alias *\(name); define the anchor &\(name) before using it"))
                 add(.scalar("", plain: true, at))
             }
-        case YAML_SEQUENCE_START_EVENT:
-            stack.append(.sequence([], at, anchor: Self.string(event.data.sequence_start.anchor)))
-        case YAML_MAPPING_START_EVENT:
-            stack.append(.mapping([], pendingKey: nil, at, anchor: Self.string(event.data.mapping_start.anchor)))
-        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            guard let open = stack.popLast() else { return }
-            switch open {
-            case .sequence(let items, let l, let anchor):
-                let node = YAMLNode.sequence(items, l)
-                if let anchor { anchors[anchor] = node }
-                add(node)
-            case .mapping(let entries, _, let l, let anchor):
-                let node = YAMLNode.mapping(entries, l)
-                if let anchor { anchors[anchor] = node }
-                add(node)
+        case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+            guard stack.count < CurriculumLimits.maxNestingDepth else {
+                errors.append(CurriculumError(at, "lists and mappings nest deeper than \(CurriculumLimits.maxNestingDepth) levels here; a curriculum needs only a few levels, so flatten the document"))
+                return false
             }
+            let isMapping = event.type == YAML_MAPPING_START_EVENT
+            let anchor = isMapping ? Self.string(event.data.mapping_start.anchor) : Self.string(event.data.sequence_start.anchor)
+            stack.append(Open(isMapping: isMapping, location: at, anchor: anchor))
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            guard let open = stack.popLast() else { return true }
+            let node = open.isMapping ? YAMLNode.mapping(open.entries, open.location) : YAMLNode.sequence(open.items, open.location)
+            if let anchor = open.anchor { anchors[anchor] = node }
+            add(node)
         default:
             break
         }
+        return true
     }
 
+    /// Appends `node` to the innermost open collection (as an item, a key or a value), in place.
     mutating func add(_ node: YAMLNode) {
-        guard let top = stack.popLast() else {
+        guard !stack.isEmpty else {
             if root == nil { root = node }
             return
         }
-        switch top {
-        case .sequence(var items, let l, let anchor):
-            items.append(node)
-            stack.append(.sequence(items, l, anchor: anchor))
-        case .mapping(var entries, let pending, let l, let anchor):
-            guard let key = pending else {
-                stack.append(.mapping(entries, pendingKey: node, l, anchor: anchor))
-                return
-            }
-            if let text = key.scalarText {
-                if let first = entries.first(where: { $0.key == text }) {
-                    errors.append(CurriculumError(key.location, "duplicate key '\(text)' (first given at line \(first.keyLocation.line)); give each key once"))
-                } else {
-                    entries.append(YAMLEntry(key: text, keyLocation: key.location, value: node))
-                }
-            } else {
-                errors.append(CurriculumError(key.location, "a mapping key must be a plain name, not \(key.kindDescription)"))
-            }
-            stack.append(.mapping(entries, pendingKey: nil, l, anchor: anchor))
+        let top = stack.count - 1
+        guard stack[top].isMapping else {
+            stack[top].items.append(node)
+            return
+        }
+        guard let key = stack[top].pendingKey else {
+            stack[top].pendingKey = node
+            return
+        }
+        stack[top].pendingKey = nil
+        guard let text = key.scalarText else {
+            errors.append(CurriculumError(key.location, "a mapping key must be a plain name, not \(key.kindDescription)"))
+            return
+        }
+        if let first = stack[top].keyLocations[text] {
+            errors.append(CurriculumError(key.location, "duplicate key '\(text)' (first given at line \(first.line)); give each key once"))
+        } else {
+            stack[top].keyLocations[text] = key.location
+            stack[top].entries.append(YAMLEntry(key: text, keyLocation: key.location, value: node))
         }
     }
 }

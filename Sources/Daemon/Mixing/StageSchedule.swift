@@ -82,9 +82,22 @@ public struct StageSchedule: Sendable {
             }
             var releases = [UInt64](repeating: .max, count: k)
             var keys = [UInt128](repeating: 0, count: k)
+            // Datasets waiting for their release (earliest release first) and eligible datasets
+            // (earliest deadline first, ties by rank): O(log k) per slot instead of a scan of all k.
+            let releasedLater: (Int, Int) -> Bool = { a, b in
+                releases[a] < releases[b] || (releases[a] == releases[b] && a < b)
+            }
+            let deadlineBefore: (Int, Int) -> Bool = { a, b in
+                let lhs = keys[a] * UInt128(units[b])
+                let rhs = keys[b] * UInt128(units[a])
+                return lhs < rhs || (lhs == rhs && rank[a] < rank[b])
+            }
+            var waiting = IndexHeap(capacity: positive.count)
+            var eligible = IndexHeap(capacity: positive.count)
             for d in positive {
                 releases[d] = release(0, units[d])
                 keys[d] = m - 1
+                waiting.push(d, by: releasedLater)
             }
             for slot in 0..<q {
                 if slot % Self.stride == 0 {
@@ -92,21 +105,18 @@ public struct StageSchedule: Sendable {
                     for d in 0..<k { checkpoints[base + d] = UInt32(counts[d]) }
                 }
                 let t = UInt64(slot + 1)
-                var best = -1
-                for d in positive where releases[d] <= t {
-                    if best < 0 {
-                        best = d
-                        continue
-                    }
-                    let lhs = keys[d] * UInt128(units[best])
-                    let rhs = keys[best] * UInt128(units[d])
-                    if lhs < rhs || (lhs == rhs && rank[d] < rank[best]) { best = d }
+                while let d = waiting.first, releases[d] <= t {
+                    _ = waiting.pop(by: releasedLater)
+                    eligible.push(d, by: deadlineBefore)
                 }
-                precondition(best >= 0, "quota schedule: no eligible dataset (impossible for k ≥ 2)")
+                guard let best = eligible.pop(by: deadlineBefore) else {
+                    preconditionFailure("quota schedule: no eligible dataset (impossible for k ≥ 2)")
+                }
                 choices[slot] = UInt16(best)
                 counts[best] += 1
                 releases[best] = release(counts[best], units[best])
                 keys[best] = m * UInt128(counts[best]) + m - 1
+                waiting.push(best, by: releasedLater)
             }
             if q % Self.stride == 0 {
                 let base = (q / Self.stride) * k
