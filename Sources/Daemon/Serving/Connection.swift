@@ -44,6 +44,12 @@ final class Connection: @unchecked Sendable {
     private var readSession: Session?
     /// Whether the first frame was a StatsRequest (such a connection never gets a session).
     private var statsOnly = false
+    /// Whether the read source is suspended because the client's answers pile up in the outbox.
+    private var readPaused = false
+    /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
+    private let outboxBytes = Atomic<Int>(0)
+    /// Bytes of session memory reserved from the server's total (released when the connection ends).
+    private let reservedBytes = Atomic<Int>(0)
 
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
@@ -89,6 +95,11 @@ final class Connection: @unchecked Sendable {
             source.setCancelHandler { [self] in sideFinished() }
             readSource = source
             source.resume()
+        }
+        let timeout = server.options.limits.handshakeTimeoutSeconds
+        queue.asyncAfter(deadline: .now() + .seconds(timeout)) { [weak self] in
+            guard let self, !isClosing, readSession == nil, !statsOnly else { return }
+            fail(ProtocolError(.limitExceeded, "no Hello or StatsRequest within the handshake timeout of \(timeout) s", detail: "handshake_timeout"))
         }
     }
 
@@ -148,6 +159,12 @@ final class Connection: @unchecked Sendable {
                     }
                     handle(message, requestID: frame.header.requestID)
                     if isClosing { return }
+                    if outboxBytes.load(ordering: .acquiring) > server.options.limits.outboxBytes {
+                        // The client does not read its answers: stop reading its requests until the writer drains them.
+                        readPaused = true
+                        readSource?.suspend()
+                        return
+                    }
                 }
             } catch {
                 fail(error)
@@ -206,13 +223,22 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
+        let needed = RankFeed.memoryBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots,
+                                          preloadBytes: server.options.preloadBytes)
+        do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
+            fail(error, requestID: requestID)
+            return
+        }
+        reservedBytes.store(needed, ordering: .releasing)
         do { try server.registry.claim(hello, owner: self) } catch {
+            releaseMemory()
             fail(error, requestID: requestID)
             return
         }
         let startStep: UInt64
         do { startStep = try SessionStart.step(for: hello, served: served) } catch {
             server.registry.release(rank: hello.rank, jobID: hello.jobID, owner: self)
+            releaseMemory()
             fail(error, requestID: requestID)
             return
         }
@@ -255,6 +281,7 @@ final class Connection: @unchecked Sendable {
     func send(_ message: some WireMessage, requestID: UInt32) {
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes, requestID: requestID)
+        outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
         outbox.withLock { $0.frames.append(bytes) }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         wakeWriter()
@@ -269,6 +296,11 @@ final class Connection: @unchecked Sendable {
         queue.async { [self] in
             dispatchPrecondition(condition: .onQueue(queue))
             readSession?.feed.stop()
+            if readPaused {
+                // A suspended source runs its cancel handler only once resumed.
+                readPaused = false
+                readSource?.resume()
+            }
             readSource?.cancel()
         }
         wakeWriter()
@@ -286,9 +318,26 @@ final class Connection: @unchecked Sendable {
         let session = sessionInfo.withLock { $0 }
         session?.feed.stop()
         if let session { server.registry.release(rank: session.rank, jobID: session.jobID, owner: self) }
+        releaseMemory()
         _ = Glibc.close(fd)
         server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
         logger.debug("closed")
+    }
+
+    /// Returns this connection's session memory to the server's total (once).
+    private func releaseMemory() {
+        let bytes = reservedBytes.exchange(0, ordering: .acquiringAndReleasing)
+        if bytes > 0 { server.releaseSessionMemory(bytes) }
+    }
+
+    /// Resumes reading once the outbox has drained below its limit (after a pause for unread answers).
+    private func resumeReadingIfPaused() {
+        queue.async { [self] in
+            dispatchPrecondition(condition: .onQueue(queue))
+            guard readPaused, !isClosing, outboxBytes.load(ordering: .acquiring) <= server.options.limits.outboxBytes else { return }
+            readPaused = false
+            readSource?.resume()
+        }
     }
 
     // MARK: Writer (on writerQueue)
@@ -301,6 +350,9 @@ final class Connection: @unchecked Sendable {
             }
             if closing.load(ordering: .sequentiallyConsistent) {
                 if outboxPending.load(ordering: .sequentiallyConsistent) { _ = flushOutbox() }
+                // The writer's give-up closure refers to this connection: drop it, or the pair (and the
+                // session's ring) would never be freed.
+                writer = nil
                 sideFinished()
                 return
             }
@@ -371,6 +423,7 @@ final class Connection: @unchecked Sendable {
     private func enqueue(_ message: some WireMessage) {
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes)
+        outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
         outbox.withLock { $0.frames.append(bytes) }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
     }
@@ -396,11 +449,13 @@ final class Connection: @unchecked Sendable {
             let ok = frame.withUnsafeBytes { bytes in
                 SocketSender.sendAll(fd: fd, [bytes], giveUp: giveUpWaiting)
             }
+            outboxBytes.wrappingSubtract(frame.count, ordering: .releasing)
             if case .failure(let error) = ok {
                 writerFailureReason = error.description
                 return false
             }
         }
+        resumeReadingIfPaused()
         if let session = taken.session {
             writer = BatchWriter(session: session, served: server.stream, fd: fd, giveUp: giveUpWaiting)
         }

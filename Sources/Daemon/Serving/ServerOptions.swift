@@ -24,6 +24,8 @@ public struct ServerOptions: Sendable, Hashable {
     /// How much of every shard to verify before listening (`--verify-shards`, default `none`);
     /// `quarantine` verifies every frame at startup whatever this says.
     public var verifyShards: ShardVerificationMode
+    /// Connection, handshake and memory limits (defaults: ``ServingLimits/init()``).
+    public var limits = ServingLimits()
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,
