@@ -19,10 +19,10 @@ import TokenfeedProtocol
         private let slice = RankSlice(rank: 0, worldSize: 1, batchSize: 2)
         private var step: UInt64 = 0
 
-        init(_ extra: [String]) throws {
+        init(_ extra: [String], preload: String = "1MiB") throws {
             fixture = try ServerFixture()
             daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
-                                        "--socket", fixture.socketPath, "--preload-bytes", "1MiB", "--log-level", "warning"] + extra,
+                                        "--socket", fixture.socketPath, "--preload-bytes", preload, "--log-level", "warning"] + extra,
                                        socket: fixture.socketPath)
             good = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, credits: 2, jobID: "good")
         }
@@ -138,6 +138,31 @@ import TokenfeedProtocol
         Glibc.close(flood.fd)
         try bench.goodClientStillCorrect()
         bench.finish()
+    }
+
+    /// A large preload budget over small data: each session's pool is sized from the frames present
+    /// and its pages are not faulted in at the Hello.
+    @Test func preloadPoolIsSizedFromTheFramesPresent() throws {
+        let bench = try Bench([], preload: "512MiB")
+        let before = bench.residentBytes
+        let sessions = try (0 ..< 4).map { r in
+            try TokenfeedClient.connect(socketPath: bench.fixture.socketPath, rank: UInt32(r), worldSize: 4, batchSize: 2, credits: 1, jobID: "big-budget")
+        }
+        for session in sessions { #expect(try session.next() != nil) }
+        #expect(bench.residentBytes < before + 128 << 20, "RSS \(before) → \(bench.residentBytes) with 4 sessions of a 512 MiB budget")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A shard whose largest frame does not fit twice in the preload budget stops the daemon at
+    /// startup, naming the shard.
+    @Test func shardsWhoseFramesExceedTheBudgetAreRefusedAtStartup() throws {
+        let fixture = try ServerFixture()
+        let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
+                                        "--socket", fixture.socketPath, "--preload-bytes", "100"], socket: fixture.socketPath)
+        let status = daemon.waitForExit()
+        #expect(status != nil && status != 0)
+        #expect(daemon.stderr.contains(fixture.dataRoot) && daemon.stderr.contains("--preload-bytes 100"), "stderr: \(daemon.stderr)")
     }
 
     /// 1,000 sessions opened and ended (by Goodbye, by close, by a refused Hello) leave the daemon's

@@ -66,7 +66,22 @@ public final class Server: @unchecked Sendable {
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
                                                               logger: logger)
+        try checkPreloadBudget(stream: stream, budgetBytes: options.preloadBytes)
         return Server(stream: ServedStream(stream: stream, quarantine: quarantine), options: options, logger: logger)
+    }
+
+    /// Refuses a shard whose largest frame (decompressed, plus its compressed bytes) does not fit twice
+    /// in the preload budget: a session could not hold the frame it needs next to the one it reads.
+    /// - Throws: `ServerStartupError` naming the shard, its frame size and the budget it needs.
+    static func checkPreloadBudget(stream: GlobalStream, budgetBytes: Int) throws(ServerStartupError) {
+        for shard in stream.datasets.flatMap(\.shards) {
+            let frame = Preloader.largestFrameBytes(shard) + shard.largestFrame
+            guard frame <= budgetBytes / 2 else {
+                throw ServerStartupError("\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "
+                                         + "tokens_per_frame \(shard.metadata.tokensPerFrame)); --preload-bytes \(budgetBytes) holds fewer than two such "
+                                         + "frames: raise --preload-bytes to at least \(frame.multipliedReportingOverflow(by: 2).partialValue) or re-shard with smaller frames")
+            }
+        }
     }
 
     /// A server for an opened stream.
