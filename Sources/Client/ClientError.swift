@@ -33,6 +33,10 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     case internalError(message: String, detail: String)
     /// The daemon is stopping: reconnect later with the last cursor.
     case shuttingDown(message: String, detail: String)
+    /// Code 16: the daemon serves its maximum number of connections; retry later.
+    case busy(message: String, detail: String)
+    /// Code 17: the request exceeds a configured limit of the daemon (memory per session or in total, handshake timeout).
+    case limitExceeded(message: String, detail: String)
     /// An error code this version of the protocol does not define.
     case unknownCode(code: UInt16, message: String, detail: String)
     /// The daemon sent bytes that break the protocol (this client detected it and closed).
@@ -63,6 +67,8 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
         case .dataError: self = .dataError(message: m, detail: d)
         case .internalError: self = .internalError(message: m, detail: d)
         case .shuttingDown: self = .shuttingDown(message: m, detail: d)
+        case .busy: self = .busy(message: m, detail: d)
+        case .limitExceeded: self = .limitExceeded(message: m, detail: d)
         default: self = .unknownCode(code: error.code.rawValue, message: m, detail: d)
         }
     }
@@ -85,6 +91,8 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
         case .dataError: .dataError
         case .internalError: .internalError
         case .shuttingDown: .shuttingDown
+        case .busy: .busy
+        case .limitExceeded: .limitExceeded
         case .unknownCode(let code, _, _): ErrorCode(rawValue: code)
         case .invalidFrame, .connectionFailed, .connectionClosed, .io: nil
         }
@@ -97,6 +105,7 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
              .jobMismatch(let m, let d), .rankOutOfRange(let m, let d), .rankInUse(let m, let d),
              .cursorFingerprintMismatch(let m, let d), .badCursor(let m, let d), .authFailed(let m, let d),
              .dataError(let m, let d), .internalError(let m, let d), .shuttingDown(let m, let d),
+             .busy(let m, let d), .limitExceeded(let m, let d),
              .unknownCode(_, let m, let d):
             return "daemon error \(code!.name): \(m)" + (d.isEmpty ? "" : " [\(d)]")
         case .invalidFrame(let error): return "the daemon sent an invalid frame: \(error)"

@@ -65,6 +65,18 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Groups allowed to connect, comma-separated names or gids (default: the daemon's group).")
     var allowGroups: String?
 
+    @Option(help: "Open connections at most; the next gets a busy error (default 256).")
+    var maxConnections: Int?
+
+    @Option(help: "Seconds a connection may take to send its Hello or StatsRequest (default 10).")
+    var handshakeTimeout: Int?
+
+    @Option(help: "Bytes one session's ring and preloader may take, e.g. 2GiB (default 2GiB).")
+    var sessionMemory: String?
+
+    @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
+    var totalMemory: String?
+
     func run() throws {
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
@@ -129,6 +141,26 @@ struct TokenfeedDaemon: ParsableCommand {
     }
 
     /// The options from the config file overlaid with the command line.
+    /// The serving limits from the command line, else the config file, else the defaults.
+    private func resolveLimits(file: ConfigFile, into limits: inout ServingLimits) throws {
+        if let n = maxConnections {
+            guard n >= 1, n <= 1 << 20 else { throw ValidationError("--max-connections: expected 1...1048576, got \(n)") }
+            limits.maxConnections = n
+        } else if let n = file.maxConnections { limits.maxConnections = n }
+        if let n = handshakeTimeout {
+            guard n >= 1, n <= 86_400 else { throw ValidationError("--handshake-timeout: expected 1...86400 seconds, got \(n)") }
+            limits.handshakeTimeoutSeconds = n
+        } else if let n = file.handshakeTimeoutSeconds { limits.handshakeTimeoutSeconds = n }
+        if let text = sessionMemory {
+            guard let bytes = ConfigFile.parseByteCount(text), bytes > 0 else { throw ValidationError("--session-memory: expected a positive byte count, got \(text)") }
+            limits.sessionMemoryBytes = bytes
+        } else if let bytes = file.sessionMemoryBytes { limits.sessionMemoryBytes = bytes }
+        if let text = totalMemory {
+            guard let bytes = ConfigFile.parseByteCount(text), bytes > 0 else { throw ValidationError("--total-memory: expected a positive byte count, got \(text)") }
+            limits.totalMemoryBytes = bytes
+        } else if let bytes = file.totalMemoryBytes { limits.totalMemoryBytes = bytes }
+    }
+
     private func resolveOptions() throws -> ServerOptions {
         var file = ConfigFile()
         if let config {
@@ -154,6 +186,7 @@ struct TokenfeedDaemon: ParsableCommand {
             guard ringSlots >= 2, ringSlots <= 1024 else { throw ValidationError("--ring-slots: expected 2...1024, got \(ringSlots)") }
             options.ringSlots = ringSlots
         } else if let slots = file.ringSlots { options.ringSlots = slots }
+        try resolveLimits(file: file, into: &options.limits)
         if let text = logLevel {
             guard let level = Logger.Level(rawValue: text) else { throw ValidationError("--log-level: unknown level \(text)") }
             options.logLevel = level

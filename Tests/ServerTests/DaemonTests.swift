@@ -36,7 +36,11 @@ import TokenfeedServer
             ("reserved flags", rawHeader(type: 1, flags: 4, length: 0), .malformedFrame),
             ("world size 0", { var h = hello; h[28] = 0; return h }(), .malformedFrame),
             ("credit before hello", Credit(count: 1).encodeFrame(), .unexpectedMessage),
-            ("batch from a client", rawHeader(type: 4, length: 64), .oversizeFrame),
+            ("batch from a client", rawHeader(type: 4, length: 64), .unexpectedMessage),
+            ("welcome from a client", rawHeader(type: 2, length: 0), .unexpectedMessage),
+            ("stats from a client", rawHeader(type: 6, length: 1 << 30), .unexpectedMessage),
+            ("error from a client", ErrorMessage(code: .internalError, message: "client-side").encodeFrame(), .unexpectedMessage),
+            ("goodbye as the first frame", Goodbye(reason: .done).encodeFrame(), .unexpectedMessage),
             ("closing mid-frame", Array(hello[0 ..< 30]), nil),
             ("closing mid-header", Array(hello[0 ..< 10]), nil),
         ]

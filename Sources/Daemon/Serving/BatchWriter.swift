@@ -52,6 +52,9 @@ final class BatchWriter {
         vectors.initialize(repeating: iovec())
     }
 
+    /// Whether every step of the session has been sent (no batch is left to wait for).
+    var isAtEnd: Bool { expectedStep >= stepCount }
+
     deinit {
         header.deallocate()
         vectors.deallocate()

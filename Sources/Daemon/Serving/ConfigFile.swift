@@ -33,6 +33,11 @@ public struct ConfigFile: Sendable, Hashable {
     public var logFile: String?
     public var allowUsers: [UInt32]?
     public var allowGroups: [UInt32]?
+    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`.
+    public var maxConnections: Int?
+    public var handshakeTimeoutSeconds: Int?
+    public var sessionMemoryBytes: Int?
+    public var totalMemoryBytes: Int?
 
     /// An empty config (nothing set).
     public init() {}
@@ -40,7 +45,8 @@ public struct ConfigFile: Sendable, Hashable {
     /// The keys a config file may hold.
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
                               "ring_slots", "log_level", "on_corrupt", "verify_shards",
-                              "log_file", "allow_users", "allow_groups"]
+                              "log_file", "allow_users", "allow_groups",
+                              "max_connections", "handshake_timeout", "session_memory", "total_memory"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -105,6 +111,14 @@ public struct ConfigFile: Sendable, Hashable {
                 if let mode = ShardVerificationMode(rawValue: text) { config.verifyShards = mode } else {
                     fail("expected one of \(ShardVerificationMode.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
                 }
+            case "max_connections":
+                if let n = Int(text), n >= 1, n <= 1 << 20 { config.maxConnections = n } else { fail("expected a number of connections in 1...1048576, got \"\(text)\"") }
+            case "handshake_timeout":
+                if let n = Int(text), n >= 1, n <= 86_400 { config.handshakeTimeoutSeconds = n } else { fail("expected seconds in 1...86400, got \"\(text)\"") }
+            case "session_memory":
+                if let bytes = parseByteCount(text), bytes > 0 { config.sessionMemoryBytes = bytes } else { fail("expected a positive byte count like 2GiB, got \"\(text)\"") }
+            case "total_memory":
+                if let bytes = parseByteCount(text), bytes > 0 { config.totalMemoryBytes = bytes } else { fail("expected a positive byte count like 16GiB, got \"\(text)\"") }
             default:
                 problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))
             }

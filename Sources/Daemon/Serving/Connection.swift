@@ -32,7 +32,10 @@ final class Connection: @unchecked Sendable {
     let id: UInt64
     let fd: Int32
     private let server: Server
-    private var logger: Logger
+    /// The connection's logger; the handshake adds the rank while `close(reason:)` may log from any
+    /// queue, so it is read and changed only under this lock.
+    private let loggerBox: LockedValue<Logger>
+    private var logger: Logger { loggerBox.withLock { $0 } }
     private let queue: DispatchQueue
     private let writerQueue: DispatchQueue
     /// Read side only (on `queue`).
@@ -41,6 +44,12 @@ final class Connection: @unchecked Sendable {
     private var readSession: Session?
     /// Whether the first frame was a StatsRequest (such a connection never gets a session).
     private var statsOnly = false
+    /// Whether the read source is suspended because the client's answers pile up in the outbox.
+    private var readPaused = false
+    /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
+    private let outboxBytes = Atomic<Int>(0)
+    /// Bytes of session memory reserved from the server's total (released when the connection ends).
+    private let reservedBytes = Atomic<Int>(0)
 
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
@@ -68,25 +77,29 @@ final class Connection: @unchecked Sendable {
         self.server = server
         var logger = logger
         logger[metadataKey: "connection"] = "\(id)"
-        self.logger = logger
+        self.loggerBox = LockedValue(logger)
         self.queue = DispatchQueue(label: "tokenfeed.connection\(id).read")
         self.writerQueue = DispatchQueue(label: "tokenfeed.connection\(id).write")
         var limits = FrameLimits()
-        // A client never sends Welcome, Batch or Stats: refuse any payload for them before buffering it.
-        limits.welcome = 0
-        limits.batch = 0
-        limits.stats = 0
+        // A client never sends Welcome, Batch, Stats or Error: refuse them at the header (docs/PROTOCOL.md section 3).
+        limits.refusedTypes = [.welcome, .batch, .stats, .error]
         self.decoder = FrameDecoder(limits: limits, initialCapacity: 4096)
     }
 
     /// Starts reading.
     func start() {
         queue.async { [self] in
+            dispatchPrecondition(condition: .onQueue(queue))
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             source.setEventHandler { [self] in readable() }
             source.setCancelHandler { [self] in sideFinished() }
             readSource = source
             source.resume()
+        }
+        let timeout = server.options.limits.handshakeTimeoutSeconds
+        queue.asyncAfter(deadline: .now() + .seconds(timeout)) { [weak self] in
+            guard let self, !isClosing, readSession == nil, !statsOnly else { return }
+            fail(ProtocolError(.limitExceeded, "no Hello or StatsRequest within the handshake timeout of \(timeout) s", detail: "handshake_timeout"))
         }
     }
 
@@ -108,6 +121,7 @@ final class Connection: @unchecked Sendable {
     // MARK: Read side
 
     private func readable() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !isClosing else { return }
         while true {
             var readErrno: Int32 = 0
@@ -145,6 +159,12 @@ final class Connection: @unchecked Sendable {
                     }
                     handle(message, requestID: frame.header.requestID)
                     if isClosing { return }
+                    if outboxBytes.load(ordering: .acquiring) > server.options.limits.outboxBytes {
+                        // The client does not read its answers: stop reading its requests until the writer drains them.
+                        readPaused = true
+                        readSource?.suspend()
+                        return
+                    }
                 }
             } catch {
                 fail(error)
@@ -154,6 +174,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func handle(_ message: Message, requestID: UInt32) {
+        dispatchPrecondition(condition: .onQueue(queue))
         switch message {
         case .hello(let hello):
             guard readSession == nil, !statsOnly else {
@@ -178,10 +199,13 @@ final class Connection: @unchecked Sendable {
             if readSession == nil { statsOnly = true }
             send(server.statsSnapshot(), requestID: requestID)
         case .goodbye:
+            guard readSession != nil || statsOnly else {
+                fail(ProtocolError(.unexpectedMessage, "Goodbye as the first frame (a connection starts with Hello or StatsRequest)"))
+                return
+            }
             close(reason: "client said goodbye")
-        case .error(let error):
-            close(reason: "client sent an error: \(error.protocolError)")
-        case .welcome, .batch, .stats:
+        case .welcome, .batch, .stats, .error:
+            // Refused at the header (FrameLimits.refusedTypes); kept for exhaustiveness.
             fail(ProtocolError(.unexpectedMessage, "a client does not send \(message.type) frames"))
         }
     }
@@ -189,6 +213,7 @@ final class Connection: @unchecked Sendable {
     /// Accepts or refuses a Hello, in the order of docs/PROTOCOL.md section 4: job shape, rank in
     /// use, then the cursor; an accepted session gets its feed, the Welcome and its initial credits.
     private func handshake(_ hello: Hello, requestID: UInt32) {
+        dispatchPrecondition(condition: .onQueue(queue))
         let served = server.stream
         guard hello.batchSize <= UInt32(BatchLayout.maxBatchSize),
               UInt64(BatchLayout(batchSize: Int(hello.batchSize), sequenceLength: Int(served.sequenceLength), tokenWidth: served.tokenWidth,
@@ -198,17 +223,26 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
+        let needed = RankFeed.memoryBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots,
+                                          preloadBytes: server.options.preloadBytes)
+        do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
+            fail(error, requestID: requestID)
+            return
+        }
+        reservedBytes.store(needed, ordering: .releasing)
         do { try server.registry.claim(hello, owner: self) } catch {
+            releaseMemory()
             fail(error, requestID: requestID)
             return
         }
         let startStep: UInt64
         do { startStep = try SessionStart.step(for: hello, served: served) } catch {
             server.registry.release(rank: hello.rank, jobID: hello.jobID, owner: self)
+            releaseMemory()
             fail(error, requestID: requestID)
             return
         }
-        logger[metadataKey: "rank"] = "\(hello.rank)"
+        loggerBox.withLock { $0[metadataKey: "rank"] = "\(hello.rank)" }
         let slice = RankSlice(rank: Int(hello.rank), worldSize: Int(hello.worldSize), batchSize: Int(hello.batchSize))
         let feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
                             ringSlots: server.options.ringSlots, preloadBytes: server.options.preloadBytes)
@@ -227,7 +261,7 @@ final class Connection: @unchecked Sendable {
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
         logger.info("session opened", metadata: [
-            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(hello.jobID)",
+            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(LogEscaping.escaped(hello.jobID))",
             "start_step": "\(startStep)", "credits": "\(hello.initialCredits)",
             "resumed": "\(hello.cursor != nil)",
         ])
@@ -236,7 +270,7 @@ final class Connection: @unchecked Sendable {
 
     /// Sends a typed error, then closes.
     private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
+        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(LogEscaping.escaped(error.message))"])
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
@@ -247,6 +281,7 @@ final class Connection: @unchecked Sendable {
     func send(_ message: some WireMessage, requestID: UInt32) {
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes, requestID: requestID)
+        outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
         outbox.withLock { $0.frames.append(bytes) }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         wakeWriter()
@@ -257,9 +292,15 @@ final class Connection: @unchecked Sendable {
     func close(reason: String) {
         guard !closing.exchange(true, ordering: .sequentiallyConsistent) else { return }
         closingSince.store(monotonicNanoseconds(), ordering: .relaxed)
-        logger.info("closing", metadata: ["reason": "\(reason)"])
+        logger.info("closing", metadata: ["reason": "\(LogEscaping.escaped(reason))"])
         queue.async { [self] in
+            dispatchPrecondition(condition: .onQueue(queue))
             readSession?.feed.stop()
+            if readPaused {
+                // A suspended source runs its cancel handler only once resumed.
+                readPaused = false
+                readSource?.resume()
+            }
             readSource?.cancel()
         }
         wakeWriter()
@@ -277,22 +318,49 @@ final class Connection: @unchecked Sendable {
         let session = sessionInfo.withLock { $0 }
         session?.feed.stop()
         if let session { server.registry.release(rank: session.rank, jobID: session.jobID, owner: self) }
+        releaseMemory()
         _ = Glibc.close(fd)
         server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
         logger.debug("closed")
     }
 
+    /// Returns this connection's session memory to the server's total (once).
+    private func releaseMemory() {
+        let bytes = reservedBytes.exchange(0, ordering: .acquiringAndReleasing)
+        if bytes > 0 { server.releaseSessionMemory(bytes) }
+    }
+
+    /// Resumes reading once the outbox has drained below its limit (after a pause for unread answers).
+    private func resumeReadingIfPaused() {
+        queue.async { [self] in
+            dispatchPrecondition(condition: .onQueue(queue))
+            guard readPaused, !isClosing, outboxBytes.load(ordering: .acquiring) <= server.options.limits.outboxBytes else { return }
+            readPaused = false
+            readSource?.resume()
+        }
+    }
+
     // MARK: Writer (on writerQueue)
 
     private func writeLoop() {
+        dispatchPrecondition(condition: .onQueue(writerQueue))
         while true {
             if outboxPending.load(ordering: .sequentiallyConsistent) {
                 guard flushOutbox() else { writeFailed(); continue }
             }
             if closing.load(ordering: .sequentiallyConsistent) {
                 if outboxPending.load(ordering: .sequentiallyConsistent) { _ = flushOutbox() }
+                // The writer's give-up closure refers to this connection: drop it, or the pair (and the
+                // session's ring) would never be freed.
+                writer = nil
                 sideFinished()
                 return
+            }
+            if let writer, writer.isAtEnd {
+                // The last step went out (or the session resumed at the end): Goodbye(end_of_stream)
+                // follows at once, whatever the credit balance.
+                endOfFeed(writer.session)
+                continue
             }
             guard let writer, credits.load(ordering: .sequentiallyConsistent) > 0 else {
                 writerScheduled.store(false, ordering: .sequentiallyConsistent)
@@ -335,6 +403,7 @@ final class Connection: @unchecked Sendable {
 
     /// The feed ended: the curriculum's last step was sent, or a shard failed.
     private func endOfFeed(_ session: Session) {
+        dispatchPrecondition(condition: .onQueue(writerQueue))
         if let failure = session.feed.failure {
             logger.error("data error, closing the session", metadata: ["error": "\(failure)"])
             let detail = failure.frame.map { "\(failure.path) frame \($0)" } ?? failure.path
@@ -354,11 +423,13 @@ final class Connection: @unchecked Sendable {
     private func enqueue(_ message: some WireMessage) {
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes)
+        outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
         outbox.withLock { $0.frames.append(bytes) }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
     }
 
     private func writeFailed() {
+        dispatchPrecondition(condition: .onQueue(writerQueue))
         close(reason: "the client is gone (\(writerFailureReason))")
     }
 
@@ -367,6 +438,7 @@ final class Connection: @unchecked Sendable {
     /// Sends every queued control frame; picks up the session after the Welcome.
     /// - Returns: false when the socket failed.
     private func flushOutbox() -> Bool {
+        dispatchPrecondition(condition: .onQueue(writerQueue))
         let taken = outbox.withLock { box -> Outbox in
             outboxPending.store(false, ordering: .sequentiallyConsistent)
             let out = box
@@ -377,11 +449,13 @@ final class Connection: @unchecked Sendable {
             let ok = frame.withUnsafeBytes { bytes in
                 SocketSender.sendAll(fd: fd, [bytes], giveUp: giveUpWaiting)
             }
+            outboxBytes.wrappingSubtract(frame.count, ordering: .releasing)
             if case .failure(let error) = ok {
                 writerFailureReason = error.description
                 return false
             }
         }
+        resumeReadingIfPaused()
         if let session = taken.session {
             writer = BatchWriter(session: session, served: server.stream, fd: fd, giveUp: giveUpWaiting)
         }

@@ -37,6 +37,11 @@ public final class Server: @unchecked Sendable {
     let counters = ServerCounters()
     private let connections = LockedValue<[UInt64: Connection]>([:])
     private let nextID = Atomic<UInt64>(1)
+    /// Session memory reserved by accepted Hellos (bounded by `limits.totalMemoryBytes`).
+    private let reservedMemory = LockedValue<Int>(0)
+    /// When an accept failure or a `busy` refusal was last logged (logged at most once per second each).
+    private var lastAcceptFailureLog: UInt64 = 0
+    private var lastBusyLog: UInt64 = 0
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
     /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
@@ -66,8 +71,23 @@ public final class Server: @unchecked Sendable {
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
                                                               logger: logger)
+        try checkPreloadBudget(stream: stream, budgetBytes: options.preloadBytes)
         return Server(stream: ServedStream(stream: stream, quarantine: quarantine, recordDirectory: options.stateDirectory.map { $0 + "/streams" }),
                       options: options, logger: logger)
+    }
+
+    /// Refuses a shard whose largest frame (decompressed, plus its compressed bytes) does not fit twice
+    /// in the preload budget: a session could not hold the frame it needs next to the one it reads.
+    /// - Throws: `ServerStartupError` naming the shard, its frame size and the budget it needs.
+    static func checkPreloadBudget(stream: GlobalStream, budgetBytes: Int) throws(ServerStartupError) {
+        for shard in stream.datasets.flatMap(\.shards) {
+            let frame = Preloader.largestFrameBytes(shard) + shard.largestFrame
+            guard frame <= budgetBytes / 2 else {
+                throw ServerStartupError("\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "
+                                         + "tokens_per_frame \(shard.metadata.tokensPerFrame)); --preload-bytes \(budgetBytes) holds fewer than two such "
+                                         + "frames: raise --preload-bytes to at least \(frame.multipliedReportingOverflow(by: 2).partialValue) or re-shard with smaller frames")
+            }
+        }
     }
 
     /// A server for an opened stream.
@@ -129,12 +149,16 @@ public final class Server: @unchecked Sendable {
             if fd < 0 {
                 let code = errno
                 if code == EINTR || code == ECONNABORTED { continue }
-                if code != EAGAIN && code != EWOULDBLOCK { logger.error("accept failed", metadata: ["error": "\(SystemCallError("accept", code: code))"]) }
+                if code != EAGAIN && code != EWOULDBLOCK { acceptFailed(code) }
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
             guard admits(fd) else { continue }
+            if connectionCount >= options.limits.maxConnections {
+                refuseBusy(fd)
+                continue
+            }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             let connection = Connection(id: id, fd: fd, server: self, logger: logger)
             connections.withLock { $0[id] = connection }
@@ -168,6 +192,63 @@ public final class Server: @unchecked Sendable {
         peerPolicy.withLock { $0 = policy }
     }
 
+    /// An accept failure (descriptors exhausted, no memory, …): logged at most once per second, and the
+    /// accept source paused for 100 ms so that a persistent failure does not spin.
+    private func acceptFailed(_ code: Int32) {
+        dispatchPrecondition(condition: .onQueue(acceptQueue))
+        let now = monotonicNanoseconds()
+        if now - lastAcceptFailureLog >= 1_000_000_000 {
+            lastAcceptFailureLog = now
+            logger.error("accept failed; pausing accepts for 100 ms (logged at most once per second)",
+                         metadata: ["error": "\(SystemCallError("accept", code: code))"])
+        }
+        guard let acceptSource else { return }
+        acceptSource.suspend()
+        acceptQueue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in self.acceptSource?.resume() }
+    }
+
+    /// Refuses a connection over `limits.maxConnections`: one `busy` Error frame (small enough for an
+    /// empty socket buffer, sent without waiting), then close.
+    private func refuseBusy(_ fd: Int32) {
+        dispatchPrecondition(condition: .onQueue(acceptQueue))
+        let limit = options.limits.maxConnections
+        let frame = ErrorMessage(code: .busy, message: "the daemon serves its maximum of \(limit) connections (--max-connections); retry later",
+                                 detail: "max_connections").encodeFrame()
+        _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        _ = Glibc.close(fd)
+        let now = monotonicNanoseconds()
+        if now - lastBusyLog >= 1_000_000_000 {
+            lastBusyLog = now
+            logger.warning("connection refused: busy (logged at most once per second)", metadata: ["max_connections": "\(limit)"])
+        }
+    }
+
+    /// Reserves `bytes` of session memory for a Hello of `batchSize` rows.
+    /// - Throws: `limit_exceeded` naming the per-session or total limit, the need and what is left.
+    func reserveSessionMemory(_ bytes: Int, batchSize: UInt32) throws(ProtocolError) {
+        let limits = options.limits
+        guard bytes <= limits.sessionMemoryBytes else {
+            throw ProtocolError(.limitExceeded, "Hello.batch_size at offset 32: a session of \(batchSize) rows needs \(bytes) bytes (ring and preload), "
+                                + "above the per-session limit of \(limits.sessionMemoryBytes) bytes (--session-memory); use a smaller batch_size",
+                                detail: "Hello.batch_size")
+        }
+        let left: Int? = reservedMemory.withLock { reserved in
+            guard bytes <= limits.totalMemoryBytes - reserved else { return limits.totalMemoryBytes - reserved }
+            reserved += bytes
+            return nil
+        }
+        if let left {
+            throw ProtocolError(.limitExceeded, "Hello.batch_size at offset 32: a session of \(batchSize) rows needs \(bytes) bytes; \(left) of the daemon's "
+                                + "total of \(limits.totalMemoryBytes) bytes (--total-memory) are left; retry later or use a smaller batch_size",
+                                detail: "Hello.batch_size")
+        }
+    }
+
+    /// Returns session memory reserved by ``reserveSessionMemory(_:batchSize:)``.
+    func releaseSessionMemory(_ bytes: Int) {
+        reservedMemory.withLock { $0 -= bytes }
+    }
+
     /// Called by a connection once its descriptor is closed.
     func connectionClosed(_ connection: Connection, session: Session?, nextStep: UInt64) {
         // Save first, then leave the table: `shutdown` waits only while connections are in the table,
@@ -178,6 +259,11 @@ public final class Server: @unchecked Sendable {
             table[connection.id] = nil
             return table.count
         }
+        #if canImport(Glibc)
+        // A session's ring and preload pool are freed by now; give glibc's arenas back to the system, or
+        // freed memory of many short sessions ratchets the resident set up.
+        if session != nil { _ = mallocTrim(0) }
+        #endif
         if remaining == 0, stopping.load(ordering: .acquiring) { allClosed.signal() }
     }
 

@@ -28,6 +28,8 @@ public struct ServerOptions: Sendable, Hashable {
     public var peerPolicy: PeerPolicy = .daemonDefault
     /// The log file (`--log-file`, re-opened on SIGHUP); nil logs to standard error.
     public var logFile: String?
+    /// Connection, handshake and memory limits (defaults: ``ServingLimits/init()``).
+    public var limits = ServingLimits()
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,

@@ -36,16 +36,20 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let internalError = ErrorCode(rawValue: 14)
     /// The daemon is stopping; reconnect later and resume from the last cursor.
     public static let shuttingDown = ErrorCode(rawValue: 15)
+    /// The daemon serves its maximum number of connections; retry later.
+    public static let busy = ErrorCode(rawValue: 16)
+    /// The request would exceed a configured limit of the daemon (per-session or total memory, the handshake timeout).
+    public static let limitExceeded = ErrorCode(rawValue: 17)
 
     /// Every code this version of the protocol defines, in numeric order.
     public static let allKnown: [ErrorCode] = [
         .badMagic, .unsupportedVersion, .malformedFrame, .oversizeFrame, .unknownMessageType,
         .unexpectedMessage, .jobMismatch, .rankOutOfRange, .rankInUse, .cursorFingerprintMismatch,
-        .badCursor, .authFailed, .dataError, .internalError, .shuttingDown,
+        .badCursor, .authFailed, .dataError, .internalError, .shuttingDown, .busy, .limitExceeded,
     ]
 
     /// Whether this version of the protocol defines the code.
-    public var isKnown: Bool { rawValue >= 1 && rawValue <= 15 }
+    public var isKnown: Bool { rawValue >= 1 && rawValue <= 17 }
 
     /// The code's name as written in docs/PROTOCOL.md, or `code_N` for an unknown one.
     public var name: String {
@@ -65,6 +69,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 13: "data_error"
         case 14: "internal_error"
         case 15: "shutting_down"
+        case 16: "busy"
+        case 17: "limit_exceeded"
         default: "code_\(rawValue)"
         }
     }

@@ -74,7 +74,7 @@ public struct FrameHeader: Sendable, Equatable {
     /// Decodes and validates the first 24 bytes of `bytes`: magic, version, type, flags, and the
     /// payload length against `limits` (exact size for fixed-size messages).
     /// - Throws: `bad_magic`, `unsupported_version`, `unknown_message_type`, `malformed_frame`
-    ///   (flags, wrong fixed size), `oversize_frame`.
+    ///   (flags, wrong fixed size), `unexpected_message` (a type in `limits.refusedTypes`), `oversize_frame`.
     public static func decode(_ bytes: UnsafeRawBufferPointer,
                               limits: FrameLimits = .protocolMaximum) throws(ProtocolError) -> FrameHeader {
         guard bytes.count >= size else {
@@ -93,6 +93,9 @@ public struct FrameHeader: Sendable, Equatable {
         let flags = bytes.loadLE(8, as: UInt32.self)
         guard flags == 0 else {
             throw ProtocolError(.malformedFrame, "frame header at offset 8: flags are reserved and must be 0, got 0x\(String(flags, radix: 16))")
+        }
+        guard !limits.refusedTypes.contains(type) else {
+            throw ProtocolError(.unexpectedMessage, "frame header at offset 6: this peer never accepts \(type) frames (they travel the other way)")
         }
         let length = bytes.loadLE(16, as: UInt64.self)
         if let fixed = FrameLimits.fixedPayloadSize(of: type) {

@@ -11,6 +11,9 @@ public struct FrameLimits: Sendable, Equatable {
     public var stats: UInt64 = 16 << 20
     /// Largest Error payload (protocol maximum 8,200: two strings of at most 4,096 bytes).
     public var error: UInt64 = 8_200
+    /// Types this receiver never accepts from its peer (a daemon: Welcome, Batch, Stats, Error):
+    /// refused at the header with `unexpected_message`, before any payload byte is buffered.
+    public var refusedTypes: [MessageType] = []
 
     /// The protocol's maxima.
     public static let protocolMaximum = FrameLimits()

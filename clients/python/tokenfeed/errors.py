@@ -140,6 +140,18 @@ class ShuttingDownError(TokenfeedError):
     code, name = 15, "shutting_down"
 
 
+class BusyError(TokenfeedError):
+    """Code 16: the daemon serves its maximum number of connections; retry later."""
+
+    code, name = 16, "busy"
+
+
+class LimitExceededError(TokenfeedError):
+    """Code 17: the request exceeds a configured limit of the daemon (memory, handshake timeout)."""
+
+    code, name = 17, "limit_exceeded"
+
+
 class UnknownErrorCodeError(TokenfeedError):
     """An ``Error`` frame with a code this client does not know (a fatal error of unknown kind)."""
 
@@ -152,7 +164,7 @@ ERROR_CLASSES: dict[int, type[TokenfeedError]] = {
         BadMagicError, UnsupportedVersionError, MalformedFrameError, OversizeFrameError,
         UnknownMessageTypeError, UnexpectedMessageError, JobMismatchError, RankOutOfRangeError,
         RankInUseError, CursorFingerprintMismatchError, BadCursorError, AuthFailedError, DataError,
-        InternalError, ShuttingDownError,
+        InternalError, ShuttingDownError, BusyError, LimitExceededError,
     )
 }
 

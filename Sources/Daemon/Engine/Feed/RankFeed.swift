@@ -38,6 +38,16 @@ public final class RankFeed: Sendable {
         self.queue = DispatchQueue(label: "tokenfeed.feed.rank\(slice.rank)")
     }
 
+    /// Bytes a feed of this shape takes: its ring (`ringSlots` rounded up to a power of two, of one
+    /// packed batch each) and its preloader's slot pool. Computed without allocating anything.
+    public static func memoryBytes(stream: GlobalStream, batchSize: Int, ringSlots: Int, preloadBytes: Int) -> Int {
+        let layout = PackedBatchLayout(batchSize: batchSize, rowTokens: stream.rowTokens, tokenWidth: stream.tokenWidth.bytes)
+        var slots = 1
+        while slots < max(2, ringSlots) { slots <<= 1 }
+        let (ring, overflow) = layout.capacity.multipliedReportingOverflow(by: slots)
+        return overflow ? Int.max : ring &+ Preloader.residentBytes(stream: stream, budgetBytes: preloadBytes)
+    }
+
     /// Bytes the feed's preloader holds (its slot pool, allocated once when the feed starts).
     public var preloadResidentBytes: Int { Preloader.residentBytes(stream: stream, budgetBytes: preloadBytes) }
 

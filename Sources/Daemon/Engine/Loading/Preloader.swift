@@ -57,8 +57,8 @@ public final class Preloader: FrameProvider {
         self.stepCount = stepCount
         (frameBytes, scratchBytes, slotCount) = Self.sizing(stream: stream, budgetBytes: budgetBytes)
         residentBytes = slotCount * (frameBytes + scratchBytes)
+        // Not touched here: a page becomes resident when a frame is first decompressed into it.
         storage = .allocate(byteCount: residentBytes, alignment: 64)
-        storage.initializeMemory(as: UInt8.self, repeating: 0)       // fault the pages in now
         jobs = SlotJobs(slotCount: slotCount)
         slotKey = Array(repeating: nil, count: slotCount)
         refs = Array(repeating: 0, count: slotCount)
@@ -71,13 +71,23 @@ public final class Preloader: FrameProvider {
         pieces.reserveCapacity(1024)
     }
 
-    /// The slot pool for `budgetBytes`: each slot holds the largest decompressed frame and the largest
-    /// compressed one (both rounded up to 64 bytes); at least two slots.
+    /// The slot pool for `budgetBytes`: each slot holds the largest frame actually present
+    /// decompressed (a shard's frames hold `min(tokens_per_frame, token_count)` tokens at most, whatever
+    /// `tokens_per_frame` declares) and the largest compressed one, both rounded up to 64 bytes; at
+    /// least two slots, and never more than the stream has frames.
     static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
         let shards = stream.datasets.flatMap(\.shards)
-        let frame = ((shards.map { $0.metadata.tokensPerFrame * $0.metadata.tokenWidth.bytes }.max() ?? 64) + 63) & ~63
+        let frame = ((shards.map { largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
         let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        return (frame, scratch, max(2, budgetBytes / (frame + scratch)))
+        let frameCount = shards.reduce(0) { $0 + $1.metadata.frames.count }
+        return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
+    }
+
+    /// Decompressed bytes of `shard`'s largest frame (`Int.max` if that does not fit an `Int`).
+    public static func largestFrameBytes(_ shard: ShardReader) -> Int {
+        let tokens = min(UInt64(max(0, shard.metadata.tokensPerFrame)), shard.metadata.tokenCount)
+        let (bytes, overflow) = tokens.multipliedReportingOverflow(by: UInt64(shard.metadata.tokenWidth.bytes))
+        return overflow || bytes > UInt64(Int.max / 2) ? Int.max / 2 : Int(bytes)
     }
 
     /// The bytes a preloader with `budgetBytes` holds resident, allocated once at its start.

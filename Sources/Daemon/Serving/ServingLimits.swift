@@ -1,0 +1,18 @@
+/// What one client, or all of them, may take from the daemon (docs/OPERATIONS.md, "Limits").
+public struct ServingLimits: Sendable, Hashable {
+    /// Open connections at most; the next one gets `busy` and is closed (`--max-connections`).
+    public var maxConnections: Int = 256
+    /// Seconds a connection may take to send its Hello or StatsRequest; then `limit_exceeded` (`--handshake-timeout`).
+    public var handshakeTimeoutSeconds: Int = 10
+    /// Bytes one session's ring and preloader may take; a Hello that needs more gets `limit_exceeded`
+    /// before anything is allocated (`--session-memory`).
+    public var sessionMemoryBytes: Int = 2 << 30
+    /// Bytes all sessions together may take; a Hello that would pass it gets `limit_exceeded` (`--total-memory`).
+    public var totalMemoryBytes: Int = 16 << 30
+    /// Bytes of answers (Stats, Errors) queued for a client that does not read them; beyond this the
+    /// daemon stops reading that client's requests until the client reads.
+    public var outboxBytes: Int = 4 << 20
+
+    /// The defaults above.
+    public init() {}
+}

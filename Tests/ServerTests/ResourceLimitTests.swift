@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import TokenfeedClient
+import TokenfeedEngine
+import TokenfeedProtocol
+@testable import TokenfeedServer
+
+/// What one client may take from the daemon (docs/OPERATIONS.md, "Limits"): each abusive case runs
+/// against the real daemon while a well-behaved client keeps receiving exactly the offline stream.
+@Suite struct ResourceLimitTests {
+    /// A daemon on `fixture` with `extra` options, and a streaming client checked against the offline assembly.
+    final class Bench {
+        let fixture: ServerFixture
+        let daemon: DaemonProcess
+        let good: TokenfeedClient
+        private let slice = RankSlice(rank: 0, worldSize: 1, batchSize: 2)
+        private var step: UInt64 = 0
+
+        init(_ extra: [String], preload: String = "1MiB") throws {
+            fixture = try ServerFixture()
+            daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
+                                        "--socket", fixture.socketPath, "--preload-bytes", preload, "--log-level", "warning"] + extra,
+                                       socket: fixture.socketPath)
+            good = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, credits: 2, jobID: "good")
+        }
+
+        /// The good client's next batches equal the offline stream.
+        func goodClientStillCorrect() throws {
+            for _ in 0 ..< 3 {
+                let batch = try #require(try good.next())
+                #expect(batch.step == step)
+                #expect(batch.rows.map(\.tokens) == (try fixture.reference(step: step, slice: slice).tokens))
+                step += 1
+            }
+        }
+
+        /// The daemon's resident set in bytes, from /proc/PID/status.
+        var residentBytes: Int {
+            let status = (try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+        }
+
+        /// Sessions open in the daemon, from a Stats answer.
+        func openSessions() throws -> Int {
+            let raw = try RawConnection(path: fixture.socketPath)
+            raw.send(StatsRequest().encodeFrame(requestID: 1))
+            guard case .stats(let stats)? = try raw.nextMessage() else { return -1 }
+            return stats.clients.count
+        }
+
+        func finish() {
+            #expect(daemon.process.isRunning)
+            #expect(daemon.terminate() == 0, "stderr: \(daemon.stderr)")
+        }
+    }
+
+    /// Connections over `--max-connections` get `busy` and are closed; a slot that frees up is usable again.
+    @Test func connectionsOverTheLimitGetBusy() throws {
+        let bench = try Bench(["--max-connections", "3"])
+        let idle = try (0 ..< 2).map { _ in try RawConnection(path: bench.fixture.socketPath) }
+        #expect(idle.count == 2)
+        let refused = try RawConnection(path: bench.fixture.socketPath)
+        let error = try #require(try refused.expectErrorThenClose())
+        #expect(error.code == .busy && error.detail == "max_connections", "\(error)")
+        try bench.goodClientStillCorrect()
+        idle[0].finishWriting()
+        #expect(try idle[0].nextMessage() == nil)
+        var welcomed = false
+        for _ in 0 ..< 50 where !welcomed {
+            let next = try RawConnection(path: bench.fixture.socketPath)
+            next.send(Hello(rank: 0, worldSize: 1, batchSize: 1, initialCredits: 0).encodeFrame())
+            if case .welcome? = try next.nextMessage() { welcomed = true } else { usleep(20_000) }
+        }
+        #expect(welcomed, "a freed connection slot is usable again")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A connection that sends nothing gets `limit_exceeded` after the handshake timeout and is closed.
+    @Test func silentConnectionsTimeOut() throws {
+        let bench = try Bench(["--handshake-timeout", "1"])
+        let silent = try RawConnection(path: bench.fixture.socketPath)
+        let error = try #require(try silent.expectErrorThenClose())
+        #expect(error.code == .limitExceeded && error.detail == "handshake_timeout", "\(error)")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A Hello whose session would exceed the per-session or the total memory limit is refused with
+    /// `limit_exceeded` before anything is allocated.
+    @Test func batchSizesOverTheMemoryLimitsAreRefusedBeforeAllocating() throws {
+        let probe = try ServerFixture()
+        func need(_ batchSize: Int) -> Int {
+            RankFeed.memoryBytes(stream: probe.stream, batchSize: batchSize, ringSlots: 8, preloadBytes: 1 << 20)
+        }
+        let big = 4_000
+        // Room for the good session and one more of batch size 2 only.
+        let total = need(2) * 2 + need(big) / 2
+        let bench = try Bench(["--session-memory", "\(need(big) + 1)", "--total-memory", "\(total)"])
+        let before = bench.residentBytes
+        let huge = try RawConnection(path: bench.fixture.socketPath)
+        huge.send(Hello(rank: 0, worldSize: 1, batchSize: 100_000, initialCredits: 1, jobID: "huge").encodeFrame(requestID: 5))
+        let perSession = try #require(try huge.nextFrame())
+        guard case .error(let error) = perSession.message else { Issue.record("got \(perSession.message)"); return }
+        #expect(error.code == .limitExceeded && error.detail == "Hello.batch_size" && error.message.contains("per-session"), "\(error)")
+        #expect(perSession.requestID == 5)
+        let overTotal = try RawConnection(path: bench.fixture.socketPath)
+        overTotal.send(Hello(rank: 0, worldSize: 1, batchSize: UInt32(big), initialCredits: 1, jobID: "big").encodeFrame())
+        let totalError = try #require(try overTotal.expectErrorThenClose())
+        #expect(totalError.code == .limitExceeded && totalError.message.contains("total"), "\(totalError)")
+        #expect(bench.residentBytes < before + 64 << 20, "nothing was allocated for the refused sessions")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A client that floods StatsRequests and never reads the answers is no longer read once its
+    /// outbox is full: the daemon's memory stays bounded, and the connection still closes.
+    @Test func unreadAnswersStopReadingNotGrowMemory() throws {
+        let bench = try Bench([])
+        let before = bench.residentBytes
+        let flood = try RawConnection(path: bench.fixture.socketPath)
+        let request = StatsRequest().encodeFrame(requestID: 1)
+        var chunk: [UInt8] = []
+        for _ in 0 ..< 4096 { chunk += request }
+        var sent = 0
+        var stalls = 0
+        while sent < 48 << 20, stalls < 50 {
+            let n = chunk.withUnsafeBytes { Glibc.send(flood.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n > 0 { sent += n; stalls = 0 } else { stalls += 1; usleep(20_000) }
+        }
+        #expect(sent < 48 << 20, "the daemon stopped reading the flood (\(sent) bytes accepted)")
+        try bench.goodClientStillCorrect()
+        #expect(bench.residentBytes < before + 96 << 20, "RSS \(before) → \(bench.residentBytes)")
+        Glibc.close(flood.fd)
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A large preload budget over small data: each session's pool is sized from the frames present
+    /// and its pages are not faulted in at the Hello.
+    @Test func preloadPoolIsSizedFromTheFramesPresent() throws {
+        let bench = try Bench([], preload: "512MiB")
+        let before = bench.residentBytes
+        let sessions = try (0 ..< 4).map { r in
+            try TokenfeedClient.connect(socketPath: bench.fixture.socketPath, rank: UInt32(r), worldSize: 4, batchSize: 2, credits: 1, jobID: "big-budget")
+        }
+        for session in sessions { #expect(try session.next() != nil) }
+        #expect(bench.residentBytes < before + 128 << 20, "RSS \(before) → \(bench.residentBytes) with 4 sessions of a 512 MiB budget")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A shard whose largest frame does not fit twice in the preload budget stops the daemon at
+    /// startup, naming the shard.
+    @Test func shardsWhoseFramesExceedTheBudgetAreRefusedAtStartup() throws {
+        let fixture = try ServerFixture()
+        let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
+                                        "--socket", fixture.socketPath, "--preload-bytes", "100"], socket: fixture.socketPath)
+        let status = daemon.waitForExit()
+        #expect(status != nil && status != 0)
+        #expect(daemon.stderr.contains(fixture.dataRoot) && daemon.stderr.contains("--preload-bytes 100"), "stderr: \(daemon.stderr)")
+    }
+
+    /// 1,000 sessions opened and ended (by Goodbye, by close, by a refused Hello) leave the daemon's
+    /// resident set near its baseline: rings and preload pools are freed whatever ends the session.
+    @Test func sessionsFreeEverythingWhenTheyEnd() throws {
+        let bench = try Bench([])
+        func cycle(_ i: Int) throws {
+            let raw = try RawConnection(path: bench.fixture.socketPath)
+            raw.send(Hello(rank: 0, worldSize: 1, batchSize: 64, initialCredits: 1, jobID: "cycle\(i % 7)").encodeFrame())
+            guard case .welcome? = try raw.nextMessage() else { Issue.record("no Welcome in cycle \(i)"); return }
+            if i % 2 == 0 { raw.send(Goodbye(reason: .done).encodeFrame()) }
+            raw.finishWriting()
+            while try raw.nextMessage() != nil {}
+        }
+        for i in 0 ..< 20 { try cycle(i) }      // the good client's session stays open throughout
+        #expect(eventually(within: 10) { (try? bench.openSessions()) == 1 })
+        let baseline = bench.residentBytes
+        for i in 0 ..< 1_000 { try cycle(i) }
+        #expect(eventually(within: 20) { (try? bench.openSessions()) == 1 })
+        let after = bench.residentBytes
+        #expect(after < baseline + 64 << 20, "RSS \(baseline) → \(after) after 1,000 sessions")
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+}
