@@ -165,6 +165,23 @@ import TokenfeedProtocol
         #expect(daemon.stderr.contains(fixture.dataRoot) && daemon.stderr.contains("--preload-bytes 100"), "stderr: \(daemon.stderr)")
     }
 
+    /// 160 sessions that never read their batches (writers waiting for a full socket, packers for ring
+    /// space) hold no Dispatch pool thread: a new session, Stats and the good client are still served.
+    @Test func nonReadingSessionsHoldNoPoolThread() throws {
+        let bench = try Bench([])
+        let stalled = try (0 ..< 160).map { i -> RawConnection in
+            let raw = try RawConnection(path: bench.fixture.socketPath)
+            raw.send(Hello(rank: 0, worldSize: 1, batchSize: 64, initialCredits: 100_000, jobID: "stalled\(i)").encodeFrame())
+            return raw
+        }
+        #expect(stalled.count == 160)
+        #expect(eventually(within: 20) { (try? bench.openSessions()) == 161 })
+        let late = try TokenfeedClient.connect(socketPath: bench.fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, jobID: "late")
+        #expect(try late.next()?.step == 0)
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
     /// 1,000 sessions opened and ended (by Goodbye, by close, by a refused Hello) leave the daemon's
     /// resident set near its baseline: rings and preload pools are freed whatever ends the session.
     @Test func sessionsFreeEverythingWhenTheyEnd() throws {

@@ -57,6 +57,8 @@ final class Connection: @unchecked Sendable {
     private let outbox = LockedValue(Outbox())
     private let outboxPending = Atomic<Bool>(false)
     private let writerScheduled = Atomic<Bool>(false)
+    /// Signalled by ``wakeWriter()``; the writer's own thread waits on it between rounds.
+    private let writerWake = DispatchSemaphore(value: 0)
     private let closing = Atomic<Bool>(false)
     private let closingSince = Atomic<UInt64>(0)
     private let sidesFinished = Atomic<Int>(0)
@@ -86,8 +88,15 @@ final class Connection: @unchecked Sendable {
         self.decoder = FrameDecoder(limits: limits, initialCapacity: 4096)
     }
 
-    /// Starts reading.
+    /// Starts reading, and the writer on a thread of its own (it waits for the packer and for a full
+    /// socket; that must not hold a Dispatch pool thread), confined to `writerQueue`.
     func start() {
+        DedicatedThread.run { [self] in
+            while true {
+                writerWake.wait()
+                if writerQueue.sync(execute: { writeLoop() }) { return }
+            }
+        }
         queue.async { [self] in
             dispatchPrecondition(condition: .onQueue(queue))
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
@@ -307,9 +316,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func wakeWriter() {
-        if !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) {
-            writerQueue.async { [self] in writeLoop() }
-        }
+        if !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) { writerWake.signal() }
     }
 
     private func sideFinished() {
@@ -342,7 +349,8 @@ final class Connection: @unchecked Sendable {
 
     // MARK: Writer (on writerQueue)
 
-    private func writeLoop() {
+    /// Sends until there is nothing to do (false) or the connection has finished (true: the writer's thread ends).
+    private func writeLoop() -> Bool {
         dispatchPrecondition(condition: .onQueue(writerQueue))
         while true {
             if outboxPending.load(ordering: .sequentiallyConsistent) {
@@ -354,7 +362,7 @@ final class Connection: @unchecked Sendable {
                 // session's ring) would never be freed.
                 writer = nil
                 sideFinished()
-                return
+                return true
             }
             if let writer, writer.isAtEnd {
                 // The last step went out (or the session resumed at the end): Goodbye(end_of_stream)
@@ -367,7 +375,7 @@ final class Connection: @unchecked Sendable {
                 let work = outboxPending.load(ordering: .sequentiallyConsistent) || closing.load(ordering: .sequentiallyConsistent)
                     || (writer != nil && credits.load(ordering: .sequentiallyConsistent) > 0)
                 if work, !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) { continue }
-                return
+                return false
             }
             switch writer.sendNext(interrupt: { [self] in
                 outboxPending.load(ordering: .relaxed) || closing.load(ordering: .relaxed)

@@ -57,9 +57,10 @@ public final class RankFeed: Sendable {
     /// Whether the producer has stopped (end of stream, error, or ``stop()``).
     public var isFinished: Bool { finished.load(ordering: .acquiring) }
 
-    /// Starts producing.
+    /// Starts producing, on a thread of its own (the packer waits for ring space while its client
+    /// does not read; that must not hold a Dispatch pool thread), confined to the feed's queue.
     public func start() {
-        queue.async { [self] in produce() }
+        DedicatedThread.run { [self] in queue.sync { produce() } }
     }
 
     /// Stops producing and closes the ring; batches already published can still be drained.
