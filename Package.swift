@@ -52,7 +52,7 @@ let package = Package(
                 dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing"],
                 path: "Sources/Daemon/Engine", swiftSettings: strict),
         .target(name: "TokenfeedServer",
-                dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedProtocol",
+                dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedProtocol",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Serving", swiftSettings: strict),

@@ -1,3 +1,4 @@
+import TokenfeedMixing
 /// The shards a daemon quarantined at startup (``CorruptDataPolicy/quarantine``), and their digest.
 ///
 /// The set is a function of the shard data alone (a shard is in it exactly when ``ShardVerifier``
@@ -46,7 +47,7 @@ public struct ShardQuarantine: Sendable, Hashable {
         }
         var text = "tokenfeed-quarantine-v1\n"
         for entry in entries { text += "shard=\(entry.dataset):\(entry.path)\n" }
-        let hash = StreamFingerprint.fnv1a64(text.utf8)
+        let hash = StableHash.fnv1a64(text)
         digest = hash == 0 ? 1 : hash
     }
 

@@ -1,5 +1,6 @@
 import TokenfeedCurriculum
 import TokenfeedEngine
+import TokenfeedMixing
 
 /// Everything that decides a stream's sequences, as canonical text lines in stream order — what
 /// ``StreamFingerprint`` hashes, and what tells whether a cursor made under one curriculum resumes
@@ -126,16 +127,13 @@ public struct StreamDescription: Sendable, Equatable {
     /// `prefixFingerprints[k]`: the FNV-1a hash of the header and the first `k` stage blocks, computed
     /// in one pass (FNV-1a is a running hash).
     private static func prefixHashes(header: [Line], stages: [[Line]]) -> [UInt64] {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hasher = StableHash.FNV1a64()
         func add(_ lines: [Line]) {
-            for line in lines {
-                for byte in line.text.utf8 { hash ^= UInt64(byte); hash &*= 0x0000_0100_0000_01b3 }
-                hash ^= 0x0a; hash &*= 0x0000_0100_0000_01b3
-            }
+            for line in lines { hasher.add(line.text.utf8); hasher.add(CollectionOfOne(0x0a)) }
         }
         add(header)
-        var out = [hash]
-        for block in stages { add(block); out.append(hash) }
+        var out = [hasher.value]
+        for block in stages { add(block); out.append(hasher.value) }
         return out
     }
 

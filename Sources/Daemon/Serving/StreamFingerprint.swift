@@ -14,14 +14,4 @@ public enum StreamFingerprint {
     public static func value(of stream: GlobalStream, quarantine: ShardQuarantine = .none) -> UInt64 {
         StreamDescription(stream: stream, quarantine: quarantine).fingerprint
     }
-
-    /// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
-    static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
 }
