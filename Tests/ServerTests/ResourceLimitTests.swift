@@ -52,6 +52,22 @@ import TokenfeedProtocol
             return stats.clients.count
         }
 
+        /// A connection that sends StatsRequests without reading the answers until `limit` bytes are
+        /// sent or the daemon stops reading (a second of stalled sends); the bytes it could send.
+        func floodStatsRequests(upTo limit: Int) throws -> (RawConnection, Int) {
+            let flood = try RawConnection(path: fixture.socketPath)
+            let request = StatsRequest().encodeFrame(requestID: 1)
+            var chunk: [UInt8] = []
+            for _ in 0 ..< 4096 { chunk += request }
+            var sent = 0
+            var stalls = 0
+            while sent < limit, stalls < 50 {
+                let n = chunk.withUnsafeBytes { Glibc.send(flood.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                if n > 0 { sent += n; stalls = 0 } else { stalls += 1; usleep(20_000) }
+            }
+            return (flood, sent)
+        }
+
         func finish() {
             #expect(daemon.process.isRunning)
             #expect(daemon.terminate() == 0, "stderr: \(daemon.stderr)")
@@ -122,19 +138,45 @@ import TokenfeedProtocol
     @Test func unreadAnswersStopReadingNotGrowMemory() throws {
         let bench = try Bench([])
         let before = bench.residentBytes
-        let flood = try RawConnection(path: bench.fixture.socketPath)
-        let request = StatsRequest().encodeFrame(requestID: 1)
-        var chunk: [UInt8] = []
-        for _ in 0 ..< 4096 { chunk += request }
-        var sent = 0
-        var stalls = 0
-        while sent < 48 << 20, stalls < 50 {
-            let n = chunk.withUnsafeBytes { Glibc.send(flood.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
-            if n > 0 { sent += n; stalls = 0 } else { stalls += 1; usleep(20_000) }
-        }
+        let (flood, sent) = try bench.floodStatsRequests(upTo: 48 << 20)
         #expect(sent < 48 << 20, "the daemon stopped reading the flood (\(sent) bytes accepted)")
         try bench.goodClientStillCorrect()
         #expect(bench.residentBytes < before + 96 << 20, "RSS \(before) → \(bench.residentBytes)")
+        Glibc.close(flood.fd)
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// `--outbox-bytes` / `outbox_bytes` set the unread-answer limit: a flood against a 64 KiB outbox
+    /// is stopped the same way; values outside 64KiB...1GiB are usage errors naming the flag or the
+    /// config file's line and column.
+    @Test func outboxLimitIsConfigurableAndValidated() throws {
+        let config = try ConfigFile.parse(text: "outbox_bytes: 64KiB\n", path: "c.yaml")
+        #expect(config.outboxBytes == 64 << 10)
+        for bad in ["0", "1KiB", "2GiB", "lots"] {
+            do {
+                _ = try ConfigFile.parse(text: "log_level: info\noutbox_bytes: \(bad)\n", path: "c.yaml")
+                Issue.record("outbox_bytes: \(bad) was accepted")
+            } catch {
+                #expect(error.description.contains("c.yaml:2:") && error.description.contains("outbox_bytes"), "\(error.description)")
+            }
+        }
+        let fixture = try ServerFixture()
+        let refused = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
+                                         "--socket", fixture.socketPath, "--outbox-bytes", "100"], socket: fixture.socketPath)
+        #expect(refused.waitForExit() == 2)
+        #expect(refused.stderr.contains("--outbox-bytes") && refused.stderr.contains("64KiB...1GiB"), "stderr: \(refused.stderr)")
+
+        let bench = try Bench(["--outbox-bytes", "64KiB"])
+        let before = bench.residentBytes
+        let (flood, sent) = try bench.floodStatsRequests(upTo: 16 << 20)
+        #expect(sent < 16 << 20, "the daemon stopped reading the flood (\(sent) bytes accepted)")
+        try bench.goodClientStillCorrect()
+        #expect(bench.residentBytes < before + 64 << 20, "RSS \(before) → \(bench.residentBytes)")
+        // Reading the answers lets the daemon read the requests again: the client gets answers until it stops.
+        var answers = 0
+        while answers < 200, case .stats? = try flood.nextMessage() { answers += 1 }
+        #expect(answers == 200)
         Glibc.close(flood.fd)
         try bench.goodClientStillCorrect()
         bench.finish()
