@@ -270,6 +270,14 @@ public final class Server: @unchecked Sendable {
     /// Number of open connections.
     public var connectionCount: Int { connections.withLock { $0.count } }
 
+    /// The open sessions' job, rank and feed progress (what each preloader planned), in connection order.
+    public func sessionProgress() -> [(jobID: String, rank: UInt32, progress: FeedProgress)] {
+        let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
+        return open.compactMap { connection in
+            connection.sessionInfo.withLock { $0 }.map { ($0.jobID, $0.rank, $0.feed.progress) }
+        }
+    }
+
     /// Stops accepting, sends `shutting_down` to every client, waits up to `timeout` seconds for the
     /// connections to close, writes the state directory and removes the socket file. Idempotent.
     public func shutdown(timeout: Double = 3) {

@@ -21,11 +21,17 @@ public final class RankFeed: Sendable {
     private let queue: DispatchQueue
     private let failureBox = LockedValue<ShardError?>(nil)
     private let finished = Atomic<Bool>(false)
+    private let lookahead: Preloader.Lookahead
+    /// How far the preloader has planned (and had planned at the first batch).
+    public let progress = FeedProgress()
 
     /// - Parameters:
     ///   - ringSlots: batches buffered ahead (rounded up to a power of two).
     ///   - preloadBytes: the byte budget for decompressed frames held ahead of need.
-    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20) {
+    ///   - lookahead: how far ahead of the packer the preloader plans.
+    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20,
+                lookahead: Preloader.Lookahead = .default) {
+        self.lookahead = lookahead
         self.stream = stream
         self.slice = slice
         self.startStep = startStep
@@ -69,7 +75,8 @@ public final class RankFeed: Sendable {
     private func produce() {
         defer { finished.store(true, ordering: .releasing); ring.close() }
         var assembler = BatchAssembler(stream: stream, slice: slice)
-        let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, budgetBytes: preloadBytes)
+        let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, budgetBytes: preloadBytes,
+                               lookahead: lookahead, progress: progress)
         var step = startStep
         while step < stepCount {
             guard let slot = ring.acquireFree() else { return }        // closed
@@ -81,6 +88,7 @@ public final class RankFeed: Sendable {
                 return
             }
             layout.storeMetadata(records: assembler.records, pieces: assembler.pieces, into: slot.bytes)
+            if step == startStep { progress.firstBatchPublished() }
             ring.publish(slot, length: layout.capacity)
             step += 1
         }

@@ -13,6 +13,11 @@ import TokenfeedShards
 /// is reused only once no pending demand refers to it (least recently used first); when no slot is
 /// free the look-ahead waits. Frames shared by several upcoming sequences are decompressed once.
 ///
+/// The look-ahead is bounded by steps, not by entries: the demand reaches at most
+/// ``Lookahead/steps`` steps past the one the packer is packing, and stops growing once it holds
+/// ``Lookahead/frames`` frames (enough decompressions in flight to keep every core busy). So the
+/// first batch waits for the planning of a few steps, not of thousands of frames (docs/BENCHMARKS.md).
+///
 /// Threading: all bookkeeping happens on the packer's thread (the one calling ``frame(_:)``). A job
 /// touches only its slot's bytes, decompressor and error, and publishes completion with a releasing
 /// store of the slot's state, which the packer reads with an acquiring load. No lock.
@@ -46,15 +51,47 @@ public final class Preloader: FrameProvider {
     private var pendingIndex = 0
     private var lastGenerated: FrameKey?
     private var pieces: [SequencePiece] = []
+    /// The step of each demand entry (parallel to `demandKeys`), and the step the packer is packing.
+    private var demandSteps: [UInt64]
+    private var packerStep: UInt64
+    private let lookahead: Lookahead
+    private let progress: FeedProgress?
 
-    /// - Parameter budgetBytes: bytes of decompressed (and compressed scratch) frames to hold;
-    ///   at least two frames are always held.
+    /// How far ahead of the packer the preloader plans.
+    public struct Lookahead: Sendable, Hashable {
+        /// Steps past the packer's current step that may be planned (at least 1).
+        public var steps: Int
+        /// Demand entries beyond which planning pauses (at least 1).
+        public var frames: Int
+
+        public init(steps: Int, frames: Int) {
+            self.steps = max(1, steps)
+            self.frames = max(1, frames)
+        }
+
+        /// The daemon's: 16 steps, and four frames per core (at least 8) in the demand — measured in
+        /// docs/BENCHMARKS.md ("First batch"): throughput equals the unbounded look-ahead's, the first
+        /// batch waits for the planning of a few steps.
+        public static let `default` = Lookahead(steps: 16, frames: max(8, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        /// The look-ahead before issue 9: 4,096 demand entries, whatever the steps.
+        public static let entries4096 = Lookahead(steps: Int.max, frames: 4096)
+    }
+
+    /// - Parameters:
+    ///   - budgetBytes: bytes of decompressed (and compressed scratch) frames to hold; at least two
+    ///     frames are always held.
+    ///   - lookahead: how far ahead of the packer to plan.
+    ///   - progress: receives the counts of steps and frames planned.
     public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, stepCount: UInt64, budgetBytes: Int,
-                demandCapacity: Int = 4096) {
+                lookahead: Lookahead = .default, progress: FeedProgress? = nil) {
         self.stream = stream
         self.slice = slice
         self.nextStep = startStep
+        self.packerStep = startStep
         self.stepCount = stepCount
+        self.lookahead = lookahead
+        self.progress = progress
+        let demandCapacity = min(lookahead.frames, 1 << 16)
         (frameBytes, scratchBytes, slotCount) = Self.sizing(stream: stream, budgetBytes: budgetBytes)
         residentBytes = slotCount * (frameBytes + scratchBytes)
         // Not touched here: a page becomes resident when a frame is first decompressed into it.
@@ -66,6 +103,7 @@ public final class Preloader: FrameProvider {
         map.reserveCapacity(slotCount * 2)
         demandKeys = Array(repeating: FrameKey(dataset: 0, shard: 0, frame: 0), count: demandCapacity)
         demandSlots = Array(repeating: 0, count: demandCapacity)
+        demandSteps = Array(repeating: 0, count: demandCapacity)
         planner = stream.planner()
         pending.reserveCapacity(1024)
         pieces.reserveCapacity(1024)
@@ -111,6 +149,7 @@ public final class Preloader: FrameProvider {
         precondition(demandCount > 0 && demandKeys[demandHead] == key,
                      "preloader: the packer asked for \(key), the plan says \(demandCount > 0 ? "\(demandKeys[demandHead])" : "nothing")")
         let slot = demandSlots[demandHead]
+        packerStep = demandSteps[demandHead]
         demandHead = (demandHead + 1) % demandKeys.count
         demandCount -= 1
         current = (key, slot)
@@ -151,7 +190,9 @@ public final class Preloader: FrameProvider {
             let tail = (demandHead + demandCount) % demandKeys.count
             demandKeys[tail] = key
             demandSlots[tail] = slot
+            demandSteps[tail] = nextStep - 1
             demandCount += 1
+            progress?.framesPlanned.wrappingAdd(1, ordering: .relaxed)
             pendingIndex += 1
         }
     }
@@ -173,10 +214,11 @@ public final class Preloader: FrameProvider {
         jobs.start(slot: slot, reader: reader, frame: Int(key.frame), destination: destination, scratch: scratch)
     }
 
-    /// The next frame of the demand, generating the next step's frames when needed; nil at the end of the run.
+    /// The next frame of the demand, generating the next step's frames when needed; nil at the end of
+    /// the run, or when the next step is ``Lookahead/steps`` past the packer's and the demand is not empty.
     private func peekDemand() -> FrameKey? {
         while pendingIndex >= pending.count {
-            guard nextStep < stepCount else { return nil }
+            guard nextStep < stepCount, nextStep - packerStep < UInt64(lookahead.steps) || demandCount == 0 else { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
             for j in 0 ..< slice.batchSize {
@@ -193,6 +235,7 @@ public final class Preloader: FrameProvider {
                 }
             }
             nextStep += 1
+            progress?.stepsPlanned.wrappingAdd(1, ordering: .relaxed)
         }
         return pending[pendingIndex]
     }
