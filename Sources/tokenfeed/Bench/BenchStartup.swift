@@ -37,7 +37,7 @@ struct BenchStartup: ParsableCommand {
     @Option(help: "Bestfit look-ahead (documents packed together).")
     var bestfitLookahead = 1024
 
-    @Option(help: "Preload budget in MiB.")
+    @Option(name: .customLong("preload-mib"), help: "Preload budget in MiB.")
     var preloadMiB = 256
 
     @Option(help: "Working folder (default: a temporary folder; an existing corpus there is reused).")
