@@ -41,7 +41,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Folder for stats.json and each rank's last cursor (rank-R.cursor).")
     var stateDir: String?
 
-    @Option(help: "Byte budget of each session's preloader, e.g. 268435456 or 256MiB (default 256MiB).")
+    @Option(help: "Byte budget of the frame cache all sessions share, e.g. 268435456 or 256MiB (default 256MiB).")
     var preloadBytes: String?
 
     @Option(help: "Batches each session's packer runs ahead (default 8).")
@@ -71,7 +71,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Seconds a connection may take to send its Hello or StatsRequest (default 10).")
     var handshakeTimeout: Int?
 
-    @Option(help: "Bytes one session's ring and preloader may take, e.g. 2GiB (default 2GiB).")
+    @Option(help: "Bytes one session's ring may take, e.g. 2GiB (default 2GiB).")
     var sessionMemory: String?
 
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
