@@ -23,7 +23,7 @@ struct TokenfeedDaemon: ParsableCommand {
             SIGHUP re-opens --log-file and re-reads log_level, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
             """)
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -76,6 +76,9 @@ struct TokenfeedDaemon: ParsableCommand {
 
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
+
+    @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
+    var outboxBytes: String?
 
     func run() throws {
         let options: ServerOptions
@@ -159,6 +162,12 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let bytes = ConfigFile.parseByteCount(text), bytes > 0 else { throw ValidationError("--total-memory: expected a positive byte count, got \(text)") }
             limits.totalMemoryBytes = bytes
         } else if let bytes = file.totalMemoryBytes { limits.totalMemoryBytes = bytes }
+        if let text = outboxBytes {
+            guard let bytes = ConfigFile.parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) else {
+                throw ValidationError("--outbox-bytes: expected a byte count in 64KiB...1GiB, got \(text)")
+            }
+            limits.outboxBytes = bytes
+        } else if let bytes = file.outboxBytes { limits.outboxBytes = bytes }
     }
 
     private func resolveOptions() throws -> ServerOptions {

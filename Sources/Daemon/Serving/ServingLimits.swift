@@ -10,8 +10,10 @@ public struct ServingLimits: Sendable, Hashable {
     /// Bytes the frame cache and all sessions together may take; a Hello that would pass it gets `limit_exceeded` (`--total-memory`).
     public var totalMemoryBytes: Int = 16 << 30
     /// Bytes of answers (Stats, Errors) queued for a client that does not read them; beyond this the
-    /// daemon stops reading that client's requests until the client reads.
+    /// daemon stops reading that client's requests until the client reads (`--outbox-bytes`).
     public var outboxBytes: Int = 4 << 20
+    /// The values `outboxBytes` may take: at least one largest Stats answer's worth of room, at most 1 GiB.
+    public static let outboxBytesRange = (64 << 10)...(1 << 30)
 
     /// The defaults above.
     public init() {}
