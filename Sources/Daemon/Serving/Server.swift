@@ -370,8 +370,8 @@ public final class Server: @unchecked Sendable {
         let preloadBudget = UInt64(options.preloadBytes)
         for connection in open {
             guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
-            ringCapacity += UInt32(session.feed.ring.slotCount)
-            ringOccupied += UInt32(session.feed.ring.publishedCount)
+            ringCapacity += UInt32(session.ring.slotCount)
+            ringOccupied += UInt32(session.ring.publishedCount)
             clients.append(Stats.Client(
                 rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
                 credits: UInt32(clamping: connection.credits.load(ordering: .relaxed)),
