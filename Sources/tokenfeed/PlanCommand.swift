@@ -60,6 +60,11 @@ struct Plan: ParsableCommand {
                 printError("\(loaded.sourcePath): error: \(error.description)")
                 throw ExitCode(1)
             }
+            let all = folders.compactMap { $0 }
+            do { if all.count == folders.count { try GlobalStream.checkDeclaredFormats(curriculum: loaded, datasets: all) } } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
             let unknown = GlobalStream.unknownTokenizers(datasets: opened)
             if !unknown.isEmpty {
                 printError("\(loaded.sourcePath): warning: the tokenizer of \(unknown.joined(separator: ", ")) is unknown (shards that do not name one); "

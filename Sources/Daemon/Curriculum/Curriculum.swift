@@ -132,6 +132,9 @@ public struct Stage: Sendable, Hashable {
     public var weights: [StageWeight]
     /// Where the stage is written in the file.
     public var location: SourceLocation
+    /// What the stage's file says its datasets' shards hold (nanotron's `token_size_in_bytes`,
+    /// `tokenizer_name`, `vocab_size`), checked when the stream is opened.
+    public var declaredFormat = DeclaredShardFormat()
 
     public init(name: String, startToken: UInt64, endToken: UInt64, weights: [StageWeight], location: SourceLocation) {
         precondition(startToken < endToken, "a stage ends after it starts")

@@ -59,7 +59,9 @@ struct CurriculumAssembler {
             let weights = zip(indices, units).map { dataset, u in
                 StageWeight(dataset: dataset, share: Double(u) / Double(total), units: u)
             }
-            stages.append(Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location))
+            var assembled = Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location)
+            assembled.declaredFormat = stage.declaredFormat
+            stages.append(assembled)
         }
         if datasets.count > CurriculumLimits.maxDatasets {
             diagnostics.error(datasets[CurriculumLimits.maxDatasets].location, "the curriculum names \(datasets.count) datasets, more than the protocol's limit of \(CurriculumLimits.maxDatasets); merge datasets")

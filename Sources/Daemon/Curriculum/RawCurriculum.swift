@@ -20,6 +20,8 @@ struct RawStage {
     /// Where the mixture (or the dataset lists) is written.
     var mixtureLocation: SourceLocation
     var entries: [RawWeight]
+    /// What the file says the shards hold (nanotron configs).
+    var declaredFormat = DeclaredShardFormat()
 }
 
 /// One dataset of a stage as written.

@@ -61,7 +61,8 @@ public final class GlobalStream: Sendable {
     /// these folders' shards.
     /// - Precondition: `datasets.count == curriculum.datasets.count`.
     /// - Throws: `EngineError` naming a dataset that holds no token (``checkServable(dataset:folder:)``),
-    ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), or the pad token when it is outside the datasets' vocabulary.
+    ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), shards unlike what the
+    ///   curriculum declares (``checkDeclaredFormats(curriculum:datasets:)``), or the pad token when it is outside the datasets' vocabulary.
     /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
     public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                 bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
@@ -70,6 +71,7 @@ public final class GlobalStream: Sendable {
             try Self.checkServable(dataset: spec.name, folder: folder)
         }
         try Self.checkTokenizers(datasets: zip(curriculum.datasets, datasets).map { ($0.name, $1) })
+        try Self.checkDeclaredFormats(curriculum: curriculum, datasets: datasets)
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
         if case .bestfit(let pad, _) = curriculum.packing {
@@ -117,6 +119,28 @@ public final class GlobalStream: Sendable {
                                   + "re-tokenize one of them or serve them to different runs")
             }
             if first == nil { first = dataset }
+        }
+    }
+
+    /// Checks the datasets of every stage against what the stage's file declares about their shards
+    /// (a nanotron config's `token_size_in_bytes`, `tokenizer_name`, `vocab_size`): the same token
+    /// width, the same tokenizer where the shards name one, no more ids than the vocabulary.
+    /// - Throws: `EngineError` starting `file:line:col: error:` at the declaration, naming the dataset.
+    public static func checkDeclaredFormats(curriculum: Curriculum, datasets: [DatasetFolder]) throws(EngineError) {
+        for stage in curriculum.stages {
+            let declared = stage.declaredFormat
+            for weight in stage.weights {
+                let folder = datasets[weight.dataset], name = curriculum.datasets[weight.dataset].name
+                if let bytes = declared.tokenBytes, bytes.value != folder.tokenWidth.bytes {
+                    throw EngineError("\(bytes.location): error: token_size_in_bytes is \(bytes.value), but the shards of dataset '\(name)' (\(folder.path)) hold \(folder.tokenWidth.bytes)-byte tokens; fix the config or re-import the data")
+                }
+                if let tokenizer = declared.tokenizer, let actual = folder.tokenizer, actual != tokenizer.value {
+                    throw EngineError("\(tokenizer.location): error: tokenizer_name is \"\(tokenizer.value)\", but the shards of dataset '\(name)' (\(folder.path)) were tokenized with \"\(actual)\"; their ids mean other tokens")
+                }
+                if let vocabulary = declared.vocabularySize, UInt64(folder.vocabularySize) > vocabulary.value {
+                    throw EngineError("\(vocabulary.location): error: vocab_size is \(vocabulary.value), but the shards of dataset '\(name)' (\(folder.path)) declare \(folder.vocabularySize) ids; the model would see ids past its vocabulary")
+                }
+            }
         }
     }
 
