@@ -73,6 +73,7 @@ struct CurriculumAssembler {
         var curriculum = Curriculum(sourcePath: path, format: raw.format, sequenceLength: sequenceLength, seed: raw.seed,
                                     datasets: datasets, stages: stages, packing: raw.packing)
         curriculum.warnings = sharedFolderWarnings(datasets)
+        curriculum.shuffle = raw.shuffle
         return curriculum
     }
 

@@ -7,6 +7,7 @@ struct RawCurriculum {
     var seed: UInt64
     var packing: PackingSpec
     var stages: [RawStage]
+    var shuffle: ShuffleSpec = .off
 }
 
 /// One stage as written. Boundaries are nil when they were missing or invalid (already reported).

@@ -5,7 +5,8 @@ import TokenfeedShards
 /// The global stream of sequences: a pure function of (curriculum, shards, seed, position).
 ///
 /// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it, and is that dataset's
-/// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages):
+/// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages) —
+/// or, when the curriculum shuffles, row `RowShuffle.rowIndex(k)`, a seeded bijection within blocks:
 /// - with `concat` packing, the `k`-th window of `sequenceLength + 1` tokens of the dataset's
 ///   stream: tokens `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token, as
 ///   Megatron reads them (not nanotron, whose windows do not overlap: docs/PACKING.md);
@@ -205,6 +206,9 @@ public struct SequencePlanner: Sendable {
     private var datasetStreams: [DatasetStream]
     /// Per dataset, its bestfit rows (empty with `concat` packing).
     private var bestFitRows: [BestFitDatasetRows]
+    /// The row order within blocks, when the curriculum shuffles; per dataset, its key.
+    private let shuffle: RowShuffle?
+    private let shuffleKeys: [UInt64]
 
     init(stream: GlobalStream) {
         self.stream = stream
@@ -219,6 +223,13 @@ public struct SequencePlanner: Sendable {
         } else {
             self.bestFitRows = []
         }
+        if case .rows(let span) = stream.curriculum.shuffle {
+            shuffle = RowShuffle(span: span, seed: stream.curriculum.seed)
+            shuffleKeys = stream.curriculum.datasets.map { RowShuffle.datasetKey(identity: $0.identity) }
+        } else {
+            shuffle = nil
+            shuffleKeys = []
+        }
     }
 
     /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
@@ -226,12 +237,13 @@ public struct SequencePlanner: Sendable {
     /// in order, give the row's tokens; with `bestfit` packing `paddedTokens` pad ids follow them.
     public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) -> SequenceRecord {
         let source = stream.plan.source(ofSequence: i)
+        let row = shuffle.map { $0.rowIndex(source.ordinal, datasetKey: shuffleKeys[source.dataset]) } ?? source.ordinal
         let first = pieces.count
         var epoch: UInt64 = 0
         var padded = 0
         if bestFitRows.isEmpty {
             let length = UInt64(stream.sequenceLength)
-            var position = source.ordinal * length
+            var position = row * length
             var remaining = length + 1
             while remaining > 0 {
                 let at = datasetStreams[source.dataset].locate(position)
@@ -243,7 +255,7 @@ public struct SequencePlanner: Sendable {
                 remaining -= n
             }
         } else {
-            (epoch, padded) = bestFitRows[source.dataset].row(source.ordinal, appendingTo: &pieces)
+            (epoch, padded) = bestFitRows[source.dataset].row(row, appendingTo: &pieces)
         }
         return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
                               firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),
