@@ -164,6 +164,8 @@ public struct StageWeight: Sendable, Hashable {
     public var share: Double
     /// The exact weight in integer units (zero for a dataset listed with weight 0).
     public var units: UInt64
+    /// The weight as written, rounded to the nearest float64 (what nanotron's blend computes with).
+    public var written: Double = 0
 
     public init(dataset: Int, share: Double, units: UInt64) {
         self.dataset = dataset

@@ -56,8 +56,11 @@ struct CurriculumAssembler {
             let units = weightUnits(stage, &diagnostics)
             guard let units, let start = stage.start, let end = stage.end, start < end else { continue }
             let total = units.reduce(0, +)
-            let weights = zip(indices, units).map { dataset, u in
-                StageWeight(dataset: dataset, share: Double(u) / Double(total), units: u)
+            let written = stage.entries.map { $0.weight.map { Double("\($0.significand)e\($0.exponent)") ?? 0 } ?? 0 }
+            let weights = zip(zip(indices, units), written).map { pair, value in
+                var weight = StageWeight(dataset: pair.0, share: Double(pair.1) / Double(total), units: pair.1)
+                weight.written = value
+                return weight
             }
             var assembled = Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location)
             assembled.declaredFormat = stage.declaredFormat
