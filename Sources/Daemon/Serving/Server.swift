@@ -71,6 +71,7 @@ public final class Server: @unchecked Sendable {
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
         }
+        for warning in curriculum.warnings { logger.warning("\(warning.description)") }
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
