@@ -28,6 +28,7 @@ the median tokens/s over the runs and the range.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -110,6 +111,40 @@ def run_memmap(raw: pathlib.Path, B: int, L: int, batches: int, seed: int) -> fl
     return batches * B * L / (t1 - t0)
 
 
+@contextlib.contextmanager
+def served_corpus(tokenfeed_bin: str, tokenfeedd_bin: str, L: int, keep: str | None, prefix: str, extra: list[str] = ()):
+    """Imports the corpus fixture into a data root (in `keep`, else a temporary folder removed after),
+    starts tokenfeedd on it and yields (socket path, raw token file, daemon process); stops it after."""
+    folder = pathlib.Path(keep) if keep else pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    raw = prepare(root, tokenfeed_bin, L)
+    sock = str(folder / "tokenfeed.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    log = open(folder / "tokenfeedd.log", "w")
+    daemon = subprocess.Popen([tokenfeedd_bin, "--curriculum", str(root / "curriculum.yaml"), "--data-root", str(root),
+                               "--socket", sock, *extra], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sock):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"tokenfeedd did not start; see {folder / 'tokenfeedd.log'}")
+            time.sleep(0.05)
+        yield sock, raw, daemon
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", help="folder holding tokenfeed and tokenfeedd")
@@ -122,24 +157,7 @@ def main() -> None:
     B, L, N = args.batch_size, args.sequence_length, args.batches
     tokenfeed_bin, tokenfeedd_bin = find("tokenfeed", args.bin), find("tokenfeedd", args.bin)
 
-    folder = pathlib.Path(args.keep) if args.keep else pathlib.Path(tempfile.mkdtemp(prefix="tf-bench-py-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    root = folder / "root"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir()
-    raw = prepare(root, tokenfeed_bin, L)
-    sock = str(folder / "tokenfeed.sock")
-    if os.path.exists(sock):
-        os.unlink(sock)
-    log = open(folder / "tokenfeedd.log", "w")
-    daemon = subprocess.Popen([tokenfeedd_bin, "--curriculum", str(root / "curriculum.yaml"), "--data-root", str(root),
-                               "--socket", sock], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(sock):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"tokenfeedd did not start; see {folder / 'tokenfeedd.log'}")
-            time.sleep(0.05)
+    with served_corpus(tokenfeed_bin, tokenfeedd_bin, L, args.keep, "tf-bench-py-") as (sock, raw, _):
         variants = [("tokenfeed client, zero-copy views", False, False),
                     ("tokenfeed client, int64 x and y", True, False),
                     ("tokenfeed client, int64 x and y + position ids + varlen cu_seqlens", True, True)]
@@ -153,15 +171,6 @@ def main() -> None:
                 first_batch.append(first)
             results["memmap baseline (nanoGPT get_batch, int64 x and y)"].append(run_memmap(raw, B, L, N, seed=run))
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1] / 1e6:.1f}M tok/s" for k, v in results.items()), file=sys.stderr)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
     base = statistics.median(results["memmap baseline (nanoGPT get_batch, int64 x and y)"])
     print(f"B = {B}, L = {L}, {N} batches a run, median of {args.runs} runs; tokenfeedd = {tokenfeedd_bin}\n")

@@ -291,7 +291,7 @@ final class Connection: @unchecked Sendable {
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
         logger.info("session opened", metadata: [
-            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(LogEscaping.escaped(hello.jobID))",
+            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(hello.jobID)",
             "start_step": "\(startStep)", "credits": "\(hello.initialCredits)",
             "resumed": "\(hello.cursor != nil)",
         ])
@@ -309,7 +309,7 @@ final class Connection: @unchecked Sendable {
 
     /// Sends a typed error, then closes.
     private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(LogEscaping.escaped(error.message))"])
+        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
@@ -331,7 +331,7 @@ final class Connection: @unchecked Sendable {
     func close(reason: String) {
         guard !closing.exchange(true, ordering: .sequentiallyConsistent) else { return }
         closingSince.store(monotonicNanoseconds(), ordering: .relaxed)
-        logger.info("closing", metadata: ["reason": "\(LogEscaping.escaped(reason))"])
+        logger.info("closing", metadata: ["reason": "\(reason)"])
         queue.async { [self] in
             dispatchPrecondition(condition: .onQueue(queue))
             // A feed shared by replicas is stopped by the registry, after the other replicas are told.
