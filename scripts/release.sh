@@ -53,15 +53,17 @@ run "$b/tokenfeed" shard import --from datatrove fixtures/corpus/llama3-text/*.d
 printf 'sequence_length: 256\nseed: 1\nstages:\n  - name: only\n    start: 0\n    end: 100000\n    mixture: {web: 1}\n' \
   > "$check/root/curriculum.yaml"
 run "$b/tokenfeed" plan "$check/root/curriculum.yaml" --data-root "$check/root" > "$check/plan.log"
-run "$b/tokenfeedd" --curriculum "$check/root/curriculum.yaml" --data-root "$check/root" --socket "$check/s.sock" \
-  > "$check/tokenfeedd.log" 2>&1 &
+# exec: $! is tokenfeedd itself (not a subshell), so SIGTERM reaches the daemon.
+(exec env -i HOME="$check" PATH=/usr/bin:/bin "$b/tokenfeedd" --curriculum "$check/root/curriculum.yaml" \
+  --data-root "$check/root" --socket "$check/s.sock" > "$check/tokenfeedd.log" 2>&1) &
 daemon=$!
 for _ in $(seq 600); do [ -S "$check/s.sock" ] && break; sleep 0.1; done
 [ -S "$check/s.sock" ] || { cat "$check/tokenfeedd.log" >&2; fail "tokenfeedd did not open its socket"; }
 run "$b/tokenfeed" dump --socket "$check/s.sock" --count 2 > "$check/dump.log" \
   || { kill "$daemon"; fail "tokenfeed dump --socket failed"; }
 kill -TERM "$daemon"
-wait "$daemon" || fail "tokenfeedd exited $? on SIGTERM"
+status=0; wait "$daemon" || status=$?
+[ "$status" = 0 ] || { cat "$check/tokenfeedd.log" >&2; fail "tokenfeedd exited $status on SIGTERM"; }
 [ -s "$check/dump.log" ] || fail "tokenfeed dump printed nothing"
 echo "release: the binaries run without the toolchain (import, plan, serve, dump, SIGTERM)" >&2
 rm -rf "$check"
