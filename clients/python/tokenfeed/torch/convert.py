@@ -124,9 +124,8 @@ class TensorConverter:
         self._slots: list[_Slot] = []
         self._arange = np.arange(L, dtype=np.int64)
         if "position_ids" in self.fields:
-            self._steps_t = torch.zeros(B * L, dtype=torch.int64)
-            self._seg_t = torch.empty(B * L, dtype=torch.int64)
-            self._steps, self._seg = self._steps_t.numpy(), self._seg_t.numpy()
+            self._steps = np.zeros(B * L, dtype=np.int64)
+            self._seg = np.empty(B * L, dtype=np.int64)
             self._tiled = np.tile(self._arange, B)
         self._warned = False
 
@@ -192,11 +191,11 @@ class TensorConverter:
                 np.copyto(a["position_ids"], self._arange)
             else:
                 # The start of each token's segment: a running sum of the steps between segment
-                # starts (torch's cumsum is several times numpy's), then position = t - start.
+                # starts, then position = t - start (numpy, single-threaded: no pool threads to wake).
                 steps = self._steps
                 steps.fill(0)
                 steps[seg_flat[1:]] = seg_start[1:] - seg_start[:-1]
-                torch.cumsum(self._steps_t, 0, out=self._seg_t)
+                np.cumsum(steps, out=self._seg)
                 np.subtract(self._tiled, self._seg, out=pos)
 
         if "hf_labels" in a:
