@@ -7,5 +7,5 @@ struct Tokenfeed: ParsableCommand {
         commandName: "tokenfeed",
         abstract: "Tools for tokenfeed: shards, curriculum plans, dumps and stats.",
         version: ReleaseVersion.line(for: "tokenfeed"),
-        subcommands: [Shard.self, Dump.self, Demo.self, Bench.self, Plan.self, StatsCommand.self, CursorCommand.self])
+        subcommands: [Shard.self, Dump.self, Export.self, Demo.self, Bench.self, Plan.self, StatsCommand.self, CursorCommand.self])
 }
