@@ -137,6 +137,7 @@ struct Export: ParsableCommand {
         let chunkCount = ExportRunner.chunkCount(range, sequencesPerFile: perFile)
         let manifestPath = context.path(ExportManifest.fileName)
         var manifest: ExportManifest
+        if resume { try Self.removeLeftovers(in: out) }
         if resume && !Self.isEmptyOrAbsent(out) {
             manifest = try ExportManifest.read(manifestPath)
             if let difference = ExportManifest.difference(manifest.parameters, parameters) {
@@ -178,6 +179,21 @@ struct Export: ParsableCommand {
         }
         return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
+
+    /// Before resuming: removes what a killed run can leave besides complete files — `.partial`
+    /// files and the temporary files of an atomic write of the manifest or the serving curriculum
+    /// (`NAME.tmp-…`). A run killed before its manifest existed leaves the folder empty, and starts anew.
+    private static func removeLeftovers(in path: String) throws(ExportError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        let temporaries = [ExportManifest.fileName + ".tmp-", servingCurriculumName + ".tmp-"]
+        for name in names where name.hasSuffix(".partial") || temporaries.contains(where: name.hasPrefix) {
+            guard unlink(path + "/" + name) == 0 else {
+                throw ExportError("\(path)/\(name): cannot remove a leftover of the interrupted run: errno \(errno)")
+            }
+        }
+    }
+
+    static let servingCurriculumName = "export.tokenfeed.yaml"
 
     /// True when `path` does not exist or is an empty folder (an export killed before it began: `--resume` starts it).
     private static func isEmptyOrAbsent(_ path: String) -> Bool {
@@ -234,7 +250,7 @@ struct Export: ParsableCommand {
         text += "    end: \(sequences * UInt64(stream.sequenceLength))\n"
         text += "    mixture:\n"
         text += "      \(folderName): 1.0\n"
-        do { try AtomicFile.write(Array(text.utf8), to: context.path("export.tokenfeed.yaml")) } catch {
+        do { try AtomicFile.write(Array(text.utf8), to: context.path(servingCurriculumName)) } catch {
             throw ExportError(error.description)
         }
     }
