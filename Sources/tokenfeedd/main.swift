@@ -86,6 +86,7 @@ struct TokenfeedDaemon: ParsableCommand {
     var outboxBytes: String?
 
     func run() throws {
+        DaemonSignals.block()
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")
@@ -104,31 +105,21 @@ struct TokenfeedDaemon: ParsableCommand {
             printError("tokenfeedd: \(error)")
             throw ExitCode(1)
         }
-        // Signal handling is in place before the socket exists: a SIGTERM sent as soon as the socket
-        // appears must not fall into the window between ignoring the signal and its source resuming.
-        // The sources live in a global: a local kept by `withExtendedLifetime` around the `Never`-
-        // returning `dispatchMain()` was released early in release builds, and SIGTERM went unhandled.
-        installedSignalSources = [Int32(SIGTERM), Int32(SIGINT), Int32(SIGHUP)].map { (number: Int32) -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "SIGHUP"
-            source.setEventHandler {
-                logger.info("signal received", metadata: ["signal": "\(name)"])
-                if number == SIGHUP {
-                    reload(log: log, server: server, logger: logger)
-                    return
-                }
-                server.shutdown()
-                Glibc.exit(0)
-            }
-            source.resume()
-            return source
-        }
         do { try server.start() } catch {
             printError("tokenfeedd: \(error)")
             throw ExitCode(1)
         }
-        dispatchMain()
+        // Signals are blocked in every thread (DaemonSignals.block() ran first), so one sent at any
+        // moment — even as soon as the socket appears — waits, pending, for the main thread to take it.
+        DaemonSignals.wait { number in
+            logger.info("signal received", metadata: ["signal": "\(DaemonSignals.name(number))"])
+            if number == SIGHUP {
+                reload(log: log, server: server, logger: logger)
+                return
+            }
+            server.shutdown()
+            Glibc.exit(0)
+        }
     }
 
     /// SIGHUP: re-opens the log file, re-reads the config file and the command line and applies the
@@ -244,4 +235,3 @@ TokenfeedDaemon.main()
 
 /// The daemon's signal sources, alive for the whole process (written once by `main` before
 /// `dispatchMain`, never read).
-nonisolated(unsafe) private var installedSignalSources: [any DispatchSourceSignal] = []
