@@ -87,6 +87,7 @@ struct TokenfeedDaemon: ParsableCommand {
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")
+            StartupFailureAnswer.answerPending(reason: error.message)
             throw ExitCode(2)
         }
         let log: DaemonLog
@@ -100,6 +101,7 @@ struct TokenfeedDaemon: ParsableCommand {
         let server: Server
         do { server = try Server.open(options: options, logger: logger) } catch {
             printError("tokenfeedd: \(error)")
+            StartupFailureAnswer.answerPending(reason: "\(error)")
             throw ExitCode(1)
         }
         // Signal handling is in place before the socket exists: a SIGTERM sent as soon as the socket
