@@ -22,7 +22,7 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("data-root"), help: "Folder the dataset folders are in (nanotron: DIR/<name>).")
     var dataRoot: String?
 
-    @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}]}.")
+    @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}], identities: [{name, identity, path, folders}], warnings}.")
     var json = false
 
     /// Datasets drawn more often than this many epochs are flagged.
@@ -36,6 +36,7 @@ struct Plan: ParsableCommand {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(1)
         }
+        for warning in loaded.warnings { printError(warning.description) }
         var folders: [DatasetFolder?] = Array(repeating: nil, count: loaded.datasets.count)
         if dataRoot != nil {
             var failed = false
@@ -57,6 +58,11 @@ struct Plan: ParsableCommand {
             let opened = loaded.datasets.indices.compactMap { d in folders[d].map { (name: loaded.datasets[d].name, folder: $0) } }
             do { try GlobalStream.checkTokenizers(datasets: opened) } catch {
                 printError("\(loaded.sourcePath): error: \(error.description)")
+                throw ExitCode(1)
+            }
+            let all = folders.compactMap { $0 }
+            do { if all.count == folders.count { try GlobalStream.checkDeclaredFormats(curriculum: loaded, datasets: all) } } catch {
+                printError(error.description)
                 throw ExitCode(1)
             }
             let unknown = GlobalStream.unknownTokenizers(datasets: opened)
@@ -84,7 +90,12 @@ struct Plan: ParsableCommand {
         case .concat: packing = "concat"
         case .bestfit(let pad, let lookahead): packing = "bestfit (pad \(pad), lookahead \(lookahead))"
         }
-        out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing)\n"
+        let shuffle: String
+        switch c.shuffle {
+        case .off: shuffle = "rows in stream order (no shuffle)"
+        case .rows(let span): shuffle = "rows shuffled within blocks of \(grouped(UInt64(span))) (seeded)"
+        }
+        out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing) · \(shuffle)\n"
         out += "  \(grouped(c.endToken)) tokens (\(human(c.endToken))) in \(grouped(plan.totalSequences)) sequences · \(c.datasets.count) datasets · fingerprint \(c.fingerprint)\n"
         let nameWidth = min(40, max(12, c.datasets.map(\.name.count).max() ?? 12))
         for (s, stage) in c.stages.enumerated() {
@@ -123,6 +134,21 @@ struct Plan: ParsableCommand {
             }
             out += line + "\n"
         }
+        out += "\nDataset identities → local folders (a dataset's read position carries over between stages, whatever folder a stage names)\n"
+        for dataset in c.datasets {
+            var line = "  " + pad(dataset.name, nameWidth)
+            if dataset.identity != dataset.name { line += "  " + dataset.identity }
+            line += "  ← " + dataset.folders.map { use in
+                var text = use.path ?? "\(use.written) (not on this machine)"
+                var notes: [String] = []
+                if c.stages.count > 1 { notes.append((use.stages.count == 1 ? "stage " : "stages ") + use.stages.map { String($0 + 1) }.joined(separator: ", ")) }
+                if dataset.folders.count > 1 && use.path != nil && use.path == dataset.folder { notes.append("read") }
+                if !notes.isEmpty { text += " (" + notes.joined(separator: "; ") + ")" }
+                return text
+            }.joined(separator: ", ")
+            out += line + "\n"
+        }
+        for warning in c.warnings { out += "  ⚠ \(warning.message)\n" }
         return out
     }
 
@@ -148,7 +174,9 @@ struct Plan: ParsableCommand {
     // MARK: JSON
 
     private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
-        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"stages\":["
+        var shuffle = "null"
+        if case .rows(let span) = c.shuffle { shuffle = "{\"span\":\(span)}" }
+        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"shuffle\":\(shuffle),\"stages\":["
         for (s, stage) in c.stages.enumerated() {
             if s > 0 { out += "," }
             out += "{\"name\":\(JSONText.string(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"
@@ -160,7 +188,14 @@ struct Plan: ParsableCommand {
             }
             out += "]}"
         }
-        out += "]"
+        out += "],\"identities\":["
+        for (d, dataset) in c.datasets.enumerated() {
+            if d > 0 { out += "," }
+            out += "{\"name\":\(JSONText.string(dataset.name)),\"identity\":\(JSONText.string(dataset.identity)),\"path\":\(dataset.folder.map(JSONText.string) ?? "null"),\"folders\":["
+            out += dataset.folders.map { "{\"path\":\($0.path.map(JSONText.string) ?? "null"),\"written\":\(JSONText.string($0.written)),\"stages\":[\($0.stages.map(String.init).joined(separator: ","))]}" }.joined(separator: ",")
+            out += "]}"
+        }
+        out += "],\"warnings\":[" + c.warnings.map { JSONText.string($0.description) }.joined(separator: ",") + "]"
         if dataRoot != nil {
             out += ",\"datasets\":["
             for (i, u) in usage.enumerated() {

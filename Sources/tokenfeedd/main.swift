@@ -6,6 +6,7 @@ import Musl
 import ArgumentParser
 import Dispatch
 import Logging
+import TokenfeedProtocol
 import TokenfeedServer
 
 /// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
@@ -21,7 +22,8 @@ struct TokenfeedDaemon: ParsableCommand {
             the same way on every node, and records them in the stream's fingerprint and cursors. SIGTERM and SIGINT stop accepting, \
             send every client a shutting_down error, write the state directory, remove the socket file and exit 0. \
             SIGHUP re-opens --log-file and re-reads log_level, log_format, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
-            """)
+            """,
+        version: ReleaseVersion.line(for: "tokenfeedd"))
 
     @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, log_format, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
     var config: String?
@@ -41,7 +43,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Folder for stats.json and each rank's last cursor (rank-R.cursor).")
     var stateDir: String?
 
-    @Option(help: "Byte budget of each session's preloader, e.g. 268435456 or 256MiB (default 256MiB).")
+    @Option(help: "Byte budget of the frame cache all sessions share, e.g. 268435456 or 256MiB (default 256MiB).")
     var preloadBytes: String?
 
     @Option(help: "Batches each session's packer runs ahead (default 8).")
@@ -74,7 +76,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Seconds a connection may take to send its Hello or StatsRequest (default 10).")
     var handshakeTimeout: Int?
 
-    @Option(help: "Bytes one session's ring and preloader may take, e.g. 2GiB (default 2GiB).")
+    @Option(help: "Bytes one session's ring may take, e.g. 2GiB (default 2GiB).")
     var sessionMemory: String?
 
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")

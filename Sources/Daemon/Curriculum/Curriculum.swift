@@ -38,11 +38,18 @@ public struct Curriculum: Sendable, Hashable {
     /// The folder dataset folders were resolved against, when one was given. Provenance names
     /// shards by their path relative to it. Not part of the fingerprint.
     public var dataRoot: String?
+    /// Whether each dataset's rows are served in a seeded order (tokenfeed format `shuffle:`; off
+    /// for nanotron configs and dataset lists). Part of the fingerprint when on.
+    public var shuffle: ShuffleSpec = .off
+    /// What is allowed but probably not meant (two identities reading the same files), found
+    /// while loading; `plan` prints them. Not part of the fingerprint.
+    public var warnings: [CurriculumWarning] = []
     /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
-    /// packing, dataset names, stage boundaries and exact weights) — not of folders or names
-    /// of stages, which do not change which tokens are served. Computed from the current values.
+    /// packing, dataset identities, stage boundaries and exact weights) — not of folders, of
+    /// datasets' display names or of stages' names, which do not change which tokens are served.
+    /// Computed from the current values.
     public var fingerprint: String {
-        CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing,
+        CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing, shuffle: shuffle,
                                      datasets: datasets, stages: stages)
     }
 
@@ -64,20 +71,55 @@ public enum CurriculumFormat: String, Sendable, Hashable {
     case datasetList = "dataset-list"
 }
 
-/// A dataset the curriculum draws from.
+/// A dataset the curriculum draws from: one identity, whose read position carries over from
+/// stage to stage wherever its bytes are on this machine.
+///
+/// The identity of a nanotron dataset is its `dataset_folder` (the S3 path), as nanotron keys it;
+/// the `dataset_read_path` only says where the bytes are here, and may change between stages
+/// (SmolLM3's `stack-edu-HTML` is read from `…/stack-v2-HTML` in stages 1–2 and `…/stack-edu-HTML`
+/// in stage 3). In tokenfeed's own format the identity is the name, or the `identity:` a
+/// `datasets:` entry gives (docs/CURRICULUM.md, "Dataset identity").
 public struct DatasetSpec: Sendable, Hashable {
-    /// The dataset's name, unique within the curriculum (it also seeds its epoch orders).
+    /// The dataset's name, unique within the curriculum: for people and reports (a nanotron
+    /// dataset's is the shortest distinct suffix of its identity, so it may change from one stage
+    /// file to the next; nothing that decides the stream depends on it).
     public var name: String
-    /// The folder holding its shards, resolved; nil when it cannot be resolved on this machine
-    /// (a nanotron `s3://` read path without `--data-root`).
+    /// The full identity, unique within the curriculum: a nanotron `dataset_folder` (without
+    /// trailing slashes), the `identity:` of a tokenfeed `datasets:` entry, else the name. It is
+    /// what the stream depends on (fingerprint, stream description, epoch orders).
+    public var identity: String
+    /// The folder its shards are read from, resolved; nil when it cannot be resolved on this machine
+    /// (a nanotron `s3://` read path without `--data-root`). When the curriculum names several
+    /// folders for the identity, the first that exists (all that exist hold the same files).
     public var folder: String?
+    /// Every local folder the curriculum names for this identity, in order of first use.
+    public var folders: [DatasetFolderUse]
     /// Where the dataset is first named in the curriculum.
     public var location: SourceLocation
 
-    public init(name: String, folder: String?, location: SourceLocation) {
+    public init(name: String, identity: String? = nil, folder: String?, folders: [DatasetFolderUse]? = nil,
+                location: SourceLocation) {
         self.name = name
+        self.identity = identity ?? name
         self.folder = folder
+        self.folders = folders ?? [DatasetFolderUse(path: folder, written: folder ?? name, stages: [])]
         self.location = location
+    }
+}
+
+/// One local folder a curriculum names for a dataset identity, and the stages that name it.
+public struct DatasetFolderUse: Sendable, Hashable {
+    /// The folder, resolved; nil when it cannot be resolved on this machine.
+    public var path: String?
+    /// The folder as written (a read path, a folder relative to the data root).
+    public var written: String
+    /// The stages (indices into ``Curriculum/stages``) that name this folder.
+    public var stages: [Int]
+
+    public init(path: String?, written: String, stages: [Int]) {
+        self.path = path
+        self.written = written
+        self.stages = stages
     }
 }
 
@@ -93,6 +135,9 @@ public struct Stage: Sendable, Hashable {
     public var weights: [StageWeight]
     /// Where the stage is written in the file.
     public var location: SourceLocation
+    /// What the stage's file says its datasets' shards hold (nanotron's `token_size_in_bytes`,
+    /// `tokenizer_name`, `vocab_size`), checked when the stream is opened.
+    public var declaredFormat = DeclaredShardFormat()
 
     public init(name: String, startToken: UInt64, endToken: UInt64, weights: [StageWeight], location: SourceLocation) {
         precondition(startToken < endToken, "a stage ends after it starts")
@@ -119,12 +164,24 @@ public struct StageWeight: Sendable, Hashable {
     public var share: Double
     /// The exact weight in integer units (zero for a dataset listed with weight 0).
     public var units: UInt64
+    /// The weight as written, rounded to the nearest float64 (what nanotron's blend computes with).
+    public var written: Double = 0
 
     public init(dataset: Int, share: Double, units: UInt64) {
         self.dataset = dataset
         self.share = share
         self.units = units
     }
+}
+
+/// The order a dataset's rows are served in.
+public enum ShuffleSpec: Sendable, Hashable {
+    /// Row `k` of the dataset is its `k`-th draw: documents in shard order, as tokenized.
+    case off
+    /// The `k`-th draw reads a row chosen by a seeded bijection within blocks of `span` consecutive
+    /// rows (`RowShuffle`): rows of nearby documents are mixed, every row is still read once per
+    /// pass, and any draw is computed directly.
+    case rows(span: Int)
 }
 
 /// How documents are packed into sequences.

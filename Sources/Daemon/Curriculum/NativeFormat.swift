@@ -4,8 +4,10 @@
 /// sequence_length: 4096
 /// seed: 6
 /// packing: concat                    # or {mode: bestfit, pad_token: 128004, lookahead: 64}
+/// shuffle: {span: 4096}              # optional: rows served in a seeded order within blocks of 4096
 /// datasets:                          # optional: name -> folder (relative to the data root)
 ///   fineweb-edu: web/fineweb-edu
+///   html-old: {folder: stack-v2-HTML, identity: stack-edu-HTML}   # the dataset stack-edu-HTML, another folder
 /// stages:
 ///   - name: stable
 ///     start: 0
@@ -18,7 +20,7 @@
 ///     mixture_file: decay.yaml       # a dataset list file, relative to this file
 /// ```
 enum NativeFormat {
-    static let topKeys = ["sequence_length", "seed", "packing", "datasets", "stages", "description"]
+    static let topKeys = ["sequence_length", "seed", "packing", "shuffle", "datasets", "stages", "description"]
     static let stageKeys = ["name", "start", "end", "mixture", "mixture_file", "description"]
     static let packingKeys = ["mode", "pad_token", "lookahead"]
 
@@ -38,11 +40,15 @@ enum NativeFormat {
         }
         let packing = root.value("packing").map { readPacking($0, &diagnostics) } ?? .concat
 
-        var folders: [String: FolderReference] = [:]
+        var folders: [String: DatasetEntry] = [:]
         if let node = root.value("datasets"), let map = diagnostics.mapping(node, "'datasets' (dataset name -> folder)") {
             for entry in map.entries {
-                guard let path = diagnostics.string(entry.value, "the folder of dataset '\(entry.key)'") else { continue }
-                folders[entry.key] = path.hasPrefix("/") ? .asWritten(path) : .relative(path)
+                if let dataset = readDataset(entry.key, entry.value, &diagnostics) { folders[entry.key] = dataset }
+            }
+            for (name, entry) in folders {
+                if let identity = entry.identity, let target = folders[identity], target.identity != nil, target.identity != identity {
+                    diagnostics.error(entry.identityLocation ?? node.location, "dataset '\(name)' takes the identity of '\(identity)', which itself takes the identity of '\(target.identity!)'; name the final identity, '\(target.identity!)', directly")
+                }
             }
         }
 
@@ -57,10 +63,12 @@ enum NativeFormat {
                 }
             }
         }
-        return RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
+        var raw = RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
+        raw.shuffle = root.value("shuffle").map { readShuffle($0, &diagnostics) } ?? .off
+        return raw
     }
 
-    static func readStage(_ map: MappingReader, index: Int, folders: [String: FolderReference],
+    static func readStage(_ map: MappingReader, index: Int, folders: [String: DatasetEntry],
                           _ diagnostics: inout Diagnostics,
                           readList: (String, SourceLocation, inout Diagnostics) -> [RawWeight]) -> RawStage? {
         map.rejectUnknownKeys(allowed: stageKeys, in: "a stage", &diagnostics)
@@ -84,7 +92,9 @@ enum NativeFormat {
                 }
                 for entry in weights.entries {
                     let weight = diagnostics.weight(entry.value, "the weight of '\(entry.key)' in stage '\(name)'")
-                    entries.append(RawWeight(name: entry.key, folder: folders[entry.key] ?? .relative(entry.key),
+                    let dataset = folders[entry.key]
+                    entries.append(RawWeight(name: entry.key, identity: dataset?.identity, writtenName: entry.key,
+                                             folder: dataset?.folder ?? .relative(entry.key),
                                              weight: weight, location: entry.keyLocation))
                 }
             }
@@ -102,6 +112,52 @@ enum NativeFormat {
                         start: start, startLocation: startNode?.location ?? map.location,
                         end: end, endLocation: endNode?.location ?? map.location,
                         mixtureLocation: mixtureLocation, entries: entries)
+    }
+
+    /// One entry of `datasets:`: a folder (`name: folder`), or `{folder: F, identity: ID}`: names of
+    /// one identity are one dataset (one read position across stages, whatever folder each names),
+    /// the first name written naming it. Without `identity:` a dataset's identity is its name.
+    struct DatasetEntry {
+        var folder: FolderReference
+        var identity: String?
+        var identityLocation: SourceLocation?
+    }
+
+    static let datasetKeys = ["folder", "identity"]
+
+    static func readDataset(_ name: String, _ node: YAMLNode, _ diagnostics: inout Diagnostics) -> DatasetEntry? {
+        func reference(_ path: String) -> FolderReference { path.hasPrefix("/") ? .asWritten(path) : .relative(path) }
+        if case .mapping(let entries, let location) = node {
+            let map = MappingReader(entries: entries, location: location)
+            map.rejectUnknownKeys(allowed: datasetKeys, in: "the entry of dataset '\(name)'", &diagnostics)
+            var entry = DatasetEntry(folder: .relative(name))
+            if let folderNode = map.value("folder"), let path = diagnostics.string(folderNode, "the folder of dataset '\(name)'") {
+                entry.folder = reference(path)
+            }
+            if let identityNode = map.value("identity"), let identity = diagnostics.string(identityNode, "the identity of dataset '\(name)'") {
+                entry.identity = identity == name ? nil : identity
+                entry.identityLocation = identityNode.location
+            }
+            return entry
+        }
+        guard let path = diagnostics.string(node, "the folder of dataset '\(name)' (a path, or {folder: F, identity: NAME})") else { return nil }
+        return DatasetEntry(folder: reference(path))
+    }
+
+    static let shuffleKeys = ["span"]
+
+    /// `shuffle: off`, or `shuffle: {span: N}` (rows per block, 2 to 2^24).
+    static func readShuffle(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> ShuffleSpec {
+        if case .scalar(let text, _, _) = node, !node.isNull {
+            if text == "off" || text == "false" { return .off }
+            diagnostics.error(node.location, "unknown shuffle '\(text)'; use 'off' or {span: N} (rows per shuffled block)")
+            return .off
+        }
+        guard let map = diagnostics.mapping(node, "'shuffle'") else { return .off }
+        map.rejectUnknownKeys(allowed: shuffleKeys, in: "'shuffle'", &diagnostics)
+        guard let spanNode = map.required("span", in: "'shuffle'", &diagnostics),
+              let span = diagnostics.integer(spanNode, "'shuffle.span' (rows per shuffled block)", in: 2...UInt64(CurriculumLimits.maxShuffleSpan)) else { return .off }
+        return .rows(span: Int(span))
     }
 
     static func readPacking(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> PackingSpec {

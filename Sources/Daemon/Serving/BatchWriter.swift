@@ -66,7 +66,7 @@ final class BatchWriter {
     /// - Parameter interrupt: polled while waiting; true returns `.waited` so the caller can send
     ///   control frames or tear down, then call again.
     func sendNext(interrupt: () -> Bool) -> Outcome {
-        let ring = session.feed.ring
+        let ring = session.ring
         var waitStart: UInt64 = 0
         var backoff = Backoff()
         var drainedChecks = 0
