@@ -14,7 +14,7 @@ nothing else connected; every other scenario first starts an abuser (a separate 
 does not share the good client's interpreter), waits until it is in place, then measures:
 
 - ``stalled``: 160 sessions (batch size 8) whose Hello grants 100,000 credits and that never read a
-  byte; measured once the daemon has filled their rings and sockets and gone idle (at most 120 s:
+  byte; measured once the daemon has filled their rings and sockets and gone idle (at most 60 s:
   serving what 160 sessions asked for is work, their stalling afterwards must cost nothing);
 - ``slow-readers``: 100 sessions that each read one batch a second;
 - ``connections``: 250 idle connections (never a Hello; re-opened when the handshake timeout closes
@@ -170,7 +170,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle(pid: int, limit: float = 120) -> float:
+def settle(pid: int, limit: float = 60) -> float:
     """Waits until the daemon uses under 10 % of a core over a second (at most `limit` s); the seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < limit:

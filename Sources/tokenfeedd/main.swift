@@ -90,6 +90,7 @@ struct TokenfeedDaemon: ParsableCommand {
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")
+            StartupFailureAnswer.answerPending(reason: error.message)
             throw ExitCode(2)
         }
         let log: DaemonLog
@@ -103,6 +104,7 @@ struct TokenfeedDaemon: ParsableCommand {
         let server: Server
         do { server = try Server.open(options: options, logger: logger) } catch {
             printError("tokenfeedd: \(error)")
+            StartupFailureAnswer.answerPending(reason: "\(error)")
             throw ExitCode(1)
         }
         do { try server.start() } catch {

@@ -81,6 +81,25 @@ import TokenfeedClient
         #expect(daemon.waitForExit() == 0, "\(daemon.stderr)")
     }
 
+    /// A socket-activated daemon that cannot start answers the trainer that woke it with a typed
+    /// error naming the cause, not a reset connection.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
+    func aFailedStartAnswersTheQueuedConnection() throws {
+        let fixture = try ServerFixture()
+        let activated = fixture.dir.sub("activated.sock")
+        let missing = fixture.dir.sub("no-such-curriculum.yaml")
+        let daemon = try DaemonProcess(["-l", activated, productsFolder + "/tokenfeedd", "--curriculum", missing,
+                                        "--data-root", fixture.dataRoot, "--socket", fixture.dir.sub("unused.sock")],
+                                       socket: activated, executable: "/usr/bin/systemd-socket-activate")
+        do {
+            _ = try TokenfeedClient.connect(socketPath: activated, rank: 0, worldSize: 1, batchSize: 2)
+            Issue.record("a daemon that cannot start served a session")
+        } catch {
+            #expect("\(error)".contains("could not start") && "\(error)".contains(missing), "\(error)")
+        }
+        #expect(daemon.waitForExit() == 1, "\(daemon.stderr)")
+    }
+
     @Test func theWatchdogIntervalIsOnlyTakenForThisProcess() {
         #expect(ServiceWatchdog.interval(usec: "30000000", pid: nil) == 30_000_000)
         #expect(ServiceWatchdog.interval(usec: "30000000", pid: "\(getpid())") == 30_000_000)
