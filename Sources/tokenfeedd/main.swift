@@ -7,6 +7,7 @@ import ArgumentParser
 import Dispatch
 import Logging
 import TokenfeedServer
+import TokenfeedShards
 
 /// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
 struct TokenfeedDaemon: ParsableCommand {
@@ -77,7 +78,15 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
 
+    @Option(help: "Shard files kept open at most (least recently used closed first; default 256). Keep it well under the descriptor limit (LimitNOFILE) minus --max-connections.")
+    var maxOpenShards: Int = 256
+
     func run() throws {
+        guard maxOpenShards >= 1 else {
+            printError("tokenfeedd: --max-open-shards must be at least 1")
+            throw ExitCode(2)
+        }
+        DescriptorCache.shared.setCapacity(maxOpenShards)
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")

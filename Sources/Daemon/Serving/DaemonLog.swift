@@ -6,6 +6,7 @@ import Musl
 import Logging
 import Synchronization
 import TokenfeedEngine
+import TokenfeedShards
 
 /// Where `tokenfeedd` logs: standard error, or a file (`--log-file`) opened for appending that
 /// SIGHUP re-opens (after logrotate moved it). The level is shared by every logger and can be

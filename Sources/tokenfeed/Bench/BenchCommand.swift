@@ -175,7 +175,7 @@ struct BenchThroughput: ParsableCommand {
         var tokens = 0
         let start = DispatchTime.now().uptimeNanoseconds
         for shard in shards {
-            for k in shard.metadata.frames.indices {
+            for k in 0 ..< shard.metadata.frameCount {
                 try? shard.decodeFrame(k, into: out, scratch: scratch, decompressor: decompressor)
                 tokens += shard.metadata.tokenRange(ofFrame: k).count
             }

@@ -79,7 +79,7 @@ public final class Preloader: FrameProvider {
         let shards = stream.datasets.flatMap(\.shards)
         let frame = ((shards.map { largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
         let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        let frameCount = shards.reduce(0) { $0 + $1.metadata.frames.count }
+        let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }
         return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
     }
 
@@ -107,7 +107,7 @@ public final class Preloader: FrameProvider {
             refs[current.slot] -= 1
             self.current = nil
         }
-        topUp()
+        try topUp()
         precondition(demandCount > 0 && demandKeys[demandHead] == key,
                      "preloader: the packer asked for \(key), the plan says \(demandCount > 0 ? "\(demandKeys[demandHead])" : "nothing")")
         let slot = demandSlots[demandHead]
@@ -120,7 +120,7 @@ public final class Preloader: FrameProvider {
             slotKey[slot] = nil
             throw error
         }
-        topUp()
+        try topUp()
         return bytes(of: slot, key: key)
     }
 
@@ -132,8 +132,9 @@ public final class Preloader: FrameProvider {
     }
 
     /// Extends the demand while there is room in it and a slot for its next new frame.
-    private func topUp() {
-        while demandCount < demandKeys.count, let key = peekDemand() {
+    /// - Throws: `ShardError` when planning the next step needs an index page that cannot be read.
+    private func topUp() throws(ShardError) {
+        while demandCount < demandKeys.count, let key = try peekDemand() {
             let slot: Int
             if let cached = map[key] {
                 slot = cached
@@ -174,14 +175,14 @@ public final class Preloader: FrameProvider {
     }
 
     /// The next frame of the demand, generating the next step's frames when needed; nil at the end of the run.
-    private func peekDemand() -> FrameKey? {
+    private func peekDemand() throws(ShardError) -> FrameKey? {
         while pendingIndex >= pending.count {
             guard nextStep < stepCount else { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
             for j in 0 ..< slice.batchSize {
                 pieces.removeAll(keepingCapacity: true)
-                let record = planner.plan(sequence: slice.sequence(step: nextStep, j), step: nextStep, appendingTo: &pieces)
+                let record = try planner.plan(sequence: slice.sequence(step: nextStep, j), step: nextStep, appendingTo: &pieces)
                 for piece in pieces {
                     let metadata = stream.datasets[Int(record.dataset)].shards[Int(piece.shard)].metadata
                     let first = metadata.frame(containingToken: piece.offset)
