@@ -121,8 +121,9 @@ public enum SyntheticCorpus {
     /// Writes one shard holding `documents`.
     @discardableResult
     public static func writeShard(_ documents: [[UInt32]], path: String, width: TokenWidth = .uint32,
-                                  vocabulary: UInt32? = nil, tokensPerFrame: Int = 4096) throws -> ShardMetadata {
-        let writer = try ShardWriter(path: path, tokenWidth: width, vocabularySize: vocabulary, tokensPerFrame: tokensPerFrame)
+                                  vocabulary: UInt32? = nil, tokensPerFrame: Int = 4096, tokenizer: String? = nil) throws -> ShardMetadata {
+        let writer = try ShardWriter(path: path, tokenWidth: width, vocabularySize: vocabulary, tokensPerFrame: tokensPerFrame,
+                                     tokenizer: tokenizer)
         for doc in documents {
             try writer.write(tokens: doc)
             try writer.endDocument()

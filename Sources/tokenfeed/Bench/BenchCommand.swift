@@ -10,7 +10,7 @@ import TokenfeedShards
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: engine throughput (default) and resident memory under a preload budget.",
-        subcommands: [BenchThroughput.self, BenchMemory.self],
+        subcommands: [BenchThroughput.self, BenchMemory.self, BenchScale.self],
         defaultSubcommand: BenchThroughput.self)
 }
 

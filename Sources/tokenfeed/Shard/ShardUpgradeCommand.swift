@@ -78,5 +78,5 @@ struct ShardIndexCommand: ParsableCommand {
 func writeManifest(folder: String) throws(ShardError) {
     let manifest = try DatasetManifest.build(shardPaths: try DatasetFolder.shardPaths(in: folder))
     try manifest.write(folder: folder)
-    print("wrote \(folder.hasSuffix("/") ? folder : folder + "/")\(DatasetManifest.fileName) (\(manifest.entries.count) shards)")
+    print("wrote \(folder.hasSuffix("/") ? folder : folder + "/")\(DatasetManifest.fileName) (\(manifest.entries.count) shard\(manifest.entries.count == 1 ? "" : "s"))")
 }
