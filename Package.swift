@@ -71,7 +71,8 @@ let package = Package(
         .executableTarget(name: "tokenfeed",
                           dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing",
                                          "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "SystemPackage", package: "swift-system")],
                           path: "Sources/tokenfeed", swiftSettings: strict),
 
         // Tests: unit, property and integration (real daemon, real socket, real files).
@@ -79,6 +80,8 @@ let package = Package(
                 swiftSettings: strict),
         .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TestSupport"],
                     path: "Tests/ShardsTests", swiftSettings: strict),
+        .testTarget(name: "ExportTests", dependencies: ["TokenfeedShards", "TestSupport"],
+                    path: "Tests/ExportTests", swiftSettings: strict),
         .testTarget(name: "CurriculumTests", dependencies: ["TokenfeedCurriculum", "TokenfeedMixing", "TestSupport"],
                     path: "Tests/CurriculumTests", swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing",

@@ -22,7 +22,7 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("data-root"), help: "Folder the dataset folders are in (nanotron: DIR/<name>).")
     var dataRoot: String?
 
-    @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}]}.")
+    @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}], identities: [{name, identity, path, folders}], warnings}.")
     var json = false
 
     @Option(help: "Shard files kept open at most (least recently used closed first).")
@@ -40,6 +40,7 @@ struct Plan: ParsableCommand {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(1)
         }
+        for warning in loaded.warnings { printError(warning.description) }
         var folders: [DatasetFolder?] = Array(repeating: nil, count: loaded.datasets.count)
         if dataRoot != nil {
             var failed = false
@@ -135,6 +136,21 @@ struct Plan: ParsableCommand {
             }
             out += line + "\n"
         }
+        out += "\nDataset identities → local folders (a dataset's read position carries over between stages, whatever folder a stage names)\n"
+        for dataset in c.datasets {
+            var line = "  " + pad(dataset.name, nameWidth)
+            if dataset.identity != dataset.name { line += "  " + dataset.identity }
+            line += "  ← " + dataset.folders.map { use in
+                var text = use.path ?? "\(use.written) (not on this machine)"
+                var notes: [String] = []
+                if c.stages.count > 1 { notes.append((use.stages.count == 1 ? "stage " : "stages ") + use.stages.map { String($0 + 1) }.joined(separator: ", ")) }
+                if dataset.folders.count > 1 && use.path != nil && use.path == dataset.folder { notes.append("read") }
+                if !notes.isEmpty { text += " (" + notes.joined(separator: "; ") + ")" }
+                return text
+            }.joined(separator: ", ")
+            out += line + "\n"
+        }
+        for warning in c.warnings { out += "  ⚠ \(warning.message)\n" }
         return out
     }
 
@@ -172,7 +188,14 @@ struct Plan: ParsableCommand {
             }
             out += "]}"
         }
-        out += "]"
+        out += "],\"identities\":["
+        for (d, dataset) in c.datasets.enumerated() {
+            if d > 0 { out += "," }
+            out += "{\"name\":\(JSONText.string(dataset.name)),\"identity\":\(JSONText.string(dataset.identity)),\"path\":\(dataset.folder.map(JSONText.string) ?? "null"),\"folders\":["
+            out += dataset.folders.map { "{\"path\":\($0.path.map(JSONText.string) ?? "null"),\"written\":\(JSONText.string($0.written)),\"stages\":[\($0.stages.map(String.init).joined(separator: ","))]}" }.joined(separator: ",")
+            out += "]}"
+        }
+        out += "],\"warnings\":[" + c.warnings.map { JSONText.string($0.description) }.joined(separator: ",") + "]"
         if dataRoot != nil {
             out += ",\"datasets\":["
             for (i, u) in usage.enumerated() {

@@ -5,5 +5,5 @@ struct Tokenfeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenfeed",
         abstract: "Tools for tokenfeed: shards, curriculum plans, dumps and stats.",
-        subcommands: [Shard.self, Dump.self, Demo.self, Bench.self, Plan.self, StatsCommand.self, CursorCommand.self])
+        subcommands: [Shard.self, Dump.self, Export.self, Demo.self, Bench.self, Plan.self, StatsCommand.self, CursorCommand.self])
 }

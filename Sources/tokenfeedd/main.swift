@@ -24,7 +24,7 @@ struct TokenfeedDaemon: ParsableCommand {
             SIGHUP re-opens --log-file and re-reads log_level, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
             """)
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -42,7 +42,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Folder for stats.json and each rank's last cursor (rank-R.cursor).")
     var stateDir: String?
 
-    @Option(help: "Byte budget of each session's preloader, e.g. 268435456 or 256MiB (default 256MiB).")
+    @Option(help: "Byte budget of the frame cache all sessions share, e.g. 268435456 or 256MiB (default 256MiB).")
     var preloadBytes: String?
 
     @Option(help: "Batches each session's packer runs ahead (default 8).")
@@ -72,11 +72,14 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Seconds a connection may take to send its Hello or StatsRequest (default 10).")
     var handshakeTimeout: Int?
 
-    @Option(help: "Bytes one session's ring and preloader may take, e.g. 2GiB (default 2GiB).")
+    @Option(help: "Bytes one session's ring may take, e.g. 2GiB (default 2GiB).")
     var sessionMemory: String?
 
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
+
+    @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
+    var outboxBytes: String?
 
     @Option(help: "Shard files kept open at most (least recently used closed first; default 256). Keep it well under the descriptor limit (LimitNOFILE) minus --max-connections.")
     var maxOpenShards: Int = 256
@@ -168,6 +171,12 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let bytes = ConfigFile.parseByteCount(text), bytes > 0 else { throw ValidationError("--total-memory: expected a positive byte count, got \(text)") }
             limits.totalMemoryBytes = bytes
         } else if let bytes = file.totalMemoryBytes { limits.totalMemoryBytes = bytes }
+        if let text = outboxBytes {
+            guard let bytes = ConfigFile.parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) else {
+                throw ValidationError("--outbox-bytes: expected a byte count in 64KiB...1GiB, got \(text)")
+            }
+            limits.outboxBytes = bytes
+        } else if let bytes = file.outboxBytes { limits.outboxBytes = bytes }
     }
 
     private func resolveOptions() throws -> ServerOptions {

@@ -18,12 +18,13 @@ import TokenfeedCurriculum
         }
     }
 
-    @Test func datasetNamesAreTheLastReadPathComponent() throws {
+    @Test func datasetNamesAreTheLastDatasetFolderComponent() throws {
         let curriculum = try CurriculumLoader.load(path: Fixtures.smolLM3Stage3, dataRoot: nil)
         let names = curriculum.datasets.map(\.name)
         #expect(names.first == "fineweb-edu")
-        #expect(names.contains("stack-v2-Python"))
-        #expect(names.contains("dolmino_math_synth_basic"))
+        #expect(names.contains("stack-edu-Python"))
+        #expect(!names.contains("stack-v2-Python"))
+        #expect(names.contains("dolmino_math_synth/standard"))
         #expect(Set(names).count == names.count)
         // Without a data root the local read path is the folder.
         #expect(curriculum.datasets[0].folder == "/scratch/smollm3-data-part1/fineweb-edu")
@@ -45,7 +46,7 @@ import TokenfeedCurriculum
         let curriculum = try CurriculumLoader.load(path: Fixtures.path("curricula/smollm3/long_context_4k_to_32k.yaml"), dataRoot: nil)
         let names = curriculum.datasets.map(\.name)
         #expect(Set(names).count == names.count)
-        #expect(names.contains("fw2-hq-fra_Latn"))
+        #expect(names.contains("fw2-hq-fra_Latn/standard"))
         #expect(names.count == 56)
         #expect(curriculum.stages.count == 1)
         #expect(curriculum.endToken == 20_000 * 12 * 6 * 32_768)

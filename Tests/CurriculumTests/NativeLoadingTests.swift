@@ -11,6 +11,8 @@ import TokenfeedCurriculum
         #expect(native.stages.map(\.startToken) == nanotron.stages.map(\.startToken))
         #expect(native.stages.map(\.endToken) == nanotron.stages.map(\.endToken))
         #expect(native.datasets.map(\.name) == nanotron.datasets.map(\.name))
+        #expect(native.datasets.map(\.identity) == nanotron.datasets.map(\.identity))
+        #expect(native.datasets.map { $0.folders.map(\.stages) } == nanotron.datasets.map { $0.folders.map(\.stages) })
         #expect(native.stages.map(\.weights) == nanotron.stages.map(\.weights))
         #expect(native.fingerprint == nanotron.fingerprint)
     }

@@ -78,7 +78,7 @@ import TokenfeedMixing
         while let source = cursor.next(), source.dataset != fineweb {}
         #expect(plan.source(ofSequence: cursor.position - 1).ordinal == inStage0)
         // A dataset that only appears in stage 3 starts at ordinal 0.
-        let late = try #require(curriculum.datasets.firstIndex { $0.name == "openmathinstruct-2" })
+        let late = try #require(curriculum.datasets.firstIndex { $0.name == "openmathinstruct-2/standard" })
         #expect(plan.count(ofDataset: late, beforeSequence: plan.firstSequence(ofStage: 2)) == 0)
         let first = try #require(plan.sequence(ofOrdinal: 0, dataset: late))
         #expect(first >= plan.firstSequence(ofStage: 2))

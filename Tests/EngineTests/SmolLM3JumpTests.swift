@@ -13,10 +13,12 @@ import TokenfeedShards
     @Test func stepThreeMillionOfSmolLM3IsPackedDirectly() throws {
         let dir = TemporaryDirectory("tokenfeed-smollm3")
         let path = Fixtures.path("curricula/smollm3/stage3_9T_11T.yaml")
-        let names = try CurriculumLoader.load(path: path, dataRoot: nil)
-        // A tiny corpus: two shards of a few documents for each of the 72 datasets.
+        let names = try CurriculumLoader.load(path: path, dataRoot: dir.sub("data"), requireFolders: false)
+        // A tiny corpus: two shards of a few documents for each of the 71 datasets (72 read paths;
+        // stack-edu-HTML is one dataset), in the folder each is read from.
         for (d, dataset) in names.datasets.enumerated() {
-            let folder = dir.sub("data/" + dataset.name, create: true)
+            let folder = try #require(dataset.folder)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for s in 0 ..< 2 {
                 let docs = SyntheticCorpus.documents(seed: UInt64(d * 2 + s), count: 6, vocabulary: 128_256, meanLength: 400)
                 try SyntheticCorpus.writeShard(docs, path: folder + "/\(s).zst", vocabulary: 128_256, tokensPerFrame: 512)
@@ -40,7 +42,7 @@ import TokenfeedShards
                 #expect(Int(record.dataset) == source.dataset)
                 let dataset = curriculum.datasets[source.dataset]
                 let reference = try references[source.dataset]
-                    ?? ReferenceDataset(folder: dataset.folder!, name: dataset.name, seed: curriculum.seed)
+                    ?? ReferenceDataset(folder: dataset.folder!, name: dataset.identity, seed: curriculum.seed)
                 references[source.dataset] = reference
                 let start = Int(source.ordinal) * 4096
                 let row = (0 ..< 4097).map { block.load(fromByteOffset: (j * 4097 + $0) * 4, as: UInt32.self) }

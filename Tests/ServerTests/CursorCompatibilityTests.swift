@@ -15,12 +15,14 @@ import TokenfeedProtocol
 
     // MARK: SmolLM3's three official stage files
 
-    /// The datasets of all three files, one small shard each, under `dir/data`.
+    /// The datasets of all three files, one small shard each, under `dir/data` (in the folder each is read from).
     static func smolLM3DataRoot(_ dir: TemporaryDirectory, files: [String]) throws -> String {
-        var names = Set<String>()
-        for file in files { names.formUnion(try CurriculumLoader.load(path: file, dataRoot: nil).datasets.map(\.name)) }
-        for (d, name) in names.sorted().enumerated() {
-            let folder = dir.sub("data/" + name, create: true)
+        var folders = Set<String>()
+        for file in files {
+            folders.formUnion(try CurriculumLoader.load(path: file, dataRoot: dir.sub("data"), requireFolders: false).datasets.compactMap(\.folder))
+        }
+        for (d, folder) in folders.sorted().enumerated() {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let docs = SyntheticCorpus.documents(seed: UInt64(d), count: 5, vocabulary: 128_256, meanLength: 300)
             try SyntheticCorpus.writeShard(docs, path: folder + "/0.zst", vocabulary: 128_256, tokensPerFrame: 512)
         }

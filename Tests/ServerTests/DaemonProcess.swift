@@ -29,9 +29,10 @@ final class DaemonProcess {
         return waitForExit()
     }
 
-    /// Waits up to 10 s for the process to exit; nil if it did not.
+    /// Waits up to 30 s for the process to exit (a loaded machine can take several seconds to stop a
+    /// daemon that is serving); nil if it did not.
     func waitForExit() -> Int32? {
-        guard eventually(within: 10, { !process.isRunning }) else {
+        guard eventually(within: 30, { !process.isRunning }) else {
             kill(process.processIdentifier, SIGKILL)
             return nil
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import TokenfeedProtocol
 
 /// A test peer that writes arbitrary bytes to the daemon and reads its frames: for abusing the
@@ -18,7 +19,7 @@ final class RawConnection {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: isThreadSanitized ? 25 : 5, tv_usec: 0)   // everything is slower under TSan
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 

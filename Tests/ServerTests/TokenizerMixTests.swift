@@ -7,7 +7,7 @@ import TokenfeedShards
 
 /// A curriculum whose datasets come from different tokenizers is refused — by the daemon at
 /// start-up (exit 1, no socket), `tokenfeed plan` and `tokenfeed dump --offline` — naming both datasets
-/// and both tokenizers. A dataset of unknown tokenizer mixes with a known one, with a warning in `plan`.
+/// and both tokenizers. A dataset of unknown tokenizer mixes with a known one, with a warning in `plan` and the daemon's log.
 @Suite struct TokenizerMixTests {
     let dir = TemporaryDirectory()
     var dataRoot: String { dir.sub("data") }
@@ -74,5 +74,13 @@ import TokenfeedShards
         #expect(plan.stderr.contains("warning: the tokenizer of old is unknown"), "\(plan.stderr)")
         let curriculum = try CurriculumLoader.load(path: curriculumPath, dataRoot: dataRoot)
         _ = try GlobalStream(curriculum: curriculum)
+        // The daemon serves it and says the same in its log.
+        let socket = dir.sub("s.sock")
+        let daemon = try DaemonProcess(["--curriculum", curriculumPath, "--data-root", dataRoot, "--socket", socket,
+                                        "--preload-bytes", "1MiB"], socket: socket)
+        #expect(daemon.process.isRunning, "\(daemon.stderr)")
+        #expect(daemon.terminate() == 0)
+        let warning = daemon.stderr.split(separator: "\n").first { $0.contains("tokenizer of some datasets is unknown") }
+        #expect(warning.map { $0.contains("warning") && $0.contains("unknown=old") && $0.contains("tokenizer=gpt2") } == true, "\(daemon.stderr)")
     }
 }

@@ -184,3 +184,8 @@ public let productsFolder: String = {
     }
     return Fixtures.repositoryRoot + "/.build/debug"
 }()
+
+/// Whether this test process runs under ThreadSanitizer (`swift test --sanitize=thread`): its
+/// runtime's entry point is linked in. The products of such a run are instrumented too: several
+/// times slower, and with an address space (TSan's shadow memory) that no `ulimit -v` admits.
+public let isThreadSanitized: Bool = dlsym(nil, "__tsan_init") != nil

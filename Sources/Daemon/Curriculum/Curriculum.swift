@@ -38,9 +38,13 @@ public struct Curriculum: Sendable, Hashable {
     /// The folder dataset folders were resolved against, when one was given. Provenance names
     /// shards by their path relative to it. Not part of the fingerprint.
     public var dataRoot: String?
+    /// What is allowed but probably not meant (two identities reading the same files), found
+    /// while loading; `plan` prints them. Not part of the fingerprint.
+    public var warnings: [CurriculumWarning] = []
     /// A 128-bit hex digest of everything that shapes the stream (sequence length, seed,
-    /// packing, dataset names, stage boundaries and exact weights) — not of folders or names
-    /// of stages, which do not change which tokens are served. Computed from the current values.
+    /// packing, dataset identities, stage boundaries and exact weights) — not of folders, of
+    /// datasets' display names or of stages' names, which do not change which tokens are served.
+    /// Computed from the current values.
     public var fingerprint: String {
         CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing,
                                      datasets: datasets, stages: stages)
@@ -64,20 +68,55 @@ public enum CurriculumFormat: String, Sendable, Hashable {
     case datasetList = "dataset-list"
 }
 
-/// A dataset the curriculum draws from.
+/// A dataset the curriculum draws from: one identity, whose read position carries over from
+/// stage to stage wherever its bytes are on this machine.
+///
+/// The identity of a nanotron dataset is its `dataset_folder` (the S3 path), as nanotron keys it;
+/// the `dataset_read_path` only says where the bytes are here, and may change between stages
+/// (SmolLM3's `stack-edu-HTML` is read from `…/stack-v2-HTML` in stages 1–2 and `…/stack-edu-HTML`
+/// in stage 3). In tokenfeed's own format the identity is the name, or the `identity:` a
+/// `datasets:` entry gives (docs/CURRICULUM.md, "Dataset identity").
 public struct DatasetSpec: Sendable, Hashable {
-    /// The dataset's name, unique within the curriculum (it also seeds its epoch orders).
+    /// The dataset's name, unique within the curriculum: for people and reports (a nanotron
+    /// dataset's is the shortest distinct suffix of its identity, so it may change from one stage
+    /// file to the next; nothing that decides the stream depends on it).
     public var name: String
-    /// The folder holding its shards, resolved; nil when it cannot be resolved on this machine
-    /// (a nanotron `s3://` read path without `--data-root`).
+    /// The full identity, unique within the curriculum: a nanotron `dataset_folder` (without
+    /// trailing slashes), the `identity:` of a tokenfeed `datasets:` entry, else the name. It is
+    /// what the stream depends on (fingerprint, stream description, epoch orders).
+    public var identity: String
+    /// The folder its shards are read from, resolved; nil when it cannot be resolved on this machine
+    /// (a nanotron `s3://` read path without `--data-root`). When the curriculum names several
+    /// folders for the identity, the first that exists (all that exist hold the same files).
     public var folder: String?
+    /// Every local folder the curriculum names for this identity, in order of first use.
+    public var folders: [DatasetFolderUse]
     /// Where the dataset is first named in the curriculum.
     public var location: SourceLocation
 
-    public init(name: String, folder: String?, location: SourceLocation) {
+    public init(name: String, identity: String? = nil, folder: String?, folders: [DatasetFolderUse]? = nil,
+                location: SourceLocation) {
         self.name = name
+        self.identity = identity ?? name
         self.folder = folder
+        self.folders = folders ?? [DatasetFolderUse(path: folder, written: folder ?? name, stages: [])]
         self.location = location
+    }
+}
+
+/// One local folder a curriculum names for a dataset identity, and the stages that name it.
+public struct DatasetFolderUse: Sendable, Hashable {
+    /// The folder, resolved; nil when it cannot be resolved on this machine.
+    public var path: String?
+    /// The folder as written (a read path, a folder relative to the data root).
+    public var written: String
+    /// The stages (indices into ``Curriculum/stages``) that name this folder.
+    public var stages: [Int]
+
+    public init(path: String?, written: String, stages: [Int]) {
+        self.path = path
+        self.written = written
+        self.stages = stages
     }
 }
 

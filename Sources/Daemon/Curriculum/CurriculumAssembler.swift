@@ -1,13 +1,15 @@
 import Foundation
 
 /// The checks common to every input form, turning a ``RawCurriculum`` into a ``Curriculum``:
-/// contiguous stages holding at least one sequence, valid weights, one folder per dataset name,
-/// and (with a data root) folders that exist and are not empty.
+/// contiguous stages holding at least one sequence, valid weights, one dataset per identity (its
+/// folders copies of one another), and (with a data root) folders that exist and are not empty.
 struct CurriculumAssembler {
     let raw: RawCurriculum
     let path: String
     let directory: String
     let dataRoot: String?
+    /// With a data root: report folders that do not exist or are empty.
+    var requireFolders = true
 
     func assemble(_ diagnostics: inout Diagnostics) -> Curriculum? {
         checkBoundaries(&diagnostics)
@@ -16,28 +18,39 @@ struct CurriculumAssembler {
             return nil
         }
         var datasets: [DatasetSpec] = []
-        var references: [FolderReference] = []
-        var indexByName: [String: Int] = [:]
+        var uses: [[(reference: FolderReference, location: SourceLocation, stages: [Int])]] = []
+        var indexByIdentity: [String: Int] = [:]
+        var identityByName: [String: (identity: String, location: SourceLocation)] = [:]
         var stages: [Stage] = []
         for stage in raw.stages {
             guard checkLimits(of: stage, &diagnostics) else { continue }
-            var seen: [String: SourceLocation] = [:]
+            var seen: [String: RawWeight] = [:]
             var indices: [Int] = []
             for entry in stage.entries {
-                if let first = seen[entry.name] {
-                    diagnostics.error(entry.location, "dataset '\(entry.name)' appears twice in stage '\(stage.name)' (first at line \(first.line)); list each dataset once per stage")
+                if let first = seen[entry.identity] {
+                    let also = first.writtenName == entry.writtenName ? "" : " (as '\(first.writtenName)', one identity with '\(entry.writtenName)')"
+                    diagnostics.error(entry.location, "dataset '\(entry.name)' appears twice in stage '\(stage.name)' (first at line \(first.location.line)\(also)); list each dataset once per stage")
                 }
-                seen[entry.name] = seen[entry.name] ?? entry.location
-                if let index = indexByName[entry.name] {
-                    if references[index] != entry.folder {
-                        diagnostics.error(entry.location, "dataset '\(entry.name)' has folder \(describe(entry.folder)) here but \(describe(references[index])) at \(datasets[index].location); one name must mean one folder")
-                    }
-                    indices.append(index)
+                seen[entry.identity] = seen[entry.identity] ?? entry
+                if let other = identityByName[entry.name], other.identity != entry.identity {
+                    diagnostics.error(entry.location, "the name '\(entry.name)' means dataset \(entry.identity) here but \(other.identity) at \(other.location); one name must mean one dataset")
+                }
+                identityByName[entry.name] = identityByName[entry.name] ?? (entry.identity, entry.location)
+                let index: Int
+                if let known = indexByIdentity[entry.identity] {
+                    index = known
                 } else {
-                    indexByName[entry.name] = datasets.count
-                    indices.append(datasets.count)
-                    references.append(entry.folder)
-                    datasets.append(DatasetSpec(name: entry.name, folder: resolve(entry.folder), location: entry.location))
+                    index = datasets.count
+                    indexByIdentity[entry.identity] = index
+                    uses.append([])
+                    datasets.append(DatasetSpec(name: entry.name, identity: entry.identity, folder: nil, folders: [], location: entry.location))
+                }
+                indices.append(index)
+                // Stages are numbered as they will be in the curriculum (skipped ones reported already).
+                if let u = uses[index].firstIndex(where: { $0.reference == entry.folder }) {
+                    if uses[index][u].stages.last != stages.count { uses[index][u].stages.append(stages.count) }
+                } else {
+                    uses[index].append((entry.folder, entry.location, [stages.count]))
                 }
             }
             let units = weightUnits(stage, &diagnostics)
@@ -52,10 +65,86 @@ struct CurriculumAssembler {
             diagnostics.error(datasets[CurriculumLimits.maxDatasets].location, "the curriculum names \(datasets.count) datasets, more than the protocol's limit of \(CurriculumLimits.maxDatasets); merge datasets")
             return nil
         }
-        if dataRoot != nil { checkFolders(datasets, &diagnostics) }
+        for d in datasets.indices { chooseFolder(&datasets[d], uses: uses[d], &diagnostics) }
+        if dataRoot != nil && requireFolders { checkFolders(datasets, &diagnostics) }
         guard diagnostics.isEmpty, let sequenceLength = raw.sequenceLength, !stages.isEmpty else { return nil }
-        return Curriculum(sourcePath: path, format: raw.format, sequenceLength: sequenceLength, seed: raw.seed,
-                          datasets: datasets, stages: stages, packing: raw.packing)
+        var curriculum = Curriculum(sourcePath: path, format: raw.format, sequenceLength: sequenceLength, seed: raw.seed,
+                                    datasets: datasets, stages: stages, packing: raw.packing)
+        curriculum.warnings = sharedFolderWarnings(datasets)
+        return curriculum
+    }
+
+    /// Sets the dataset's folders (every one the curriculum names for its identity) and the one its
+    /// shards are read from: the first that exists, else the first. Folders of one identity that
+    /// exist must list the same files (names and sizes), or the same data would not continue where
+    /// it stopped: reported at the later folder.
+    func chooseFolder(_ dataset: inout DatasetSpec, uses: [(reference: FolderReference, location: SourceLocation, stages: [Int])],
+                      _ diagnostics: inout Diagnostics) {
+        dataset.folders = uses.map { DatasetFolderUse(path: resolve($0.reference), written: written($0.reference), stages: $0.stages) }
+        let existing = dataset.folders.indices.filter { dataset.folders[$0].path.map(Self.isDirectory) ?? false }
+        let read = existing.first ?? 0
+        dataset.folder = dataset.folders.isEmpty ? nil : dataset.folders[read].path
+        guard existing.count > 1, let readPath = dataset.folders[read].path else { return }
+        let reference = Self.listing(readPath)
+        for u in existing.dropFirst() {
+            guard let other = dataset.folders[u].path, other != readPath else { continue }
+            if let difference = Self.firstDifference(reference, Self.listing(other)) {
+                diagnostics.error(uses[u].location, "dataset '\(dataset.name)' (identity \(dataset.identity)) is read from \(readPath) \(stageList(dataset.folders[read].stages)) "
+                                  + "and from \(other) \(stageList(dataset.folders[u].stages)), but the folders hold different files (\(difference)); "
+                                  + "one identity continues where it stopped from stage to stage, so its folders must be copies of the same data — copy them, or give the other data its own identity")
+            }
+        }
+    }
+
+    /// Warnings for datasets of different identities whose folders are the same folder (after
+    /// resolving symbolic links): each keeps its own read position, so the same data is served twice.
+    func sharedFolderWarnings(_ datasets: [DatasetSpec]) -> [CurriculumWarning] {
+        var firstByFolder: [String: Int] = [:]
+        var warnings: [CurriculumWarning] = []
+        for (d, dataset) in datasets.enumerated() {
+            guard let folder = dataset.folder else { continue }
+            let key = Self.isDirectory(folder) ? URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL.path : folder
+            if let first = firstByFolder[key] {
+                warnings.append(CurriculumWarning(dataset.location, "datasets '\(datasets[first].name)' and '\(dataset.name)' resolve to the same files (\(key)) under different identities "
+                    + "(\(datasets[first].identity), \(dataset.identity)): each keeps its own read position, so the same data is served twice; "
+                    + "if they are one dataset, give them one dataset_folder (nanotron) or one identity (tokenfeed: datasets: {NAME: {folder: F, identity: OTHER}})"))
+            } else {
+                firstByFolder[key] = d
+            }
+        }
+        return warnings
+    }
+
+    func stageList(_ stages: [Int]) -> String {
+        let numbers = stages.map { String($0 + 1) }
+        return numbers.count == 1 ? "in stage \(numbers[0])" : "in stages \(numbers.joined(separator: ", "))"
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// The visible files of a folder with their sizes, by name.
+    static func listing(_ folder: String) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where !name.hasPrefix(".") {
+            let size = (try? FileManager.default.attributesOfItem(atPath: folder + "/" + name))?[.size] as? NSNumber
+            out[name] = size?.uint64Value ?? 0
+        }
+        return out
+    }
+
+    /// The first file (by name) that one listing lacks or sizes differently, said for people.
+    static func firstDifference(_ a: [String: UInt64], _ b: [String: UInt64]) -> String? {
+        for name in Set(a.keys).union(b.keys).sorted() where a[name] != b[name] {
+            switch (a[name], b[name]) {
+            case (nil, _): return "'\(name)' is only in the second"
+            case (_, nil): return "'\(name)' is only in the first"
+            case (let x?, let y?): return "'\(name)' has \(x) bytes in the first, \(y) in the second"
+            }
+        }
+        return nil
     }
 
     /// The protocol's limits on one stage (``CurriculumLimits``): its name's length, the number
@@ -172,9 +261,9 @@ struct CurriculumAssembler {
         }
     }
 
-    func describe(_ reference: FolderReference) -> String {
+    func written(_ reference: FolderReference) -> String {
         switch reference {
-        case .asWritten(let p), .relative(let p), .unresolvable(let p): return "'\(p)'"
+        case .asWritten(let p), .relative(let p), .unresolvable(let p): return p
         }
     }
 }

@@ -10,7 +10,7 @@ enum CurriculumFingerprint {
         case .concat: text += "packing=concat\n"
         case .bestfit(let pad, let lookahead): text += "packing=bestfit,\(pad),\(lookahead)\n"
         }
-        for dataset in datasets { text += "dataset=\(dataset.name.utf8.count):\(dataset.name)\n" }
+        for dataset in datasets { text += "dataset=\(dataset.identity.utf8.count):\(dataset.identity)\n" }
         for stage in stages {
             text += "stage=\(stage.startToken),\(stage.endToken)"
             for weight in stage.weights { text += ";\(weight.dataset)=\(weight.units)" }

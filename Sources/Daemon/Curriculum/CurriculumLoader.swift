@@ -12,13 +12,15 @@ public enum CurriculumLoader {
     ///   - dataRoot: the folder dataset folders are relative to. When given, every dataset
     ///     folder must exist and hold at least one file. Without it, relative folders of the
     ///     tokenfeed format resolve against the curriculum file's folder and nothing on disk is checked.
+    ///   - requireFolders: false to resolve folders against `dataRoot` without requiring them to
+    ///     exist (a tool that is about to create them, such as `tokenfeed demo`).
     /// - Throws: ``CurriculumErrors`` with every problem of the file (and of the dataset list
     ///   files it names): unreadable file, YAML syntax, unknown keys, missing, non-numeric or
     ///   negative weights, weights summing to zero, duplicate datasets in a stage, stages that
     ///   overlap, leave gaps or hold no sequence, missing or empty dataset folders.
-    public static func load(path: String, dataRoot: String?) throws(CurriculumErrors) -> Curriculum {
+    public static func load(path: String, dataRoot: String?, requireFolders: Bool = true) throws(CurriculumErrors) -> Curriculum {
         var diagnostics = Diagnostics()
-        let curriculum = load(path: path, dataRoot: dataRoot, &diagnostics)
+        let curriculum = load(path: path, dataRoot: dataRoot, requireFolders: requireFolders, &diagnostics)
         guard diagnostics.isEmpty, let curriculum else { throw CurriculumErrors(diagnostics.errors) }
         return curriculum
     }
@@ -34,12 +36,12 @@ public enum CurriculumLoader {
         return curriculum
     }
 
-    static func load(path: String, dataRoot: String?, _ diagnostics: inout Diagnostics) -> Curriculum? {
+    static func load(path: String, dataRoot: String?, requireFolders: Bool = true, _ diagnostics: inout Diagnostics) -> Curriculum? {
         guard let text = readText(path, at: SourceLocation(file: path, line: 1, column: 1), &diagnostics) else { return nil }
-        return load(text: text, path: path, dataRoot: dataRoot, &diagnostics)
+        return load(text: text, path: path, dataRoot: dataRoot, requireFolders: requireFolders, &diagnostics)
     }
 
-    static func load(text: String, path: String, dataRoot: String?, _ diagnostics: inout Diagnostics) -> Curriculum? {
+    static func load(text: String, path: String, dataRoot: String?, requireFolders: Bool = true, _ diagnostics: inout Diagnostics) -> Curriculum? {
         let start = SourceLocation(file: path, line: 1, column: 1)
         let root: YAMLNode?
         do throws(CurriculumErrors) {
@@ -79,7 +81,8 @@ public enum CurriculumLoader {
             diagnostics.error(root.location, "not a curriculum: expected a top-level 'stages' (tokenfeed format), 'data_stages' (nanotron config) or 'datasets' (dataset list)")
             return nil
         }
-        var curriculum = CurriculumAssembler(raw: raw, path: path, directory: directory, dataRoot: dataRoot).assemble(&diagnostics)
+        var curriculum = CurriculumAssembler(raw: raw, path: path, directory: directory, dataRoot: dataRoot,
+                                             requireFolders: requireFolders).assemble(&diagnostics)
         curriculum?.dataRoot = dataRoot
         return curriculum
     }

@@ -9,10 +9,14 @@
 ///   `(start_training_step − 1) × step tokens`; `train_steps` ends the last stage;
 /// - the seed: `general.seed`, else the first stage's `data.seed`, else 0.
 ///
-/// A dataset's name is the last component of its read path (`/scratch/x/fineweb-edu` →
-/// `fineweb-edu`); when two different paths end alike, as many trailing components as make them
-/// distinct (`openmathreasoning-4k/tokenized`). With a data root its folder is `ROOT/<name>`;
-/// without one it is the read path itself when that is local, and unresolved for `s3://` paths.
+/// A dataset is identified by its `dataset_folder` (the S3 path; nanotron keys datasets by it), or
+/// by its read path when the config gives no folders: the same folder in two stages is one dataset,
+/// whose read position carries over, even when its read path changes (SmolLM3's `stack-edu-HTML`).
+/// Its name is the last component of the identity (`s3://…/stack-edu-Python/` → `stack-edu-Python`);
+/// when two identities end alike, as many trailing components as make them distinct
+/// (`mwiki/standard`). Its local folder comes from the read path: with a data root `ROOT/<r>`, `r`
+/// being the read path's last components made distinct the same way (`ROOT/stack-v2-Python`);
+/// without one the read path itself when that is local, and unresolved for `s3://` paths.
 ///
 /// The rest of the file (checkpoints, model, optimizer, ...) is accepted unread; inside
 /// `data_stages` every key must be one nanotron defines for pre-tokenized datasets.
@@ -72,8 +76,10 @@ enum NanotronFormat {
             }
         }
 
-        // Names: the shortest distinct path suffix of every read path.
-        let names = distinctNames(for: parsed.flatMap { $0.paths.map(\.path) })
+        // Identities: the dataset folder (else the read path); names: the shortest distinct path
+        // suffix of every identity; local folders: the shortest distinct suffix of every read path.
+        let names = distinctNames(for: parsed.flatMap { $0.identities })
+        let localNames = distinctNames(for: parsed.flatMap { $0.paths.map(\.path) })
 
         // Steps → tokens.
         var stages: [RawStage] = []
@@ -100,10 +106,11 @@ enum NanotronFormat {
                 end = stepStartToken(beforeStep: trainSteps + 1, stepTokens: stepTokens, at: endLocation, &diagnostics)
             }
             let entries = stage.paths.enumerated().map { i, path in
-                RawWeight(name: names[path.path] ?? path.path,
-                          folder: folder(path: path.path, name: names[path.path] ?? path.path, dataRoot: dataRoot),
-                          weight: i < stage.weights.count ? stage.weights[i] : nil,
-                          location: path.location)
+                let identity = stage.identities[i]
+                return RawWeight(name: names[identity] ?? identity, identity: identity, writtenName: path.path,
+                                 folder: folder(path: path.path, name: localNames[path.path] ?? path.path, dataRoot: dataRoot),
+                                 weight: i < stage.weights.count ? stage.weights[i] : nil,
+                                 location: path.location)
             }
             stages.append(RawStage(name: stage.name, location: stage.location, start: start, startLocation: stage.startLocation,
                                    end: end, endLocation: endLocation, mixtureLocation: stage.mixtureLocation, entries: entries))
@@ -132,6 +139,9 @@ enum NanotronFormat {
         var startLocation: SourceLocation
         var seed: UInt64?
         var paths: [(path: String, location: SourceLocation)]
+        /// Per path, the dataset's identity: its `dataset_folder` without trailing slashes (the
+        /// read path when the config gives no folders).
+        var identities: [String] = []
         var weights: [ExactDecimal?]
         var mixtureLocation: SourceLocation
     }
@@ -171,9 +181,16 @@ enum NanotronFormat {
             }
             if items.isEmpty { diagnostics.error(pathEntry.value.location, "'\(pathEntry.key)' is empty; list at least one dataset") }
         }
+        stage.identities = stage.paths.map { identity($0.path) }
         if let folderEntry = dataset.entry("dataset_folder"), folderEntry.key != pathEntry.key,
-           case .sequence(let folders, _) = folderEntry.value, folders.count != stage.paths.count {
-            diagnostics.error(folderEntry.value.location, "'dataset_folder' has \(folders.count) entries but '\(pathEntry.key)' has \(stage.paths.count); the lists are parallel")
+           let folders = diagnostics.sequence(folderEntry.value, "'dataset_folder'") {
+            if folders.count != stage.paths.count {
+                diagnostics.error(folderEntry.value.location, "'dataset_folder' has \(folders.count) entries but '\(pathEntry.key)' has \(stage.paths.count); the lists are parallel")
+            } else {
+                for (i, item) in folders.enumerated() {
+                    if let folder = diagnostics.string(item, "a dataset folder") { stage.identities[i] = identity(folder.trimmingSpaces) }
+                }
+            }
         }
         guard let weightsEntry = dataset.entry("dataset_weights"), !weightsEntry.value.isNull else {
             diagnostics.error(datasetNode.location, "stage '\(name)' has no 'dataset_weights'; give one weight per dataset")
@@ -218,6 +235,13 @@ enum NanotronFormat {
             count += 1
         }
         return result
+    }
+
+    /// A dataset folder as an identity: without trailing slashes, so `…/pes2o/` and `…/pes2o` are one.
+    static func identity(_ folder: String) -> String {
+        var text = Substring(folder)
+        while text.count > 1, text.hasSuffix("/") { text = text.dropLast() }
+        return String(text)
     }
 
     static func folder(path: String, name: String, dataRoot: String?) -> FolderReference {

@@ -6,6 +6,7 @@
 /// packing: concat                    # or {mode: bestfit, pad_token: 128004, lookahead: 64}
 /// datasets:                          # optional: name -> folder (relative to the data root)
 ///   fineweb-edu: web/fineweb-edu
+///   html-old: {folder: stack-v2-HTML, identity: stack-edu-HTML}   # the dataset stack-edu-HTML, another folder
 /// stages:
 ///   - name: stable
 ///     start: 0
@@ -38,11 +39,15 @@ enum NativeFormat {
         }
         let packing = root.value("packing").map { readPacking($0, &diagnostics) } ?? .concat
 
-        var folders: [String: FolderReference] = [:]
+        var folders: [String: DatasetEntry] = [:]
         if let node = root.value("datasets"), let map = diagnostics.mapping(node, "'datasets' (dataset name -> folder)") {
             for entry in map.entries {
-                guard let path = diagnostics.string(entry.value, "the folder of dataset '\(entry.key)'") else { continue }
-                folders[entry.key] = path.hasPrefix("/") ? .asWritten(path) : .relative(path)
+                if let dataset = readDataset(entry.key, entry.value, &diagnostics) { folders[entry.key] = dataset }
+            }
+            for (name, entry) in folders {
+                if let identity = entry.identity, let target = folders[identity], target.identity != nil, target.identity != identity {
+                    diagnostics.error(entry.identityLocation ?? node.location, "dataset '\(name)' takes the identity of '\(identity)', which itself takes the identity of '\(target.identity!)'; name the final identity, '\(target.identity!)', directly")
+                }
             }
         }
 
@@ -60,7 +65,7 @@ enum NativeFormat {
         return RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
     }
 
-    static func readStage(_ map: MappingReader, index: Int, folders: [String: FolderReference],
+    static func readStage(_ map: MappingReader, index: Int, folders: [String: DatasetEntry],
                           _ diagnostics: inout Diagnostics,
                           readList: (String, SourceLocation, inout Diagnostics) -> [RawWeight]) -> RawStage? {
         map.rejectUnknownKeys(allowed: stageKeys, in: "a stage", &diagnostics)
@@ -84,7 +89,9 @@ enum NativeFormat {
                 }
                 for entry in weights.entries {
                     let weight = diagnostics.weight(entry.value, "the weight of '\(entry.key)' in stage '\(name)'")
-                    entries.append(RawWeight(name: entry.key, folder: folders[entry.key] ?? .relative(entry.key),
+                    let dataset = folders[entry.key]
+                    entries.append(RawWeight(name: entry.key, identity: dataset?.identity, writtenName: entry.key,
+                                             folder: dataset?.folder ?? .relative(entry.key),
                                              weight: weight, location: entry.keyLocation))
                 }
             }
@@ -102,6 +109,36 @@ enum NativeFormat {
                         start: start, startLocation: startNode?.location ?? map.location,
                         end: end, endLocation: endNode?.location ?? map.location,
                         mixtureLocation: mixtureLocation, entries: entries)
+    }
+
+    /// One entry of `datasets:`: a folder (`name: folder`), or `{folder: F, identity: ID}`: names of
+    /// one identity are one dataset (one read position across stages, whatever folder each names),
+    /// the first name written naming it. Without `identity:` a dataset's identity is its name.
+    struct DatasetEntry {
+        var folder: FolderReference
+        var identity: String?
+        var identityLocation: SourceLocation?
+    }
+
+    static let datasetKeys = ["folder", "identity"]
+
+    static func readDataset(_ name: String, _ node: YAMLNode, _ diagnostics: inout Diagnostics) -> DatasetEntry? {
+        func reference(_ path: String) -> FolderReference { path.hasPrefix("/") ? .asWritten(path) : .relative(path) }
+        if case .mapping(let entries, let location) = node {
+            let map = MappingReader(entries: entries, location: location)
+            map.rejectUnknownKeys(allowed: datasetKeys, in: "the entry of dataset '\(name)'", &diagnostics)
+            var entry = DatasetEntry(folder: .relative(name))
+            if let folderNode = map.value("folder"), let path = diagnostics.string(folderNode, "the folder of dataset '\(name)'") {
+                entry.folder = reference(path)
+            }
+            if let identityNode = map.value("identity"), let identity = diagnostics.string(identityNode, "the identity of dataset '\(name)'") {
+                entry.identity = identity == name ? nil : identity
+                entry.identityLocation = identityNode.location
+            }
+            return entry
+        }
+        guard let path = diagnostics.string(node, "the folder of dataset '\(name)' (a path, or {folder: F, identity: NAME})") else { return nil }
+        return DatasetEntry(folder: reference(path))
     }
 
     static func readPacking(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> PackingSpec {

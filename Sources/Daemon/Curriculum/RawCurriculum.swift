@@ -24,12 +24,29 @@ struct RawStage {
 
 /// One dataset of a stage as written.
 struct RawWeight {
+    /// The dataset's display name (the first one written for its identity names the dataset).
     var name: String
+    /// The dataset's identity: entries of one identity are one dataset, whose read position carries
+    /// over between stages. A nanotron `dataset_folder` (`s3://…/stack-edu-HTML`), a tokenfeed
+    /// `identity:`, else the name.
+    var identity: String
+    /// The name as the file writes it, for messages (a tokenfeed alias, a nanotron read path).
+    var writtenName: String
     var folder: FolderReference
     /// The weight, or nil if it was missing or invalid (already reported).
     var weight: ExactDecimal?
     /// Where the dataset is named.
     var location: SourceLocation
+
+    init(name: String, identity: String? = nil, writtenName: String? = nil, folder: FolderReference,
+         weight: ExactDecimal?, location: SourceLocation) {
+        self.name = name
+        self.identity = identity ?? name
+        self.writtenName = writtenName ?? name
+        self.folder = folder
+        self.weight = weight
+        self.location = location
+    }
 }
 
 /// Where a dataset's folder is, before it is resolved against a data root.

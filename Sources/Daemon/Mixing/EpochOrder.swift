@@ -2,12 +2,13 @@
 ///
 /// A dataset's stream is its shards concatenated. Epoch 0 reads them in manifest order (sorted
 /// by file name); when the stream runs out, epoch `e ≥ 1` reads them in a permutation seeded by
-/// the curriculum seed, the dataset's name and `e` — the same on every machine.
+/// the curriculum seed, the dataset's identity and `e` — the same on every machine.
 public enum EpochOrder {
     /// The shard order of `epoch`: indices into the manifest's shard list.
     ///
     /// - Parameters:
-    ///   - datasetName: the dataset's name in the curriculum.
+    ///   - datasetName: the dataset's identity in the curriculum (``DatasetSpec/identity``: its
+    ///     name, or a nanotron config's `dataset_folder`), the same in every stage file.
     ///   - epoch: 0 for the first pass over the data.
     ///   - shardCount: how many shards the dataset has.
     ///   - seed: the curriculum's seed.

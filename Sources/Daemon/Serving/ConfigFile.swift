@@ -33,11 +33,12 @@ public struct ConfigFile: Sendable, Hashable {
     public var logFile: String?
     public var allowUsers: [UInt32]?
     public var allowGroups: [UInt32]?
-    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`.
+    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`.
     public var maxConnections: Int?
     public var handshakeTimeoutSeconds: Int?
     public var sessionMemoryBytes: Int?
     public var totalMemoryBytes: Int?
+    public var outboxBytes: Int?
 
     /// An empty config (nothing set).
     public init() {}
@@ -46,7 +47,7 @@ public struct ConfigFile: Sendable, Hashable {
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
                               "ring_slots", "log_level", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
-                              "max_connections", "handshake_timeout", "session_memory", "total_memory"]
+                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -119,6 +120,10 @@ public struct ConfigFile: Sendable, Hashable {
                 if let bytes = parseByteCount(text), bytes > 0 { config.sessionMemoryBytes = bytes } else { fail("expected a positive byte count like 2GiB, got \"\(text)\"") }
             case "total_memory":
                 if let bytes = parseByteCount(text), bytes > 0 { config.totalMemoryBytes = bytes } else { fail("expected a positive byte count like 16GiB, got \"\(text)\"") }
+            case "outbox_bytes":
+                if let bytes = parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) { config.outboxBytes = bytes } else {
+                    fail("expected a byte count in 64KiB...1GiB like 4MiB, got \"\(text)\"")
+                }
             default:
                 problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))
             }

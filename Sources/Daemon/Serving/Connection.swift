@@ -233,8 +233,8 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
-        let needed = RankFeed.memoryBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots,
-                                          preloadBytes: server.options.preloadBytes)
+        // The frames come from the daemon's shared cache, reserved once at start: a session takes its ring.
+        let needed = RankFeed.ringBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots)
         do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
             fail(error, requestID: requestID)
             return
@@ -255,7 +255,7 @@ final class Connection: @unchecked Sendable {
         loggerBox.withLock { $0[metadataKey: "rank"] = "\(hello.rank)" }
         let slice = RankSlice(rank: Int(hello.rank), worldSize: Int(hello.worldSize), batchSize: Int(hello.batchSize))
         let feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
-                            ringSlots: server.options.ringSlots, preloadBytes: server.options.preloadBytes)
+                            ringSlots: server.options.ringSlots, frameCache: server.frameCache)
         let session = Session(hello: hello, startStep: startStep, feed: feed)
         readSession = session
         nextStep.store(startStep, ordering: .relaxed)

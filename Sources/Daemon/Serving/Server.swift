@@ -36,10 +36,14 @@ public final class Server: @unchecked Sendable {
     let logger: Logger
     let registry = JobRegistry()
     let counters = ServerCounters()
+    /// Decompressed frames shared by every session (`--preload-bytes`): one decompression per frame
+    /// per node while the frame stays in the budget.
+    public let frameCache: FrameCache
     private let connections = LockedValue<[UInt64: Connection]>([:])
     private let nextID = Atomic<UInt64>(1)
-    /// Session memory reserved by accepted Hellos (bounded by `limits.totalMemoryBytes`).
-    private let reservedMemory = LockedValue<Int>(0)
+    /// Memory reserved from `limits.totalMemoryBytes`: the frame cache's pool, then each accepted
+    /// Hello's ring.
+    private let reservedMemory: LockedValue<Int>
     /// When an accept failure or a `busy` refusal was last logged (logged at most once per second each).
     private var lastAcceptFailureLog: UInt64 = 0
     private var lastBusyLog: UInt64 = 0
@@ -97,6 +101,8 @@ public final class Server: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.peerPolicy = LockedValue(options.peerPolicy)
+        self.frameCache = FrameCache(stream: stream.stream, budgetBytes: options.preloadBytes)
+        self.reservedMemory = LockedValue(frameCache.residentBytes)
     }
 
     /// The socket path clients connect to.
@@ -229,7 +235,7 @@ public final class Server: @unchecked Sendable {
     func reserveSessionMemory(_ bytes: Int, batchSize: UInt32) throws(ProtocolError) {
         let limits = options.limits
         guard bytes <= limits.sessionMemoryBytes else {
-            throw ProtocolError(.limitExceeded, "Hello.batch_size at offset 32: a session of \(batchSize) rows needs \(bytes) bytes (ring and preload), "
+            throw ProtocolError(.limitExceeded, "Hello.batch_size at offset 32: a session of \(batchSize) rows needs \(bytes) bytes (its ring), "
                                 + "above the per-session limit of \(limits.sessionMemoryBytes) bytes (--session-memory); use a smaller batch_size",
                                 detail: "Hello.batch_size")
         }
@@ -240,7 +246,7 @@ public final class Server: @unchecked Sendable {
         }
         if let left {
             throw ProtocolError(.limitExceeded, "Hello.batch_size at offset 32: a session of \(batchSize) rows needs \(bytes) bytes; \(left) of the daemon's "
-                                + "total of \(limits.totalMemoryBytes) bytes (--total-memory) are left; retry later or use a smaller batch_size",
+                                + "total of \(limits.totalMemoryBytes) bytes (--total-memory) are left (the shared frame cache takes \(frameCache.residentBytes)); retry later or use a smaller batch_size",
                                 detail: "Hello.batch_size")
         }
     }
@@ -270,6 +276,14 @@ public final class Server: @unchecked Sendable {
 
     /// Number of open connections.
     public var connectionCount: Int { connections.withLock { $0.count } }
+
+    /// The open sessions' job, rank and feed progress (what each preloader planned), in connection order.
+    public func sessionProgress() -> [(jobID: String, rank: UInt32, progress: FeedProgress)] {
+        let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
+        return open.compactMap { connection in
+            connection.sessionInfo.withLock { $0 }.map { ($0.jobID, $0.rank, $0.feed.progress) }
+        }
+    }
 
     /// Stops accepting, sends `shutting_down` to every client, waits up to `timeout` seconds for the
     /// connections to close, writes the state directory and removes the socket file. Idempotent.
@@ -352,14 +366,13 @@ public final class Server: @unchecked Sendable {
         var clients: [Stats.Client] = []
         var ringCapacity: UInt32 = 0
         var ringOccupied: UInt32 = 0
-        var preloadBytes: UInt64 = 0
-        var preloadBudget: UInt64 = 0
+        // The frame cache is the daemon's, shared by the sessions: counted once.
+        let preloadBytes = UInt64(frameCache.residentBytes)
+        let preloadBudget = UInt64(options.preloadBytes)
         for connection in open {
             guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
             ringCapacity += UInt32(session.feed.ring.slotCount)
             ringOccupied += UInt32(session.feed.ring.publishedCount)
-            preloadBytes += UInt64(session.feed.preloadResidentBytes)
-            preloadBudget += UInt64(options.preloadBytes)
             clients.append(Stats.Client(
                 rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
                 credits: UInt32(clamping: connection.credits.load(ordering: .relaxed)),

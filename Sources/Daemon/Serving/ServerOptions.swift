@@ -13,7 +13,7 @@ public struct ServerOptions: Sendable, Hashable {
     public var socketMode: UInt32
     /// Where to write `stats.json` and the last cursor of every rank; nil writes nothing.
     public var stateDirectory: String?
-    /// Byte budget of each session's preloader (decompressed frames held ahead of need).
+    /// Byte budget of the frame cache every session shares (decompressed frames held ahead of need).
     public var preloadBytes: Int
     /// Batches each session's packer may run ahead (ring slots, rounded up to a power of two).
     public var ringSlots: Int

@@ -4,14 +4,16 @@ public struct ServingLimits: Sendable, Hashable {
     public var maxConnections: Int = 256
     /// Seconds a connection may take to send its Hello or StatsRequest; then `limit_exceeded` (`--handshake-timeout`).
     public var handshakeTimeoutSeconds: Int = 10
-    /// Bytes one session's ring and preloader may take; a Hello that needs more gets `limit_exceeded`
+    /// Bytes one session's ring may take (the frame cache is the daemon's, counted once in the total); a Hello that needs more gets `limit_exceeded`
     /// before anything is allocated (`--session-memory`).
     public var sessionMemoryBytes: Int = 2 << 30
-    /// Bytes all sessions together may take; a Hello that would pass it gets `limit_exceeded` (`--total-memory`).
+    /// Bytes the frame cache and all sessions together may take; a Hello that would pass it gets `limit_exceeded` (`--total-memory`).
     public var totalMemoryBytes: Int = 16 << 30
     /// Bytes of answers (Stats, Errors) queued for a client that does not read them; beyond this the
-    /// daemon stops reading that client's requests until the client reads.
+    /// daemon stops reading that client's requests until the client reads (`--outbox-bytes`).
     public var outboxBytes: Int = 4 << 20
+    /// The values `outboxBytes` may take: at least one largest Stats answer's worth of room, at most 1 GiB.
+    public static let outboxBytesRange = (64 << 10)...(1 << 30)
 
     /// The defaults above.
     public init() {}

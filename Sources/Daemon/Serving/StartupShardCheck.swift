@@ -16,8 +16,29 @@ enum StartupShardCheck {
     ///   a dataset whose every shard is corrupt; the pad token outside the vocabulary.
     ///   - bestFitCacheDirectory: where `bestfit` packing keeps its per-shard row counts between runs
     ///     (docs/PACKING.md); nil keeps them in memory only.
+    ///   Datasets whose shards name no tokenizer, mixed with datasets that name one, are served with a
+    ///   warning in the log naming them (as `tokenfeed plan` prints it).
     static func open(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
                      bestFitCacheDirectory: String? = nil, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+        let opened = try openStream(curriculum: curriculum, policy: policy, verification: verification,
+                                    bestFitCacheDirectory: bestFitCacheDirectory, logger: logger)
+        warnAboutUnknownTokenizers(opened.0, logger: logger)
+        return opened
+    }
+
+    /// Logs a warning when datasets of unknown tokenizer are mixed with datasets of a known one.
+    static func warnAboutUnknownTokenizers(_ stream: GlobalStream, logger: Logger) {
+        let datasets = zip(stream.curriculum.datasets, stream.datasets).map { (name: $0.name, folder: $1) }
+        let unknown = GlobalStream.unknownTokenizers(datasets: datasets)
+        guard !unknown.isEmpty else { return }
+        logger.warning("the tokenizer of some datasets is unknown (their shards name none); check that it is the others'", metadata: [
+            "curriculum": "\(stream.curriculum.sourcePath)", "unknown": "\(unknown.joined(separator: ","))",
+            "tokenizer": "\(datasets.compactMap(\.folder.tokenizer).first ?? "")",
+        ])
+    }
+
+    private static func openStream(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
+                                   bestFitCacheDirectory: String?, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
         let source = curriculum.sourcePath
         let report: @Sendable (String) -> Void = { line in logger.warning("bestfit row-count cache", metadata: ["detail": "\(line)"]) }
         let manifestReport: @Sendable (String) -> Void = { line in logger.warning("dataset manifest", metadata: ["detail": "\(line)"]) }

@@ -13,10 +13,14 @@ import TokenfeedMixing
 /// seed=<seed>
 /// packing=concat | packing=bestfit,<pad>,<lookahead>
 /// quarantine=<digest, 16 hex digits>                 (only when shards were quarantined)
-/// stage=<start token>;<dataset name>=<units>;…       (one block per stage, in order:)
-/// dataset=<name>                                      (each dataset the first stage that draws from it)
-/// shard=<path relative to the data root>:<tokens>:<documents>   (its shards, in file-name order)
+/// stage=<start token>;<dataset identity>=<units>;…   (one block per stage, in order:)
+/// dataset=<identity>                                  (each dataset the first stage that draws from it)
+/// shard=<path relative to the data root>:<tokens>:<documents>   (its shards, in file-name order;
+///                                                     <identity>/<file name> outside the data root)
 /// ```
+/// Datasets are named by identity (``DatasetSpec/identity``: a nanotron `dataset_folder`), which
+/// is the same in every stage file, not by display name, which need not be.
+///
 /// Stage `k`'s block holds its start, its mixture (weight units in the file's order) and the
 /// datasets it draws from first. Sequences of stages `0..<k` depend only on the header and the first
 /// `k` blocks — never on later stages, nor on where stage `k − 1` ends (the next block's start says
@@ -58,14 +62,15 @@ public struct StreamDescription: Sendable, Equatable {
         stages = c.stages.enumerated().map { s, stage in
             let place = "stage \(s + 1) ('\(stage.name)')"
             var text = "stage=\(stage.startToken)"
-            for weight in stage.weights { text += ";\(c.datasets[weight.dataset].name)=\(weight.units)" }
+            for weight in stage.weights { text += ";\(c.datasets[weight.dataset].identity)=\(weight.units)" }
             var block = [Line(text: text, place: "\(place) start and mixture")]
             for weight in stage.weights where described.insert(weight.dataset).inserted {
-                let d = weight.dataset, name = c.datasets[d].name
-                let datasetPlace = "dataset '\(name)' (first drawn in \(place))"
-                block.append(Line(text: "dataset=\(name)", place: datasetPlace))
+                let d = weight.dataset, spec = c.datasets[d]
+                let datasetPlace = "dataset '\(spec.name)' (first drawn in \(place))"
+                block.append(Line(text: "dataset=\(spec.identity)", place: datasetPlace))
                 for (k, shard) in stream.datasets[d].shards.enumerated() {
-                    let path = stream.shardName(dataset: d, shard: k)
+                    let path = GlobalStream.provenancePath(of: shard.path, folder: stream.datasets[d].path,
+                                                           datasetName: spec.identity, dataRoot: c.dataRoot)
                     block.append(Line(text: "shard=\(path):\(shard.metadata.tokenCount):\(shard.metadata.documentCount)",
                                       place: "\(datasetPlace), shard \(k)"))
                 }

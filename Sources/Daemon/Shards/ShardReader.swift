@@ -184,7 +184,9 @@ public final class ShardReader: Sendable {
         precondition(range.upperBound <= metadata.tokenCount, "range beyond the shard")
         guard !range.isEmpty else { return [] }
         let width = metadata.tokenWidth.bytes
-        let frameBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: metadata.tokensPerFrame * width, alignment: 64)
+        // The frames present hold at most min(tokens_per_frame, token_count) tokens, whatever is declared.
+        let frameTokens = Int(min(UInt64(metadata.tokensPerFrame), metadata.tokenCount))
+        let frameBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(frameTokens * width, 1), alignment: 64)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(largestFrame, 1), alignment: 64)
         defer { frameBuffer.deallocate(); scratch.deallocate() }
         let decompressor = ZstdDecompressor()

@@ -11,7 +11,9 @@ public enum ShardVerifier {
         guard problems.isEmpty else { return problems }
         let metadata = reader.metadata
         let width = metadata.tokenWidth.bytes
-        let frameBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: metadata.tokensPerFrame * width, alignment: 64)
+        // Sized from the frames present (at most min(tokens_per_frame, token_count) tokens), not the declaration.
+        let frameTokens = Int(min(UInt64(metadata.tokensPerFrame), metadata.tokenCount))
+        let frameBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(frameTokens * width, 1), alignment: 64)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(reader.largestFrame, 1), alignment: 64)
         defer { frameBuffer.deallocate(); scratch.deallocate() }
         let decompressor = ZstdDecompressor()

@@ -10,7 +10,7 @@ import TokenfeedShards
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: engine throughput (default) and resident memory under a preload budget.",
-        subcommands: [BenchThroughput.self, BenchMemory.self, BenchScale.self],
+        subcommands: [BenchThroughput.self, BenchMemory.self, BenchStartup.self, BenchSharing.self, BenchScale.self],
         defaultSubcommand: BenchThroughput.self)
 }
 
@@ -168,8 +168,8 @@ struct BenchThroughput: ParsableCommand {
     /// Decompresses every frame of every shard on one thread: the floor of a cold stream per core.
     private func measureDecompression(_ stream: GlobalStream) -> Double {
         let shards = stream.datasets.flatMap(\.shards)
-        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: shards.map { $0.metadata.tokensPerFrame * 4 }.max()!, alignment: 64)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: shards.map(\.largestFrame).max()!, alignment: 64)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, shards.map { Preloader.largestFrameBytes($0) }.max() ?? 0), alignment: 64)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, shards.map(\.largestFrame).max() ?? 0), alignment: 64)
         defer { out.deallocate(); scratch.deallocate() }
         let decompressor = ZstdDecompressor()
         var tokens = 0

@@ -38,15 +38,16 @@ struct Demo: ParsableCommand {
     func run() throws {
         let dataRoot = out + "/data"
         try FileManager.default.createDirectory(atPath: dataRoot, withIntermediateDirectories: true)
-        // Without a data root the loader does not require the folders; the corpus goes to DATA_ROOT/<name>.
+        // Folders resolved against the data root, not yet required: the corpus goes where the
+        // curriculum will read each dataset (nanotron: DATA_ROOT/<read path name>).
         let names: Curriculum
-        do { names = try CurriculumLoader.load(path: curriculum, dataRoot: nil) } catch {
+        do { names = try CurriculumLoader.load(path: curriculum, dataRoot: dataRoot, requireFolders: false) } catch {
             printError(error.description)
             throw ExitCode(1)
         }
         section("1. Generate a corpus for the \(names.datasets.count) datasets of \(curriculum)")
         let started = Date()
-        let folders = names.datasets.map { (name: $0.name, folder: dataRoot + "/" + $0.name) }
+        let folders = names.datasets.map { (name: $0.name, folder: $0.folder ?? dataRoot + "/" + $0.name) }
         let made = try DemoCorpus(tokensPerDataset: tokensPerDataset, shardsPerDataset: 3, tokensPerFrame: 16_384).generate(folders)
         let loaded: Curriculum
         do { loaded = try CurriculumLoader.load(path: curriculum, dataRoot: dataRoot) } catch {

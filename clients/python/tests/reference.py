@@ -104,10 +104,6 @@ def check_training_views(batch: Batch) -> None:
             clipped.pop()
         assert row.input_cu_seqlens.tolist() == clipped
         varlen += [i * L + c for c in clipped[1:]]
-        if row.padded_tokens:
-            mask = row.loss_mask
-            assert mask.tolist() == [t + 1 < L + 1 - row.padded_tokens for t in range(L)]
-        else:
-            assert row.loss_mask is None
+        assert row.loss_mask.tolist() == [t + 1 < L + 1 - row.padded_tokens for t in range(L)]
     cu, longest = batch.varlen_cu_seqlens()
     assert cu.tolist() == varlen and longest == max(np.diff(varlen))

@@ -498,7 +498,7 @@ def test_bestfit_padding_loss_mask_and_provenance(start_daemon, data_root):
             check_training_views(b)
             for row in copy_rows(b):
                 check_row_against_shards(row, shards, L)
-            if b.loss_mask is not None:
+            if b.padded_tokens.any():
                 padded_rows += int((b.padded_tokens > 0).sum())
                 for i, row in enumerate(b):
                     if row.padded_tokens:

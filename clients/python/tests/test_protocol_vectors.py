@@ -179,7 +179,7 @@ def test_batch_vector_fields():
 
     # Position ids restart per segment (inputs: first L tokens); loss mask from padded_tokens.
     assert b.position_ids.tolist() == [[0, 1, 2, 3, 4, 0, 1], [0, 1, 2, 3, 4, 5, 0]]
-    assert r0.loss_mask is None
+    assert r0.loss_mask.tolist() == [True] * 7  # always present
     # Row 1: L + 1 − padded = 6, label t masked when t + 1 ≥ 6.
     assert r1.loss_mask.tolist() == [True] * 5 + [False] * 2
     assert b.loss_mask.tolist() == [[True] * 7, [True] * 5 + [False] * 2]

@@ -129,10 +129,8 @@ class Row:
         return self._batch.position_ids[self.index]
 
     @property
-    def loss_mask(self) -> np.ndarray | None:
-        """For the row's ``L`` labels: ``False`` where the label is padding; ``None`` without padding."""
-        if self.padded_tokens == 0:
-            return None
+    def loss_mask(self) -> np.ndarray:
+        """For the row's ``L`` labels: ``False`` where the label is padding (all ``True`` without padding)."""
         L = self._batch.sequence_length
         return np.arange(L) + 1 < L + 1 - self.padded_tokens
 
@@ -352,11 +350,9 @@ class Batch:
         return flat.reshape(self.batch_size, L + 1)[:, :L]
 
     @functools.cached_property
-    def loss_mask(self) -> np.ndarray | None:
-        """``(B, L)`` bool mask of the labels, ``False`` on padding; ``None`` when no row has padding."""
+    def loss_mask(self) -> np.ndarray:
+        """``(B, L)`` bool mask of the labels, ``False`` on padding (all ``True`` when nothing is padded)."""
         padded = self.rows["padded_tokens"].astype(np.int64)
-        if not padded.any():
-            return None
         L = self.sequence_length
         return (np.arange(L)[None, :] + 1) < (L + 1 - padded)[:, None]
 

@@ -6,6 +6,10 @@ import TokenfeedShards
 /// connection writer drains: the packer runs ahead until the ring is full (backpressure) and the
 /// frame source prefetches the frames the next batches need.
 ///
+/// Frames come from a ``FrameCache``: the daemon passes its node-wide one, shared by every session;
+/// a feed made without one has its own, of `preloadBytes`. While the ring is full and another
+/// session waits for a cache slot, the packer drops its look-ahead (``Preloader/dropLookahead(nextStep:)``).
+///
 /// The producer runs on its own serial Dispatch queue. When the curriculum ends the ring is closed;
 /// when a frame is corrupt or unreadable the error is kept (``failure``) and the ring closed, so the
 /// consumer sees every good batch before it, then the error — nothing is skipped or repeated.
@@ -17,15 +21,23 @@ public final class RankFeed: Sendable {
     public let ring: BatchRing
     /// Steps in the whole run for this global batch (the stream ends after them).
     public let stepCount: UInt64
-    private let preloadBytes: Int
+    /// Where the feed's frames are decompressed: shared (the daemon's) or its own.
+    public let frameCache: FrameCache
     private let queue: DispatchQueue
     private let failureBox = LockedValue<ShardError?>(nil)
     private let finished = Atomic<Bool>(false)
+    private let lookahead: Preloader.Lookahead
+    /// How far the preloader has planned (and had planned at the first batch).
+    public let progress = FeedProgress()
 
     /// - Parameters:
     ///   - ringSlots: batches buffered ahead (rounded up to a power of two).
-    ///   - preloadBytes: the byte budget for decompressed frames held ahead of need.
-    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20) {
+    ///   - preloadBytes: the byte budget of the feed's own frame cache (unused with `frameCache`).
+    ///   - frameCache: a cache shared with other feeds (the daemon's); nil gives the feed its own.
+    ///   - lookahead: how far ahead of the packer the preloader plans.
+    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20,
+                frameCache: FrameCache? = nil, lookahead: Preloader.Lookahead = .default) {
+        self.lookahead = lookahead
         self.stream = stream
         self.slice = slice
         self.startStep = startStep
@@ -34,22 +46,26 @@ public final class RankFeed: Sendable {
         while slots < max(2, ringSlots) { slots <<= 1 }
         self.ring = BatchRing(slotCount: slots, slotCapacity: layout.capacity)
         self.stepCount = stream.plan.totalSequences / UInt64(slice.globalBatch)
-        self.preloadBytes = preloadBytes
+        self.frameCache = frameCache ?? FrameCache(stream: stream, budgetBytes: preloadBytes)
         self.queue = DispatchQueue(label: "tokenfeed.feed.rank\(slice.rank)")
     }
 
-    /// Bytes a feed of this shape takes: its ring (`ringSlots` rounded up to a power of two, of one
-    /// packed batch each) and its preloader's slot pool. Computed without allocating anything.
+    /// Bytes a feed of this shape takes with a frame cache of its own: its ring (``ringBytes(stream:batchSize:ringSlots:)``)
+    /// and the cache's slot pool. Computed without allocating anything.
     public static func memoryBytes(stream: GlobalStream, batchSize: Int, ringSlots: Int, preloadBytes: Int) -> Int {
+        let ring = ringBytes(stream: stream, batchSize: batchSize, ringSlots: ringSlots)
+        return ring == Int.max ? Int.max : ring &+ FrameCache.residentBytes(stream: stream, budgetBytes: preloadBytes)
+    }
+
+    /// Bytes of a feed's ring: `ringSlots` rounded up to a power of two, of one packed batch each —
+    /// what a feed over a shared frame cache takes (`Int.max` on overflow).
+    public static func ringBytes(stream: GlobalStream, batchSize: Int, ringSlots: Int) -> Int {
         let layout = PackedBatchLayout(batchSize: batchSize, rowTokens: stream.rowTokens, tokenWidth: stream.tokenWidth.bytes)
         var slots = 1
         while slots < max(2, ringSlots) { slots <<= 1 }
         let (ring, overflow) = layout.capacity.multipliedReportingOverflow(by: slots)
-        return overflow ? Int.max : ring &+ Preloader.residentBytes(stream: stream, budgetBytes: preloadBytes)
+        return overflow ? Int.max : ring
     }
-
-    /// Bytes the feed's preloader holds (its slot pool, allocated once when the feed starts).
-    public var preloadResidentBytes: Int { Preloader.residentBytes(stream: stream, budgetBytes: preloadBytes) }
 
     /// The error that stopped the feed, if one did (after the ring is drained).
     public var failure: ShardError? { failureBox.withLock { $0 } }
@@ -69,10 +85,11 @@ public final class RankFeed: Sendable {
     private func produce() {
         defer { finished.store(true, ordering: .releasing); ring.close() }
         var assembler = BatchAssembler(stream: stream, slice: slice)
-        let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, budgetBytes: preloadBytes)
+        let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, cache: frameCache,
+                               lookahead: lookahead, progress: progress)
         var step = startStep
         while step < stepCount {
-            guard let slot = ring.acquireFree() else { return }        // closed
+            guard let slot = freeSlot(frames, nextStep: step) else { return }        // closed
             do {
                 try assembler.assemble(step: step, into: slot.bytes, frames: frames)
             } catch {
@@ -81,8 +98,22 @@ public final class RankFeed: Sendable {
                 return
             }
             layout.storeMetadata(records: assembler.records, pieces: assembler.pieces, into: slot.bytes)
+            if step == startStep { progress.firstBatchPublished() }
             ring.publish(slot, length: layout.capacity)
             step += 1
         }
+    }
+
+    /// A free ring slot, waiting while the ring is full; meanwhile, if another session waits for a
+    /// frame cache slot, drops the look-ahead. Nil once the ring is closed.
+    private func freeSlot(_ frames: Preloader, nextStep: UInt64) -> FreeBatchSlot? {
+        if let slot = ring.tryAcquireFree() { return slot }
+        var backoff = Backoff()
+        while !ring.isClosed {
+            if frames.holdsFrames, frameCache.isUnderPressure { frames.dropLookahead(nextStep: nextStep) }
+            backoff.wait()
+            if let slot = ring.tryAcquireFree() { return slot }
+        }
+        return nil
     }
 }

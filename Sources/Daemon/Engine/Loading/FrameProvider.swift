@@ -39,7 +39,7 @@ public final class DirectFrameProvider: FrameProvider {
         self.stream = stream
         self.capacity = max(1, capacity)
         let shards = stream.datasets.flatMap(\.shards)
-        self.slotBytes = shards.map { $0.metadata.tokensPerFrame * $0.metadata.tokenWidth.bytes }.max() ?? 0
+        self.slotBytes = shards.map { Preloader.largestFrameBytes($0) }.max() ?? 0
         self.scratch = .allocate(byteCount: max(1, shards.map(\.largestFrame).max() ?? 0), alignment: 64)
     }
 

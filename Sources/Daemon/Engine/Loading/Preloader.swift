@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import TokenfeedShards
 
@@ -7,35 +6,31 @@ import TokenfeedShards
 ///
 /// The mixer's future is deterministic, so the preloader walks the same steps, sequences, pieces and
 /// frames as the ``BatchAssembler`` (metadata only) and produces the *demand*: the list of frames the
-/// packer will request, consecutive repeats collapsed. Each demanded frame gets a slot of a fixed
-/// pool — `budget ÷ (largest frame + largest compressed frame)` slots, allocated once — and a
-/// decompression job on a concurrent Dispatch queue, using the cores the packer leaves free. A slot
-/// is reused only once no pending demand refers to it (least recently used first); when no slot is
-/// free the look-ahead waits. Frames shared by several upcoming sequences are decompressed once.
+/// packer will request, consecutive repeats collapsed. Each demanded frame is a reference into a
+/// ``FrameCache`` — the daemon's, shared by every session, so a frame that several ranks' rows touch is
+/// decompressed once per node — whose decompression starts when the entry is planned, using the
+/// cores the packer leaves free. When the cache has no free slot the look-ahead waits.
 ///
-/// Threading: all bookkeeping happens on the packer's thread (the one calling ``frame(_:)``). A job
-/// touches only its slot's bytes, decompressor and error, and publishes completion with a releasing
-/// store of the slot's state, which the packer reads with an acquiring load. No lock.
+/// The look-ahead is bounded by steps, not by entries: the demand reaches at most
+/// ``Lookahead/steps`` steps past the one the packer is packing, and stops growing once it holds
+/// ``Lookahead/frames`` frames (enough decompressions in flight to keep every core busy). So the
+/// first batch waits for the planning of a few steps, not of thousands of frames (docs/BENCHMARKS.md).
+///
+/// Threading: the preloader is used by the packer's thread only. It takes the cache's lock once per
+/// frame it plans and once per frame it releases; waiting for a frame's bytes takes none.
 public final class Preloader: FrameProvider {
-    /// Resident bytes of the slot pool.
-    public let residentBytes: Int
-    public let slotCount: Int
     private let stream: GlobalStream
-    private let frameBytes: Int
-    private let scratchBytes: Int
-    private let storage: UnsafeMutableRawBufferPointer
-    private let jobs: SlotJobs
-    private var slotKey: [FrameKey?]
-    private var refs: [Int]
-    private var lastUse: [UInt64]
-    private var clock: UInt64 = 0
-    private var map: [FrameKey: Int] = [:]
+    private let cache: FrameCache
 
-    // Demand: a fixed-capacity FIFO of (key, slot) the packer will consume in order.
+    // Demand: a fixed-capacity FIFO of (key, slot, step) the packer will consume in order.
     private var demandKeys: [FrameKey]
     private var demandSlots: [Int]
+    /// The step of each demand entry (parallel to `demandKeys`).
+    private var demandSteps: [UInt64]
     private var demandHead = 0, demandCount = 0
     private var current: (key: FrameKey, slot: Int)?
+    /// The step the packer is packing (that of the last entry it consumed).
+    private var packerStep: UInt64
 
     // The demand generator: walks steps from `nextStep`, keeps the current step's keys.
     private var planner: SequencePlanner
@@ -46,41 +41,50 @@ public final class Preloader: FrameProvider {
     private var pendingIndex = 0
     private var lastGenerated: FrameKey?
     private var pieces: [SequencePiece] = []
+    private let lookahead: Lookahead
+    private let progress: FeedProgress?
 
-    /// - Parameter budgetBytes: bytes of decompressed (and compressed scratch) frames to hold;
-    ///   at least two frames are always held.
-    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, stepCount: UInt64, budgetBytes: Int,
-                demandCapacity: Int = 4096) {
+    /// How far ahead of the packer the preloader plans.
+    public struct Lookahead: Sendable, Hashable {
+        /// Steps past the packer's current step that may be planned (at least 1).
+        public var steps: Int
+        /// Demand entries beyond which planning pauses (at least 1).
+        public var frames: Int
+
+        public init(steps: Int, frames: Int) {
+            self.steps = max(1, steps)
+            self.frames = max(1, frames)
+        }
+
+        /// The daemon's: 16 steps, and four frames per core (at least 8) in the demand — measured in
+        /// docs/BENCHMARKS.md ("First batch"): throughput equals the unbounded look-ahead's, the first
+        /// batch waits for the planning of a few steps.
+        public static let `default` = Lookahead(steps: 16, frames: max(8, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        /// The look-ahead before issue 9: 4,096 demand entries, whatever the steps.
+        public static let entries4096 = Lookahead(steps: Int.max, frames: 4096)
+    }
+
+    /// - Parameters:
+    ///   - cache: where frames are decompressed and kept (the daemon's shared cache, or a feed's own).
+    ///   - lookahead: how far ahead of the packer to plan.
+    ///   - progress: receives the counts of steps and frames planned.
+    public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, stepCount: UInt64, cache: FrameCache,
+                lookahead: Lookahead = .default, progress: FeedProgress? = nil) {
         self.stream = stream
+        self.cache = cache
         self.slice = slice
         self.nextStep = startStep
+        self.packerStep = startStep
         self.stepCount = stepCount
-        (frameBytes, scratchBytes, slotCount) = Self.sizing(stream: stream, budgetBytes: budgetBytes)
-        residentBytes = slotCount * (frameBytes + scratchBytes)
-        // Not touched here: a page becomes resident when a frame is first decompressed into it.
-        storage = .allocate(byteCount: residentBytes, alignment: 64)
-        jobs = SlotJobs(slotCount: slotCount)
-        slotKey = Array(repeating: nil, count: slotCount)
-        refs = Array(repeating: 0, count: slotCount)
-        lastUse = Array(repeating: 0, count: slotCount)
-        map.reserveCapacity(slotCount * 2)
+        self.lookahead = lookahead
+        self.progress = progress
+        let demandCapacity = min(lookahead.frames, 1 << 16)
         demandKeys = Array(repeating: FrameKey(dataset: 0, shard: 0, frame: 0), count: demandCapacity)
         demandSlots = Array(repeating: 0, count: demandCapacity)
+        demandSteps = Array(repeating: 0, count: demandCapacity)
         planner = stream.planner()
         pending.reserveCapacity(1024)
         pieces.reserveCapacity(1024)
-    }
-
-    /// The slot pool for `budgetBytes`: each slot holds the largest frame actually present
-    /// decompressed (a shard's frames hold `min(tokens_per_frame, token_count)` tokens at most, whatever
-    /// `tokens_per_frame` declares) and the largest compressed one, both rounded up to 64 bytes; at
-    /// least two slots, and never more than the stream has frames.
-    static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
-        let shards = stream.datasets.flatMap(\.shards)
-        let frame = ((shards.map { largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
-        let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }
-        return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
     }
 
     /// Decompressed bytes of `shard`'s largest frame (`Int.max` if that does not fit an `Int`).
@@ -90,94 +94,81 @@ public final class Preloader: FrameProvider {
         return overflow || bytes > UInt64(Int.max / 2) ? Int.max / 2 : Int(bytes)
     }
 
-    /// The bytes a preloader with `budgetBytes` holds resident, allocated once at its start.
-    public static func residentBytes(stream: GlobalStream, budgetBytes: Int) -> Int {
-        let (frame, scratch, slots) = sizing(stream: stream, budgetBytes: budgetBytes)
-        return slots * (frame + scratch)
-    }
-
-    deinit {
-        jobs.waitForIdle()
-        storage.deallocate()
-    }
+    deinit { releaseAll() }
 
     public func frame(_ key: FrameKey) throws(ShardError) -> UnsafeRawBufferPointer {
-        if let current, current.key == key { return bytes(of: current.slot, key: key) }
+        if let current, current.key == key { return cache.bytes(of: current.slot, key: key) }
         if let current {
-            refs[current.slot] -= 1
+            cache.release(current.slot)
             self.current = nil
         }
-        try topUp()
+        try topUp(needed: true)
         precondition(demandCount > 0 && demandKeys[demandHead] == key,
                      "preloader: the packer asked for \(key), the plan says \(demandCount > 0 ? "\(demandKeys[demandHead])" : "nothing")")
         let slot = demandSlots[demandHead]
+        packerStep = demandSteps[demandHead]
         demandHead = (demandHead + 1) % demandKeys.count
         demandCount -= 1
         current = (key, slot)
-        if let error = jobs.wait(slot) {
-            // Forget the slot so that a retry decompresses again.
-            map[key] = nil
-            slotKey[slot] = nil
-            throw error
+        if let error = cache.wait(slot) { throw error }
+        try topUp(needed: false)
+        return cache.bytes(of: slot, key: key)
+    }
+
+    /// Releases the whole look-ahead (and the frame last returned), so that other sessions can use the
+    /// cache while this one's packer is idle; planning restarts at `step`, the next step the packer
+    /// will pack. Call between batches only.
+    public func dropLookahead(nextStep step: UInt64) {
+        releaseAll()
+        pending.removeAll(keepingCapacity: true)
+        pendingIndex = 0
+        lastGenerated = nil
+        nextStep = step
+        packerStep = step
+    }
+
+    /// Whether the preloader holds references it could drop.
+    public var holdsFrames: Bool { current != nil || demandCount > 0 }
+
+    private func releaseAll() {
+        if let current {
+            cache.release(current.slot)
+            self.current = nil
         }
-        try topUp()
-        return bytes(of: slot, key: key)
+        while demandCount > 0 {
+            cache.release(demandSlots[demandHead])
+            demandHead = (demandHead + 1) % demandKeys.count
+            demandCount -= 1
+        }
     }
 
-    private func bytes(of slot: Int, key: FrameKey) -> UnsafeRawBufferPointer {
-        let reader = stream.datasets[Int(key.dataset)].shards[Int(key.shard)]
-        let count = Int(reader.metadata.tokenRange(ofFrame: Int(key.frame)).count) * reader.metadata.tokenWidth.bytes
-        let start = slot * (frameBytes + scratchBytes)
-        return UnsafeRawBufferPointer(rebasing: storage[start ..< start + count])
-    }
-
-    /// Extends the demand while there is room in it and a slot for its next new frame.
+    /// Extends the demand while there is room in it and a slot for its next new frame; `needed`: the
+    /// packer waits for the demand's first frame, so an empty demand gets it whatever the cache's state.
     /// - Throws: `ShardError` when planning the next step needs an index page that cannot be read.
-    private func topUp() throws(ShardError) {
+    private func topUp(needed: Bool) throws(ShardError) {
         while demandCount < demandKeys.count, let key = try peekDemand() {
             let slot: Int
-            if let cached = map[key] {
-                slot = cached
+            if needed && demandCount == 0 {
+                slot = cache.acquireWaiting(key)
             } else {
-                guard let free = freeSlot() else { return }
-                if let old = slotKey[free] { map[old] = nil }
-                slotKey[free] = key
-                map[key] = free
-                slot = free
-                startJob(slot: free, key: key)
+                guard let acquired = cache.acquire(key) else { return }
+                slot = acquired
             }
-            refs[slot] += 1
-            clock += 1
-            lastUse[slot] = clock
             let tail = (demandHead + demandCount) % demandKeys.count
             demandKeys[tail] = key
             demandSlots[tail] = slot
+            demandSteps[tail] = nextStep - 1
             demandCount += 1
             pendingIndex += 1
+            progress?.framesPlanned.wrappingAdd(1, ordering: .relaxed)
         }
     }
 
-    /// The least recently used slot no demand refers to.
-    private func freeSlot() -> Int? {
-        var best: Int?
-        for s in 0 ..< slotCount where refs[s] == 0 {
-            if best == nil || lastUse[s] < lastUse[best!] { best = s }
-        }
-        return best
-    }
-
-    private func startJob(slot: Int, key: FrameKey) {
-        let reader = stream.datasets[Int(key.dataset)].shards[Int(key.shard)]
-        let start = slot * (frameBytes + scratchBytes)
-        let destination = UnsafeMutableRawBufferPointer(rebasing: storage[start ..< start + frameBytes])
-        let scratch = UnsafeMutableRawBufferPointer(rebasing: storage[start + frameBytes ..< start + frameBytes + scratchBytes])
-        jobs.start(slot: slot, reader: reader, frame: Int(key.frame), destination: destination, scratch: scratch)
-    }
-
-    /// The next frame of the demand, generating the next step's frames when needed; nil at the end of the run.
+    /// The next frame of the demand, generating the next step's frames when needed; nil at the end of
+    /// the run, or when the next step is ``Lookahead/steps`` past the packer's and the demand is not empty.
     private func peekDemand() throws(ShardError) -> FrameKey? {
         while pendingIndex >= pending.count {
-            guard nextStep < stepCount else { return nil }
+            guard nextStep < stepCount, nextStep - packerStep < UInt64(lookahead.steps) || demandCount == 0 else { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
             for j in 0 ..< slice.batchSize {
@@ -194,110 +185,9 @@ public final class Preloader: FrameProvider {
                 }
             }
             nextStep += 1
+            progress?.stepsPlanned.wrappingAdd(1, ordering: .relaxed)
         }
         return pending[pendingIndex]
-    }
-}
-
-/// The decompression jobs of a slot pool: per slot a state and an error; a small pool of zstd
-/// decompression contexts shared by the jobs (a context holds ~100 KiB plus its window buffers, so
-/// one per slot would cost more than the budget's frames for small frames).
-///
-/// `@unchecked Sendable`: slot `s`'s error is touched by at most one job at a time (a slot is given
-/// a new job only after the packer has waited for the previous one), and the packer reads the error
-/// only after an acquiring load of the state the job stored with release. A decompression context
-/// is used by the one job that took its index from `idleContexts` until it puts the index back
-/// (the queue's acquire/release hand-over orders the uses).
-private final class SlotJobs: @unchecked Sendable {
-    private static let idle = 0, loading = 1, ready = 2, failed = 3
-    private let states: UnsafeMutablePointer<Atomic<Int>>
-    private let count: Int
-    private let decompressors: [ZstdDecompressor]
-    private let idleContexts: SlotQueue
-    /// Per slot, the error of its last job; written by that job, read by the packer after the state.
-    private let errors: UnsafeMutablePointer<ShardError?>
-    private let inFlight = Atomic<Int>(0)
-    private let queue = DispatchQueue.global(qos: .userInitiated)
-
-    init(slotCount: Int) {
-        count = slotCount
-        states = .allocate(capacity: slotCount)
-        for s in 0 ..< slotCount { (states + s).initialize(to: Atomic(Self.idle)) }
-        // Jobs run on the global concurrent queue, at most about one per core at a time.
-        var contexts = 1
-        while contexts < min(slotCount, 2 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) { contexts <<= 1 }
-        decompressors = (0 ..< contexts).map { _ in ZstdDecompressor() }
-        idleContexts = SlotQueue(capacity: contexts)
-        for c in 0 ..< contexts { _ = idleContexts.enqueue(SlotQueue.Entry(slot: c, length: 0)) }
-        errors = .allocate(capacity: slotCount)
-        errors.initialize(repeating: nil, count: slotCount)
-    }
-
-    deinit {
-        states.deinitialize(count: count)
-        states.deallocate()
-        errors.deinitialize(count: count)
-        errors.deallocate()
-    }
-
-    func start(slot: Int, reader: ShardReader, frame: Int, destination: UnsafeMutableRawBufferPointer,
-               scratch: UnsafeMutableRawBufferPointer) {
-        states[slot].store(Self.loading, ordering: .relaxed)
-        inFlight.add(1, ordering: .relaxed)
-        let job = Job(owner: self, slot: slot, reader: reader, frame: frame, destination: destination, scratch: scratch)
-        queue.async { job.run() }
-    }
-
-    fileprivate func run(_ job: Job) {
-        var backoff = Backoff()
-        var taken = idleContexts.dequeue()
-        while taken == nil {
-            backoff.wait()
-            taken = idleContexts.dequeue()
-        }
-        let context = taken!.entry.slot
-        defer {
-            // The queue can report "full" for a moment while a peer is mid-dequeue (see BatchRing, invariant 2a).
-            var returning = Backoff()
-            while idleContexts.enqueue(SlotQueue.Entry(slot: context, length: 0)) == nil { returning.wait() }
-        }
-        do {
-            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[context])
-            errors[job.slot] = nil
-            states[job.slot].store(Self.ready, ordering: .releasing)
-        } catch {
-            errors[job.slot] = error
-            states[job.slot].store(Self.failed, ordering: .releasing)
-        }
-        inFlight.subtract(1, ordering: .releasing)
-    }
-
-    /// Waits until slot's job has finished; returns its error, if any.
-    func wait(_ slot: Int) -> ShardError? {
-        var spins = 0
-        while true {
-            let state = states[slot].load(ordering: .acquiring)
-            if state == Self.ready || state == Self.idle { return nil }
-            if state == Self.failed { return errors[slot] }
-            spins += 1
-            if spins < 64 { continue }
-            if spins < 256 { sched_yield(); continue }
-            usleep(50)
-        }
-    }
-
-    func waitForIdle() {
-        while inFlight.load(ordering: .acquiring) > 0 { usleep(100) }
-    }
-
-    fileprivate struct Job: @unchecked Sendable {
-        let owner: SlotJobs
-        let slot: Int
-        let reader: ShardReader
-        let frame: Int
-        let destination: UnsafeMutableRawBufferPointer
-        let scratch: UnsafeMutableRawBufferPointer
-        func run() { owner.run(self) }
     }
 }
 

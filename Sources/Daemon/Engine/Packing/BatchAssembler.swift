@@ -47,7 +47,8 @@ public struct BatchAssembler {
             var at = row * stream.rowTokens
             for p in Int(record.firstPiece) ..< Int(record.firstPiece + record.pieceCount) {
                 let piece = pieces[p]
-                try copy(piece, dataset: Int(record.dataset), to: tokens, at: at, outWidth: outWidth, frames: frames)
+                try copyTokens(dataset: Int(record.dataset), shard: Int(piece.shard),
+                               range: piece.offset ..< piece.offset + UInt64(piece.length), to: tokens, at: at, frames: frames)
                 at += Int(piece.length)
             }
             if record.paddedTokens > 0 {
@@ -68,19 +69,26 @@ public struct BatchAssembler {
         }
     }
 
-    private func copy(_ piece: SequencePiece, dataset: Int, to tokens: UnsafeMutableRawBufferPointer, at start: Int,
-                      outWidth: Int, frames: some FrameProvider) throws(ShardError) {
-        let metadata = stream.datasets[dataset].shards[Int(piece.shard)].metadata
+    /// Copies tokens `range` of shard `shard` of dataset `dataset` into `tokens` from token index
+    /// `start` on, at the stream's token width (a uint16 shard is widened in a uint32 stream), reading
+    /// the frames through `frames`. For tools that read whole documents (`tokenfeed export --documents`).
+    /// - Precondition: `tokens` holds `start + range.count` tokens of the stream's width.
+    /// - Throws: `ShardError` when a frame cannot be read or is corrupt.
+    public func copyTokens(dataset: Int, shard: Int, range: Range<UInt64>, to tokens: UnsafeMutableRawBufferPointer,
+                           at start: Int, frames: some FrameProvider) throws(ShardError) {
+        let outWidth = stream.tokenWidth.bytes
+        precondition(tokens.count >= (start + range.count) * outWidth, "token buffer too small")
+        let metadata = stream.datasets[dataset].shards[shard].metadata
         let inWidth = metadata.tokenWidth.bytes
         let perFrame = UInt64(metadata.tokensPerFrame)
-        var t = piece.offset
-        let end = piece.offset + UInt64(piece.length)
+        var t = range.lowerBound
+        let end = range.upperBound
         var out = start
         while t < end {
             let f = Int(t / perFrame)
             let frameStart = UInt64(f) * perFrame
             let n = Int(min(end, frameStart + perFrame) - t)
-            let bytes = try frames.frame(FrameKey(dataset: dataset, shard: Int(piece.shard), frame: f))
+            let bytes = try frames.frame(FrameKey(dataset: dataset, shard: shard, frame: f))
             let from = Int(t - frameStart)
             if inWidth == outWidth {
                 UnsafeMutableRawBufferPointer(rebasing: tokens[out * outWidth ..< (out + n) * outWidth])

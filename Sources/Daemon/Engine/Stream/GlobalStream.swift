@@ -189,11 +189,11 @@ public struct SequencePlanner: Sendable {
     init(stream: GlobalStream) {
         self.stream = stream
         self.datasetStreams = zip(stream.curriculum.datasets, stream.datasets).map {
-            DatasetStream(name: $0.name, folder: $1, seed: stream.curriculum.seed)
+            DatasetStream(name: $0.identity, folder: $1, seed: stream.curriculum.seed)
         }
         if case .bestfit(_, let lookahead) = stream.curriculum.packing {
             self.bestFitRows = zip(stream.curriculum.datasets, stream.datasets).enumerated().map { d, pair in
-                BestFitDatasetRows(dataset: d, name: pair.0.name, folder: pair.1, seed: stream.curriculum.seed,
+                BestFitDatasetRows(dataset: d, name: pair.0.identity, folder: pair.1, seed: stream.curriculum.seed,
                                    rowTokens: stream.rowTokens, lookahead: lookahead, cache: stream.bestFitRows)
             }
         } else {

@@ -1,0 +1,287 @@
+import Dispatch
+import Synchronization
+import TokenfeedShards
+
+/// Decompressed frames shared by every session of a daemon — one decompression per frame per node
+/// while the frame stays in the budget (docs/ENGINE.md is silent; docs/BENCHMARKS.md, "Frame cache").
+///
+/// A fixed pool of slots, `budget ÷ (largest frame + largest compressed frame)`, allocated once (pages
+/// become resident when a frame is first decompressed into them). A slot holds one frame, named by its
+/// ``FrameKey``, and a reference count: each ``Preloader`` demand entry holds one reference from its
+/// planning until the packer has moved past the frame. A frame asked for while cached (referenced by
+/// another session, or kept after its last reference) is a hit; otherwise the least recently released
+/// unreferenced slot is reused and its frame decompressed by a job on a concurrent Dispatch queue.
+///
+/// Threading: the table (keys, references, the LRU list) is guarded by one `LockedValue`, taken once
+/// per frame a preloader plans and once per frame it releases — per frame, never per token, and not
+/// for each batch when a frame spans several (docs/BENCHMARKS.md, "Frame cache", measures it). The
+/// frame bytes are written by the slot's one job and read after an acquiring load of the slot's
+/// state, which the job stored with release: waiting for a frame takes no lock.
+///
+/// No session can starve the others: a session whose packer needs a frame and finds every slot
+/// referenced registers as a waiter (``acquireWaiting(_:)``); while one waits, look-ahead requests
+/// for new slots are refused, and feeds blocked on a full ring drop their look-ahead
+/// (``isUnderPressure``), so referenced slots drain and the waiter gets one.
+public final class FrameCache: @unchecked Sendable {
+    /// Slots in the pool.
+    public let slotCount: Int
+    /// Bytes of the slot pool (allocated once, faulted in as frames land).
+    public let residentBytes: Int
+    /// Frames decompressed (jobs started) since the cache was made.
+    public let framesDecompressed = Atomic<Int>(0)
+    /// Frame requests (preloader demand entries) served, hits and misses.
+    public let frameRequests = Atomic<Int>(0)
+
+    private static let idle = 0, loading = 1, ready = 2, failed = 3
+    private let datasets: [DatasetFolder]
+    private let frameBytes: Int
+    private let scratchBytes: Int
+    private let storage: UnsafeMutableRawBufferPointer
+    private let states: UnsafeMutablePointer<Atomic<Int>>
+    /// Per slot, the error of its last job; written by that job before its releasing store of the state.
+    private let errors: UnsafeMutablePointer<ShardError?>
+    private let table: LockedValue<Table>
+    private let decompressors: [ZstdDecompressor]
+    private let idleContexts: SlotQueue
+    private let waiters = Atomic<Int>(0)
+    private let queue = DispatchQueue.global(qos: .userInitiated)
+
+    /// A pool for `stream`'s frames within `budgetBytes` (at least two slots, never more than the
+    /// stream has frames).
+    public init(stream: GlobalStream, budgetBytes: Int) {
+        datasets = stream.datasets
+        (frameBytes, scratchBytes, slotCount) = Self.sizing(stream: stream, budgetBytes: budgetBytes)
+        residentBytes = slotCount * (frameBytes + scratchBytes)
+        storage = .allocate(byteCount: residentBytes, alignment: 64)
+        states = .allocate(capacity: slotCount)
+        for s in 0 ..< slotCount { (states + s).initialize(to: Atomic(Self.idle)) }
+        errors = .allocate(capacity: slotCount)
+        errors.initialize(repeating: nil, count: slotCount)
+        table = LockedValue(Table(slotCount: slotCount))
+        // Jobs run on the global concurrent queue, at most about one per core at a time.
+        var contexts = 1
+        while contexts < min(slotCount, 2 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) { contexts <<= 1 }
+        decompressors = (0 ..< contexts).map { _ in ZstdDecompressor() }
+        idleContexts = SlotQueue(capacity: contexts)
+        for c in 0 ..< contexts { _ = idleContexts.enqueue(SlotQueue.Entry(slot: c, length: 0)) }
+    }
+
+    deinit {
+        // Jobs hold the cache strongly: none is running when it goes.
+        states.deinitialize(count: slotCount)
+        states.deallocate()
+        errors.deinitialize(count: slotCount)
+        errors.deallocate()
+        storage.deallocate()
+    }
+
+    /// The slot pool for `budgetBytes`: each slot holds the largest frame actually present
+    /// decompressed (a shard's frames hold `min(tokens_per_frame, token_count)` tokens at most, whatever
+    /// `tokens_per_frame` declares) and the largest compressed one, both rounded up to 64 bytes; at
+    /// least two slots, and never more than the stream has frames.
+    static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
+        let shards = stream.datasets.flatMap(\.shards)
+        let frame = ((shards.map { Preloader.largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
+        let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
+        let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }
+        return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
+    }
+
+    /// The bytes a cache with `budgetBytes` holds resident, allocated once.
+    public static func residentBytes(stream: GlobalStream, budgetBytes: Int) -> Int {
+        let (frame, scratch, slots) = sizing(stream: stream, budgetBytes: budgetBytes)
+        return slots * (frame + scratch)
+    }
+
+    /// Whether a packer waits for a slot: feeds that are not packing (their ring is full) should drop
+    /// their look-ahead (``Preloader/dropLookahead(nextStep:)``).
+    public var isUnderPressure: Bool { waiters.load(ordering: .relaxed) > 0 }
+
+    /// Takes a reference to `key`'s frame — cached, or in a reused slot whose decompression starts —
+    /// for a look-ahead entry; nil when no slot is free, or when a packer waits for one and `key` is
+    /// not cached.
+    func acquire(_ key: FrameKey) -> Int? {
+        acquire(key, waiting: false)
+    }
+
+    /// Takes a reference to `key`'s frame for a packer that needs it now, waiting (spin, yield,
+    /// sleep; no lock held) until a slot is released if every slot is referenced.
+    func acquireWaiting(_ key: FrameKey) -> Int {
+        if let slot = acquire(key, waiting: true) { return slot }
+        waiters.wrappingAdd(1, ordering: .relaxed)
+        defer { waiters.wrappingSubtract(1, ordering: .relaxed) }
+        var backoff = Backoff()
+        while true {
+            backoff.wait()
+            if let slot = acquire(key, waiting: true) { return slot }
+        }
+    }
+
+    private func acquire(_ key: FrameKey, waiting: Bool) -> Int? {
+        var started = false
+        let slot: Int? = table.withLock { t in
+            if let s = t.map[key], states[s].load(ordering: .acquiring) != Self.failed {
+                if t.listed[s] { t.unlink(s) }
+                t.refs[s] += 1
+                return s
+            }
+            guard t.head >= 0, waiting || waiters.load(ordering: .relaxed) == 0 else { return nil }
+            let s = t.head
+            t.unlink(s)
+            if let old = t.keys[s], t.map[old] == s { t.map[old] = nil }
+            t.keys[s] = key
+            t.map[key] = s
+            t.refs[s] = 1
+            t.finished[s] = false
+            states[s].store(Self.loading, ordering: .relaxed)
+            started = true
+            return s
+        }
+        guard let slot else { return nil }
+        frameRequests.wrappingAdd(1, ordering: .relaxed)
+        if started { start(slot: slot, key: key) }
+        return slot
+    }
+
+    /// Returns a reference taken by ``acquire(_:)`` or ``acquireWaiting(_:)``.
+    func release(_ slot: Int) {
+        table.withLock { t in
+            t.refs[slot] -= 1
+            if t.refs[slot] == 0 && t.finished[slot] { makeEvictable(slot, &t) }
+        }
+    }
+
+    /// Waits (no lock) until `slot`'s frame is decompressed; returns its error, if any.
+    func wait(_ slot: Int) -> ShardError? {
+        var spins = 0
+        while true {
+            let state = states[slot].load(ordering: .acquiring)
+            if state == Self.ready || state == Self.idle { return nil }
+            if state == Self.failed { return errors[slot] }
+            spins += 1
+            if spins < 64 { continue }
+            if spins < 256 { sched_yield(); continue }
+            usleep(50)
+        }
+    }
+
+    /// The decompressed bytes of `key`'s frame in `slot` (after ``wait(_:)`` returned no error).
+    func bytes(of slot: Int, key: FrameKey) -> UnsafeRawBufferPointer {
+        let reader = datasets[Int(key.dataset)].shards[Int(key.shard)]
+        let count = Int(reader.metadata.tokenRange(ofFrame: Int(key.frame)).count) * reader.metadata.tokenWidth.bytes
+        let start = slot * (frameBytes + scratchBytes)
+        return UnsafeRawBufferPointer(rebasing: storage[start ..< start + count])
+    }
+
+    /// An unreferenced slot whose job has finished joins the LRU list (a failed frame first in line,
+    /// and forgotten so that the next request decompresses it again).
+    private func makeEvictable(_ slot: Int, _ t: inout Table) {
+        if states[slot].load(ordering: .acquiring) == Self.failed {
+            if let key = t.keys[slot], t.map[key] == slot { t.map[key] = nil }
+            t.keys[slot] = nil
+            t.prepend(slot)
+        } else {
+            t.append(slot)
+        }
+    }
+
+    private func start(slot: Int, key: FrameKey) {
+        framesDecompressed.wrappingAdd(1, ordering: .relaxed)
+        let reader = datasets[Int(key.dataset)].shards[Int(key.shard)]
+        let start = slot * (frameBytes + scratchBytes)
+        let job = Job(cache: self, slot: slot, reader: reader, frame: Int(key.frame),
+                      destination: UnsafeMutableRawBufferPointer(rebasing: storage[start ..< start + frameBytes]),
+                      scratch: UnsafeMutableRawBufferPointer(rebasing: storage[start + frameBytes ..< start + frameBytes + scratchBytes]))
+        queue.async { job.run() }
+    }
+
+    fileprivate func run(_ job: Job) {
+        var backoff = Backoff()
+        var taken = idleContexts.dequeue()
+        while taken == nil {
+            backoff.wait()
+            taken = idleContexts.dequeue()
+        }
+        let context = taken!.entry.slot
+        do {
+            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[context])
+            errors[job.slot] = nil
+            states[job.slot].store(Self.ready, ordering: .releasing)
+        } catch {
+            errors[job.slot] = error
+            states[job.slot].store(Self.failed, ordering: .releasing)
+        }
+        // The queue can report "full" for a moment while a peer is mid-dequeue (see BatchRing, invariant 2a).
+        var returning = Backoff()
+        while idleContexts.enqueue(SlotQueue.Entry(slot: context, length: 0)) == nil { returning.wait() }
+        table.withLock { t in
+            t.finished[job.slot] = true
+            if t.refs[job.slot] == 0 { makeEvictable(job.slot, &t) }
+        }
+    }
+
+    /// One decompression. `@unchecked Sendable`: its buffers are its slot's, which no one else writes
+    /// while the job runs (the slot is not evictable until the job has finished).
+    fileprivate struct Job: @unchecked Sendable {
+        let cache: FrameCache
+        let slot: Int
+        let reader: ShardReader
+        let frame: Int
+        let destination: UnsafeMutableRawBufferPointer
+        let scratch: UnsafeMutableRawBufferPointer
+        func run() { cache.run(self) }
+    }
+
+    /// The slots' keys, references and the LRU list of evictable slots (unreferenced, job finished).
+    private struct Table {
+        var map: [FrameKey: Int] = [:]
+        var keys: [FrameKey?]
+        var refs: [Int]
+        var finished: [Bool]
+        var listed: [Bool]
+        var prev: [Int]
+        var next: [Int]
+        var head = -1, tail = -1
+
+        init(slotCount: Int) {
+            keys = Array(repeating: nil, count: slotCount)
+            refs = Array(repeating: 0, count: slotCount)
+            finished = Array(repeating: true, count: slotCount)
+            listed = Array(repeating: false, count: slotCount)
+            prev = Array(repeating: -1, count: slotCount)
+            next = Array(repeating: -1, count: slotCount)
+            map.reserveCapacity(slotCount * 2)
+            for s in 0 ..< slotCount { append(s) }
+        }
+
+        mutating func append(_ s: Int) {
+            listed[s] = true
+            prev[s] = tail
+            next[s] = -1
+            if tail >= 0 { next[tail] = s } else { head = s }
+            tail = s
+        }
+
+        mutating func prepend(_ s: Int) {
+            listed[s] = true
+            prev[s] = -1
+            next[s] = head
+            if head >= 0 { prev[head] = s } else { tail = s }
+            head = s
+        }
+
+        mutating func unlink(_ s: Int) {
+            listed[s] = false
+            if prev[s] >= 0 { next[prev[s]] = next[s] } else { head = next[s] }
+            if next[s] >= 0 { prev[next[s]] = prev[s] } else { tail = prev[s] }
+            prev[s] = -1
+            next[s] = -1
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
