@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SystemPackage
 
 /// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
 /// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.
@@ -49,11 +50,15 @@ public final class DatasetFolder: Sendable {
             warnings.append("dataset \(path): ignored \(error); read the metadata of its \(paths.count) shards instead; \(fix)")
         }
         let table = known
+        // One directory descriptor for the stats: each resolves the file name only.
+        let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? directory?.close() }
         let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
         let stale = ParallelResults<Bool>(count: paths.count)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
             let name = paths[i].split(separator: "/").last.map(String.init) ?? paths[i]
-            if let entry = table[name], case .success(let found) = FileIdentity.of(path: paths[i]), found == entry.identity,
+            let found = directory.map { FileIdentity.of(name: name, inDirectory: $0) } ?? FileIdentity.of(path: paths[i])
+            if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
                let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
                    try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
                 results.set(i, .success(ShardReader(path: paths[i], metadata: metadata, identity: entry.identity)))

@@ -35,6 +35,14 @@ public struct FileIdentity: Sendable, Hashable {
         return .success(FileIdentity(status))
     }
 
+    /// The identity of the file `name` in the open directory `directory` (`fstatat`, following links:
+    /// resolves one path component, not the whole path).
+    public static func of(name: String, inDirectory directory: FileDescriptor) -> Result<FileIdentity, Errno> {
+        var status = stat()
+        guard fstatat(directory.rawValue, name, &status, 0) == 0 else { return .failure(Errno(rawValue: errno)) }
+        return .success(FileIdentity(status))
+    }
+
     private init(_ status: stat) {
         #if canImport(Darwin)
         let time = status.st_mtimespec
