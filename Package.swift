@@ -64,13 +64,13 @@ let package = Package(
 
         // Executables: thin mains over the modules above.
         .executableTarget(name: "tokenfeedd",
-                          dependencies: ["TokenfeedServer", "TokenfeedShards",
+                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/tokenfeedd", swiftSettings: strict),
         .executableTarget(name: "tokenfeed",
                           dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing",
-                                         "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient",
+                                         "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient", "TokenfeedProtocol",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "SystemPackage", package: "swift-system")],
                           path: "Sources/tokenfeed", swiftSettings: strict),

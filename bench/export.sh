@@ -38,4 +38,4 @@ printf '%s\n' "${results[@]}" | python3 -c "
 import sys, statistics as s
 rows=[list(map(float,l.split())) for l in sys.stdin if l.strip()]
 print(f'median: export {s.median(r[0] for r in rows):.1f} M tokens/s, import {s.median(r[1] for r in rows):.1f} M tokens/s, export/import {s.median(r[2] for r in rows):.2f}x')"
-[ -z "${3:-}" ] && rm -rf "$work"
+if [ -z "${3:-}" ]; then rm -rf "$work"; fi

@@ -3,7 +3,7 @@
 #
 #   examples/export-smollm3.sh [WORK] [--read-back]
 #
-# Writes the demo corpus (72 datasets shaped like SmolLM3's) under WORK (default export-demo), exports
+# Writes the demo corpus (71 datasets shaped like SmolLM3's) under WORK (default export-demo), exports
 # the first 2 M tokens of each of the three stages — from the official stage files — in every format,
 # serves the shards export back through its export.tokenfeed.yaml and compares it with
 # `tokenfeed dump --offline` of the official curriculum. With --read-back, a virtual environment gets

@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+py="$(scripts/python.sh)"   # the interpreter setup.sh installed into (a venv where the system Python is managed)
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log
 if [ -d clients/python/tests ] && ls clients/python/tests/test_*.py >/dev/null 2>&1; then
-  PATH="$(swift build --show-bin-path):$PATH" python3 -m pytest -q clients/python/tests
+  PATH="$(swift build --show-bin-path):$PATH" "$py" -m pytest -q -rs clients/python/tests
 fi
 # Release smoke test: the main job end to end with optimised binaries (some bugs only show there —
 # e.g. a daemon that ignored SIGTERM in release builds). Bounded: a hang fails the run.

@@ -37,6 +37,9 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     case busy(message: String, detail: String)
     /// Code 17: the request exceeds a configured limit of the daemon (memory per session or in total, handshake timeout).
     case limitExceeded(message: String, detail: String)
+    /// Code 18: another replica of this data-parallel rank's session left before the end; reconnect
+    /// every replica and resume from the rank's cursor.
+    case replicaLost(message: String, detail: String)
     /// An error code this version of the protocol does not define.
     case unknownCode(code: UInt16, message: String, detail: String)
     /// The daemon sent bytes that break the protocol (this client detected it and closed).
@@ -69,6 +72,7 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
         case .shuttingDown: self = .shuttingDown(message: m, detail: d)
         case .busy: self = .busy(message: m, detail: d)
         case .limitExceeded: self = .limitExceeded(message: m, detail: d)
+        case .replicaLost: self = .replicaLost(message: m, detail: d)
         default: self = .unknownCode(code: error.code.rawValue, message: m, detail: d)
         }
     }
@@ -93,6 +97,7 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
         case .shuttingDown: .shuttingDown
         case .busy: .busy
         case .limitExceeded: .limitExceeded
+        case .replicaLost: .replicaLost
         case .unknownCode(let code, _, _): ErrorCode(rawValue: code)
         case .invalidFrame, .connectionFailed, .connectionClosed, .io: nil
         }
@@ -105,7 +110,7 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
              .jobMismatch(let m, let d), .rankOutOfRange(let m, let d), .rankInUse(let m, let d),
              .cursorFingerprintMismatch(let m, let d), .badCursor(let m, let d), .authFailed(let m, let d),
              .dataError(let m, let d), .internalError(let m, let d), .shuttingDown(let m, let d),
-             .busy(let m, let d), .limitExceeded(let m, let d),
+             .busy(let m, let d), .limitExceeded(let m, let d), .replicaLost(let m, let d),
              .unknownCode(_, let m, let d):
             return "daemon error \(code!.name): \(m)" + (d.isEmpty ? "" : " [\(d)]")
         case .invalidFrame(let error): return "the daemon sent an invalid frame: \(error)"

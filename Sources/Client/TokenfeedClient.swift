@@ -46,14 +46,20 @@ public final class TokenfeedClient {
     ///     nil starts at the beginning of the stream.
     ///   - credits: batches kept in flight (at least 1).
     ///   - jobID: groups the clients of one job; all must declare the same world and batch size.
+    ///   - replicas: processes that need this data-parallel rank's batches (tensor/pipeline-parallel
+    ///     replicas); each connects with the same rank, shape, cursor and `replicas`, and its own
+    ///     `replicaIndex` in `0 ..< replicas`, and receives every batch.
     /// - Throws: `ClientError.connectionFailed`, the daemon's refusal (`.jobMismatch`, `.rankInUse`,
     ///   `.cursorFingerprintMismatch`, `.badCursor`, …), `.invalidFrame`, `.connectionClosed`.
     public static func connect(socketPath: String, rank: UInt32, worldSize: UInt32, batchSize: UInt32,
-                               cursor: Cursor? = nil, credits: UInt32 = 4, jobID: String = "") throws(ClientError) -> TokenfeedClient {
+                               cursor: Cursor? = nil, credits: UInt32 = 4, jobID: String = "",
+                               replicas: UInt16 = 1, replicaIndex: UInt16 = 0) throws(ClientError) -> TokenfeedClient {
+        precondition(replicas >= 1 && replicaIndex < replicas, "replica \(replicaIndex) of \(replicas)")
         precondition(credits >= 1, "keep at least one batch in flight")
         precondition(worldSize >= 1 && batchSize >= 1 && rank < worldSize, "rank \(rank) of \(worldSize) × \(batchSize)")
         let socket = try ClientSocket.connect(path: socketPath)
-        let hello = Hello(rank: rank, worldSize: worldSize, batchSize: batchSize, initialCredits: credits, cursor: cursor, jobID: jobID)
+        let hello = Hello(rank: rank, worldSize: worldSize, batchSize: batchSize, initialCredits: credits, cursor: cursor, jobID: jobID,
+                          replicas: replicas, replicaIndex: replicaIndex)
         let decoder = FrameDecoder()
         do throws(ClientError) {
             let frame = try request(hello.encodeFrame(requestID: 1), socket, decoder)

@@ -64,6 +64,11 @@ struct Plan: ParsableCommand {
                 printError("\(loaded.sourcePath): error: \(error.description)")
                 throw ExitCode(1)
             }
+            let all = folders.compactMap { $0 }
+            do { if all.count == folders.count { try GlobalStream.checkDeclaredFormats(curriculum: loaded, datasets: all) } } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
             let unknown = GlobalStream.unknownTokenizers(datasets: opened)
             if !unknown.isEmpty {
                 printError("\(loaded.sourcePath): warning: the tokenizer of \(unknown.joined(separator: ", ")) is unknown (shards that do not name one); "
@@ -97,7 +102,12 @@ struct Plan: ParsableCommand {
         case .concat: packing = "concat"
         case .bestfit(let pad, let lookahead): packing = "bestfit (pad \(pad), lookahead \(lookahead))"
         }
-        out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing)\n"
+        let shuffle: String
+        switch c.shuffle {
+        case .off: shuffle = "rows in stream order (no shuffle)"
+        case .rows(let span): shuffle = "rows shuffled within blocks of \(grouped(UInt64(span))) (seeded)"
+        }
+        out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing) · \(shuffle)\n"
         out += "  \(grouped(c.endToken)) tokens (\(human(c.endToken))) in \(grouped(plan.totalSequences)) sequences · \(c.datasets.count) datasets · fingerprint \(c.fingerprint)\n"
         let nameWidth = min(40, max(12, c.datasets.map(\.name.count).max() ?? 12))
         for (s, stage) in c.stages.enumerated() {
@@ -176,7 +186,9 @@ struct Plan: ParsableCommand {
     // MARK: JSON
 
     private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
-        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"stages\":["
+        var shuffle = "null"
+        if case .rows(let span) = c.shuffle { shuffle = "{\"span\":\(span)}" }
+        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"shuffle\":\(shuffle),\"stages\":["
         for (s, stage) in c.stages.enumerated() {
             if s > 0 { out += "," }
             out += "{\"name\":\(JSONText.string(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"

@@ -6,6 +6,7 @@ import Musl
 import ArgumentParser
 import Dispatch
 import Logging
+import TokenfeedProtocol
 import TokenfeedServer
 import TokenfeedShards
 
@@ -21,10 +22,11 @@ struct TokenfeedDaemon: ParsableCommand {
             frame of every shard first; --on-corrupt quarantine (which implies it) serves without the corrupt shards, \
             the same way on every node, and records them in the stream's fingerprint and cursors. SIGTERM and SIGINT stop accepting, \
             send every client a shutting_down error, write the state directory, remove the socket file and exit 0. \
-            SIGHUP re-opens --log-file and re-reads log_level, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
-            """)
+            SIGHUP re-opens --log-file and re-reads log_level, log_format, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
+            """,
+        version: ReleaseVersion.line(for: "tokenfeedd"))
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, log_format, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -50,6 +52,9 @@ struct TokenfeedDaemon: ParsableCommand {
 
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
+
+    @Option(help: "Log lines as text (message, then key=value fields) or json (one object a line) (default text).")
+    var logFormat: String?
 
     @Option(help: "Corrupt shard data: fail (exit at startup, data_error while serving) or quarantine (verify at startup, serve without the corrupt shards) (default fail).")
     var onCorrupt: String?
@@ -96,7 +101,7 @@ struct TokenfeedDaemon: ParsableCommand {
             throw ExitCode(2)
         }
         let log: DaemonLog
-        do { log = try DaemonLog(path: options.logFile, level: options.logLevel) } catch {
+        do { log = try DaemonLog(path: options.logFile, level: options.logLevel, format: options.logFormat) } catch {
             printError("tokenfeedd: \(error)")
             throw ExitCode(1)
         }
@@ -146,9 +151,10 @@ struct TokenfeedDaemon: ParsableCommand {
             return
         }
         log.level = options.logLevel
+        log.format = options.logFormat
         server.reload(peerPolicy: options.peerPolicy)
         logger.notice("reloaded", metadata: [
-            "log_level": "\(options.logLevel)", "allow_users": "\(options.peerPolicy.users)", "allow_groups": "\(options.peerPolicy.groups)",
+            "log_level": "\(options.logLevel)", "log_format": "\(options.logFormat.rawValue)", "allow_users": "\(options.peerPolicy.users)", "allow_groups": "\(options.peerPolicy.groups)",
         ])
     }
 
@@ -209,6 +215,10 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let level = Logger.Level(rawValue: text) else { throw ValidationError("--log-level: unknown level \(text)") }
             options.logLevel = level
         } else if let level = file.logLevel { options.logLevel = level }
+        if let text = logFormat {
+            guard let format = LogFormat(rawValue: text) else { throw ValidationError("--log-format: expected text or json, got \(text)") }
+            options.logFormat = format
+        } else if let format = file.logFormat { options.logFormat = format }
         if let text = onCorrupt {
             guard let policy = CorruptDataPolicy(rawValue: text) else { throw ValidationError("--on-corrupt: expected fail or quarantine, got \(text)") }
             options.onCorrupt = policy

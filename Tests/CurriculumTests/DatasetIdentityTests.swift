@@ -111,6 +111,12 @@ import TokenfeedMixing
         #expect(curriculum.warnings.count == 1)
         #expect(warning.location.line == 10)
         #expect(warning.description.contains("warning: datasets 'html-v2' and 'html-edu' resolve to the same files"))
+        // plan prints it on stderr and still plans (read paths used as written, without a data root).
+        let local = nanotron([(["s3://b/html-v2", "s3://b/html-edu"], [root + "/html", root + "/html-link"])])
+        let plan = try run(productsFolder + "/tokenfeed", ["plan", write(local, to: root, "local.yaml")])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stderr.hasPrefix("\(root)/local.yaml:10:") && plan.stderr.contains(": warning: datasets 'html-v2' and 'html-edu' resolve to the same files"), "\(plan.stderr)")
+        #expect(String(decoding: plan.stdout, as: UTF8.self).contains("  ⚠ datasets 'html-v2' and 'html-edu' resolve to the same files"))
         // One identity over the same files is no warning.
         let one = nanotron([(["s3://b/html"], ["/x/html"]), (["s3://b/html"], ["/y/html-link"])])
         #expect(try CurriculumLoader.load(text: one, path: root + "/c.yaml", dataRoot: root).warnings.isEmpty)

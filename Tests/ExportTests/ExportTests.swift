@@ -223,7 +223,9 @@ import TokenfeedShards
 
     // MARK: - Resume and refusals
 
-    @Test func resumedExportIsByteIdenticalToAnUninterruptedOne() throws {
+    /// Killed at once (maybe before the manifest exists) or once three parts are complete.
+    @Test(arguments: [0, 3])
+    func resumedExportIsByteIdenticalToAnUninterruptedOne(killAfterGroups: Int) throws {
         let corpus = try Corpus()
         let reference = corpus.out("reference"), resumed = corpus.out("resumed")
         let arguments = [corpus.bestfit, "--data-root", corpus.root, "--tokens", "..60000", "--shard-tokens", "4000", "--threads", "2"]
@@ -237,11 +239,11 @@ import TokenfeedShards
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Kill once some groups are complete (or whenever the run ends first).
-        while process.isRunning, ((try? Self.groups(resumed)) ?? []).count < 3 { usleep(2_000) }
+        while process.isRunning, killAfterGroups > 0, ((try? Self.groups(resumed)) ?? []).count < killAfterGroups { usleep(2_000) }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         // And the worst moment: a group renamed into place but not yet recorded, and a .partial left.
-        var groups = try Self.groups(resumed)
+        var groups = (try? Self.groups(resumed)) ?? []
         if groups.count >= 2 {
             var m = try Self.manifest(resumed)
             groups.removeLast()
@@ -250,6 +252,7 @@ import TokenfeedShards
             try JSONSerialization.data(withJSONObject: m).write(to: URL(fileURLWithPath: resumed + "/MANIFEST.json"))
         }
         _ = FileManager.default.createFile(atPath: resumed + "/part-000003.zst.partial", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: resumed + "/MANIFEST.json.tmp-1f2e3d", contents: Data("{".utf8))
 
         let result = try Self.export(arguments + ["--out", resumed, "--resume"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -12,6 +12,9 @@ enum Examples {
     static let helloResume = Hello(rank: 1, worldSize: 2, batchSize: 2, initialCredits: 4, cursor: resumeCursor,
                                    jobID: "job-7", authToken: "s3cret")
 
+    static let helloReplica = Hello(rank: 1, worldSize: 2, batchSize: 2, initialCredits: 4, cursor: nil,
+                                    jobID: "job-7", authToken: "", replicas: 2, replicaIndex: 1)
+
     static let welcome = Welcome(
         sequenceLength: 7, tokenWidth: .u16, vocabularySize: 50_000, fingerprint: fingerprint,
         startCursor: resumeCursor,
@@ -61,6 +64,7 @@ enum Examples {
     static let frames: [(name: String, requestID: UInt32, message: Message)] = [
         ("hello", 1, .hello(hello)),
         ("hello_resume", 1, .hello(helloResume)),
+        ("hello_replica", 1, .hello(helloReplica)),
         ("welcome", 1, .welcome(welcome)),
         ("credit", 0, .credit(credit)),
         ("batch", 0, .batch(batch)),

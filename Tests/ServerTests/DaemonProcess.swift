@@ -9,9 +9,20 @@ final class DaemonProcess {
 
     /// Starts `executable` (default: the built tokenfeedd) and waits (bounded) until `socket` accepts
     /// connections or the process exits.
-    init(_ arguments: [String], socket: String, executable: String = productsFolder + "/tokenfeedd") throws {
+    /// - Parameters:
+    ///   - journalStream: `JOURNAL_STREAM` for the daemon: `.matching` names its standard error's pipe
+    ///     (as systemd does when stderr is the journal), `.other` a stream that is not its stderr.
+    init(_ arguments: [String], socket: String, executable: String = productsFolder + "/tokenfeedd",
+         journalStream: JournalStream = .none) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if journalStream != .none {
+            var info = stat()
+            fstat(errors.fileHandleForWriting.fileDescriptor, &info)
+            var environment = ProcessInfo.processInfo.environment
+            environment["JOURNAL_STREAM"] = "\(info.st_dev):\(journalStream == .matching ? UInt64(info.st_ino) : UInt64(info.st_ino) + 1)"
+            process.environment = environment
+        }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = errors
         let sink = errorText
@@ -44,6 +55,9 @@ final class DaemonProcess {
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
+
+/// What `JOURNAL_STREAM` a daemon started by the tests sees.
+enum JournalStream { case none, matching, other }
 
 /// Text appended from another thread.
 final class LockedText: @unchecked Sendable {

@@ -29,24 +29,32 @@ import TokenfeedEngine
         #expect(description.text == StreamDescription(stream: fixture.stream).text)
         #expect(description.text.components(separatedBy: "dataset=code\n").count == 2)
 
-        var options = fixture.options()
-        options.curriculumPath = shared
-        let server = try fixture.startServer(options)
-        defer { server.shutdown() }
-        let slice = RankSlice(rank: 0, worldSize: 1, batchSize: 2)
         // Stage 'middle' starts at step 5, 'last' at step 16.
-        let client = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2)
-        let before = try client.rows(batches: 4)
-        let cursor = client.cursor
-        client.close()
-        let resumed = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, cursor: cursor)
-        let after = try resumed.rows(batches: 16)
-        resumed.close()
+        let (before, after) = try fixture.servedRows(curriculum: shared, batches: 4, thenResumedFor: 16)
+        let slice = RankSlice(rank: 0, worldSize: 1, batchSize: 2)
         let expected = try (0 ..< 20).flatMap { try fixture.reference(step: UInt64($0), slice: slice).tokens }
         #expect((before + after).map(\.tokens) == expected, "the shared identity serves the one-folder run's bytes")
         #expect(after.last?.stage == 2)
         // The code rows of stage 'middle' continue after warmup's: none of their first pieces repeats.
         let codeStarts = (before + after).filter { $0.dataset == 1 }.compactMap { $0.pieces.first }.map { "\($0.shardIndex):\($0.tokenOffset)" }
         #expect(codeStarts.count > 5 && Set(codeStarts).count == codeStarts.count)
+    }
+}
+
+extension ServerFixture {
+    /// Serves `curriculum` with a daemon on this fixture; rank 0 of 1 (batch 2) reads `batches`
+    /// batches, disconnects, and resumes from its cursor for `more` batches.
+    func servedRows(curriculum: String, batches: Int, thenResumedFor more: Int) throws -> (before: [ReceivedRow], after: [ReceivedRow]) {
+        var options = options()
+        options.curriculumPath = curriculum
+        let server = try startServer(options)
+        defer { server.shutdown() }
+        let client = try TokenfeedClient.connect(socketPath: socketPath, rank: 0, worldSize: 1, batchSize: 2)
+        let before = try client.rows(batches: batches)
+        let cursor = client.cursor
+        client.close()
+        let resumed = try TokenfeedClient.connect(socketPath: socketPath, rank: 0, worldSize: 1, batchSize: 2, cursor: cursor)
+        defer { resumed.close() }
+        return (before, try resumed.rows(batches: more))
     }
 }

@@ -38,6 +38,9 @@ public struct Curriculum: Sendable, Hashable {
     /// The folder dataset folders were resolved against, when one was given. Provenance names
     /// shards by their path relative to it. Not part of the fingerprint.
     public var dataRoot: String?
+    /// Whether each dataset's rows are served in a seeded order (tokenfeed format `shuffle:`; off
+    /// for nanotron configs and dataset lists). Part of the fingerprint when on.
+    public var shuffle: ShuffleSpec = .off
     /// What is allowed but probably not meant (two identities reading the same files), found
     /// while loading; `plan` prints them. Not part of the fingerprint.
     public var warnings: [CurriculumWarning] = []
@@ -46,7 +49,7 @@ public struct Curriculum: Sendable, Hashable {
     /// datasets' display names or of stages' names, which do not change which tokens are served.
     /// Computed from the current values.
     public var fingerprint: String {
-        CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing,
+        CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing, shuffle: shuffle,
                                      datasets: datasets, stages: stages)
     }
 
@@ -132,6 +135,9 @@ public struct Stage: Sendable, Hashable {
     public var weights: [StageWeight]
     /// Where the stage is written in the file.
     public var location: SourceLocation
+    /// What the stage's file says its datasets' shards hold (nanotron's `token_size_in_bytes`,
+    /// `tokenizer_name`, `vocab_size`), checked when the stream is opened.
+    public var declaredFormat = DeclaredShardFormat()
 
     public init(name: String, startToken: UInt64, endToken: UInt64, weights: [StageWeight], location: SourceLocation) {
         precondition(startToken < endToken, "a stage ends after it starts")
@@ -158,12 +164,24 @@ public struct StageWeight: Sendable, Hashable {
     public var share: Double
     /// The exact weight in integer units (zero for a dataset listed with weight 0).
     public var units: UInt64
+    /// The weight as written, rounded to the nearest float64 (what nanotron's blend computes with).
+    public var written: Double = 0
 
     public init(dataset: Int, share: Double, units: UInt64) {
         self.dataset = dataset
         self.share = share
         self.units = units
     }
+}
+
+/// The order a dataset's rows are served in.
+public enum ShuffleSpec: Sendable, Hashable {
+    /// Row `k` of the dataset is its `k`-th draw: documents in shard order, as tokenized.
+    case off
+    /// The `k`-th draw reads a row chosen by a seeded bijection within blocks of `span` consecutive
+    /// rows (`RowShuffle`): rows of nearby documents are mixed, every row is still read once per
+    /// pass, and any draw is computed directly.
+    case rows(span: Int)
 }
 
 /// How documents are packed into sequences.

@@ -56,10 +56,15 @@ struct CurriculumAssembler {
             let units = weightUnits(stage, &diagnostics)
             guard let units, let start = stage.start, let end = stage.end, start < end else { continue }
             let total = units.reduce(0, +)
-            let weights = zip(indices, units).map { dataset, u in
-                StageWeight(dataset: dataset, share: Double(u) / Double(total), units: u)
+            let written = stage.entries.map { $0.weight.map { Double("\($0.significand)e\($0.exponent)") ?? 0 } ?? 0 }
+            let weights = zip(zip(indices, units), written).map { pair, value in
+                var weight = StageWeight(dataset: pair.0, share: Double(pair.1) / Double(total), units: pair.1)
+                weight.written = value
+                return weight
             }
-            stages.append(Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location))
+            var assembled = Stage(name: stage.name, startToken: start, endToken: end, weights: weights, location: stage.location)
+            assembled.declaredFormat = stage.declaredFormat
+            stages.append(assembled)
         }
         if datasets.count > CurriculumLimits.maxDatasets {
             diagnostics.error(datasets[CurriculumLimits.maxDatasets].location, "the curriculum names \(datasets.count) datasets, more than the protocol's limit of \(CurriculumLimits.maxDatasets); merge datasets")
@@ -71,6 +76,7 @@ struct CurriculumAssembler {
         var curriculum = Curriculum(sourcePath: path, format: raw.format, sequenceLength: sequenceLength, seed: raw.seed,
                                     datasets: datasets, stages: stages, packing: raw.packing)
         curriculum.warnings = sharedFolderWarnings(datasets)
+        curriculum.shuffle = raw.shuffle
         return curriculum
     }
 

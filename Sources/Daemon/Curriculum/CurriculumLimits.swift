@@ -24,4 +24,6 @@ public enum CurriculumLimits {
     /// Deepest nesting of lists and mappings in a curriculum YAML file. Real curricula nest
     /// about six levels; the limit keeps the parser's tree (and its recursive destruction) small.
     public static let maxNestingDepth = 64
+    /// The largest `shuffle.span` (rows per shuffled block): 2^24, as `RowShuffle` takes.
+    public static let maxShuffleSpan = 1 << 24
 }

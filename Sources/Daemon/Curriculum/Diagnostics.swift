@@ -63,6 +63,23 @@ struct Diagnostics {
         return value
     }
 
+    /// The node as a YAML boolean (`true`/`false`, any case), or nil after reporting what was expected.
+    mutating func boolean(_ node: YAMLNode, _ what: String) -> Bool? {
+        if case .scalar(let text, _, _) = node, !node.isNull {
+            switch text.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: break
+            }
+        }
+        if case .scalar(let text, _, _) = node, !node.isNull {
+            error(node.location, "\(what) must be true or false, not '\(text)'")
+        } else {
+            error(node.location, "\(what) must be true or false, not \(node.kindDescription)")
+        }
+        return nil
+    }
+
     /// The node as a non-negative exact decimal weight, or nil after reporting what is wrong.
     mutating func weight(_ node: YAMLNode, _ what: String) -> ExactDecimal? {
         guard case .scalar(let text, _, _) = node, !node.isNull else {

@@ -18,8 +18,11 @@
 /// being the read path's last components made distinct the same way (`ROOT/stack-v2-Python`);
 /// without one the read path itself when that is local, and unresolved for `s3://` paths.
 ///
-/// The rest of the file (checkpoints, model, optimizer, ...) is accepted unread; inside
-/// `data_stages` every key must be one nanotron defines for pre-tokenized datasets.
+/// The rest of the file (checkpoints, model, optimizer, ...) is accepted unread, except
+/// `general.consumed_train_samples` and `general.step`, which must be null (a run resumes from a
+/// cursor); inside `data_stages` every key must be one nanotron defines for pre-tokenized datasets,
+/// and every dataset option is honoured or refused (``NanotronDatasetOptions``); a stage's
+/// `data.seed` must equal the run's seed.
 enum NanotronFormat {
     static let stageKeys = ["name", "start_training_step", "data", "sequence_length"]
     static let dataKeys = ["dataset", "seed", "num_loading_workers"]
@@ -57,9 +60,15 @@ enum NanotronFormat {
         }
 
         var seed: UInt64?
-        if let general = root.value("general"), case .mapping(let entries, let l) = general,
-           let node = MappingReader(entries: entries, location: l).value("seed"), !node.isNull {
-            seed = diagnostics.integer(node, "'general.seed'", in: 0...UInt64.max)
+        var seedSource = "general.seed"
+        if let general = root.value("general"), case .mapping(let entries, let l) = general {
+            let map = MappingReader(entries: entries, location: l)
+            if let node = map.value("seed"), !node.isNull { seed = diagnostics.integer(node, "'general.seed'", in: 0...UInt64.max) }
+            for key in ["consumed_train_samples", "step"] {
+                if let node = map.value(key), !node.isNull {
+                    diagnostics.error(node.location, "'general.\(key)' is not supported: tokenfeed starts a run at its first sequence and resumes from a cursor (docs/OPERATIONS.md); leave it null and resume the trainer with its tokenfeed cursor")
+                }
+            }
         }
 
         // Stages.
@@ -70,7 +79,10 @@ enum NanotronFormat {
             for (index, item) in items.enumerated() {
                 guard let map = diagnostics.mapping(item, "a data stage") else { continue }
                 if let stage = readStage(map, index: index, &diagnostics) {
-                    if seed == nil { seed = stage.seed }
+                    if seed == nil, stage.seed != nil { seed = stage.seed; seedSource = "data.seed of stage '\(stage.name)'" }
+                    else if let own = stage.seed, let seed, own != seed, let location = stage.seedLocation {
+                        diagnostics.error(location, "stage '\(stage.name)' has data.seed \(own), but the run's seed is \(seed) (\(seedSource)); tokenfeed uses one seed for every stage: make them equal")
+                    }
                     parsed.append(stage)
                 }
             }
@@ -112,8 +124,10 @@ enum NanotronFormat {
                                  weight: i < stage.weights.count ? stage.weights[i] : nil,
                                  location: path.location)
             }
-            stages.append(RawStage(name: stage.name, location: stage.location, start: start, startLocation: stage.startLocation,
-                                   end: end, endLocation: endLocation, mixtureLocation: stage.mixtureLocation, entries: entries))
+            var raw = RawStage(name: stage.name, location: stage.location, start: start, startLocation: stage.startLocation,
+                               end: end, endLocation: endLocation, mixtureLocation: stage.mixtureLocation, entries: entries)
+            raw.declaredFormat = stage.declaredFormat
+            stages.append(raw)
         }
         return RawCurriculum(format: .nanotron, sequenceLength: sequenceLength.map { Int($0) }, seed: seed ?? 0,
                              packing: .concat, stages: stages)
@@ -144,6 +158,8 @@ enum NanotronFormat {
         var identities: [String] = []
         var weights: [ExactDecimal?]
         var mixtureLocation: SourceLocation
+        var seedLocation: SourceLocation?
+        var declaredFormat = DeclaredShardFormat()
     }
 
     static func readStage(_ map: MappingReader, index: Int, _ diagnostics: inout Diagnostics) -> ParsedStage? {
@@ -162,11 +178,15 @@ enum NanotronFormat {
         guard let dataNode = map.required("data", in: "data stage '\(name)'", &diagnostics),
               let data = diagnostics.mapping(dataNode, "'data'") else { return stage }
         data.rejectUnknownKeys(allowed: dataKeys, in: "the 'data' of a stage", &diagnostics)
-        if let node = data.value("seed"), !node.isNull { stage.seed = diagnostics.integer(node, "'data.seed'", in: 0...UInt64.max) }
+        if let node = data.value("seed"), !node.isNull {
+            stage.seed = diagnostics.integer(node, "'data.seed'", in: 0...UInt64.max)
+            stage.seedLocation = node.location
+        }
         guard let datasetNode = data.required("dataset", in: "the 'data' of stage '\(name)'", &diagnostics),
               let dataset = diagnostics.mapping(datasetNode, "'data.dataset'") else { return stage }
         dataset.rejectUnknownKeys(allowed: datasetKeys, in: "a nanotron dataset", &diagnostics)
         stage.mixtureLocation = datasetNode.location
+        stage.declaredFormat = NanotronDatasetOptions.read(dataset, stage: name, &diagnostics)
 
         let pathEntry = dataset.entry("dataset_read_path") ?? dataset.entry("dataset_folder")
         guard let pathEntry else {

@@ -4,6 +4,7 @@
 /// sequence_length: 4096
 /// seed: 6
 /// packing: concat                    # or {mode: bestfit, pad_token: 128004, lookahead: 64}
+/// shuffle: {span: 4096}              # optional: rows served in a seeded order within blocks of 4096
 /// datasets:                          # optional: name -> folder (relative to the data root)
 ///   fineweb-edu: web/fineweb-edu
 ///   html-old: {folder: stack-v2-HTML, identity: stack-edu-HTML}   # the dataset stack-edu-HTML, another folder
@@ -19,7 +20,7 @@
 ///     mixture_file: decay.yaml       # a dataset list file, relative to this file
 /// ```
 enum NativeFormat {
-    static let topKeys = ["sequence_length", "seed", "packing", "datasets", "stages", "description"]
+    static let topKeys = ["sequence_length", "seed", "packing", "shuffle", "datasets", "stages", "description"]
     static let stageKeys = ["name", "start", "end", "mixture", "mixture_file", "description"]
     static let packingKeys = ["mode", "pad_token", "lookahead"]
 
@@ -62,7 +63,9 @@ enum NativeFormat {
                 }
             }
         }
-        return RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
+        var raw = RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
+        raw.shuffle = root.value("shuffle").map { readShuffle($0, &diagnostics) } ?? .off
+        return raw
     }
 
     static func readStage(_ map: MappingReader, index: Int, folders: [String: DatasetEntry],
@@ -139,6 +142,22 @@ enum NativeFormat {
         }
         guard let path = diagnostics.string(node, "the folder of dataset '\(name)' (a path, or {folder: F, identity: NAME})") else { return nil }
         return DatasetEntry(folder: reference(path))
+    }
+
+    static let shuffleKeys = ["span"]
+
+    /// `shuffle: off`, or `shuffle: {span: N}` (rows per block, 2 to 2^24).
+    static func readShuffle(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> ShuffleSpec {
+        if case .scalar(let text, _, _) = node, !node.isNull {
+            if text == "off" || text == "false" { return .off }
+            diagnostics.error(node.location, "unknown shuffle '\(text)'; use 'off' or {span: N} (rows per shuffled block)")
+            return .off
+        }
+        guard let map = diagnostics.mapping(node, "'shuffle'") else { return .off }
+        map.rejectUnknownKeys(allowed: shuffleKeys, in: "'shuffle'", &diagnostics)
+        guard let spanNode = map.required("span", in: "'shuffle'", &diagnostics),
+              let span = diagnostics.integer(spanNode, "'shuffle.span' (rows per shuffled block)", in: 2...UInt64(CurriculumLimits.maxShuffleSpan)) else { return .off }
+        return .rows(span: Int(span))
     }
 
     static func readPacking(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> PackingSpec {

@@ -7,6 +7,7 @@ struct RawCurriculum {
     var seed: UInt64
     var packing: PackingSpec
     var stages: [RawStage]
+    var shuffle: ShuffleSpec = .off
 }
 
 /// One stage as written. Boundaries are nil when they were missing or invalid (already reported).
@@ -20,6 +21,8 @@ struct RawStage {
     /// Where the mixture (or the dataset lists) is written.
     var mixtureLocation: SourceLocation
     var entries: [RawWeight]
+    /// What the file says the shards hold (nanotron configs).
+    var declaredFormat = DeclaredShardFormat()
 }
 
 /// One dataset of a stage as written.

@@ -60,13 +60,15 @@ final class BatchWriter {
         vectors.deallocate()
     }
 
-    /// Sends the next batch, waiting (spin, yield, sleep — no lock) while the packer has none ready.
+    /// Sends the next batch, waiting (spin, yield, sleep — no lock; ``Backoff``: a long wait sleeps
+    /// longer, so hundreds of writers waiting for their packers do not take the cores the packers need)
+    /// while the packer has none ready.
     /// - Parameter interrupt: polled while waiting; true returns `.waited` so the caller can send
     ///   control frames or tear down, then call again.
     func sendNext(interrupt: () -> Bool) -> Outcome {
-        let ring = session.feed.ring
+        let ring = session.ring
         var waitStart: UInt64 = 0
-        var round = 0
+        var backoff = Backoff()
         var drainedChecks = 0
         while true {
             if let slot = ring.tryAcquireFull() {
@@ -87,14 +89,7 @@ final class BatchWriter {
                 drainedChecks += 1
                 if drainedChecks > 64 { return .ended }
             }
-            round += 1
-            if round < 64 {
-                continue
-            } else if round < 80 {
-                sched_yield()
-            } else {
-                usleep(UInt32(min(200, 1 << min(round - 80, 8))))
-            }
+            backoff.wait()
         }
     }
 

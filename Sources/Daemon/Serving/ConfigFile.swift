@@ -2,7 +2,7 @@ import Logging
 import TokenfeedCurriculum
 
 /// The settings of a `tokenfeedd` YAML config file (`--config`); every key optional, the command
-/// line wins over each (docs/OPERATIONS.md, "Config file").
+/// line wins over each; relative paths are relative to the config file's folder (docs/OPERATIONS.md, "Options").
 ///
 /// ```yaml
 /// curriculum: /etc/tokenfeed/smollm3.yaml
@@ -13,6 +13,7 @@ import TokenfeedCurriculum
 /// preload_bytes: 1GiB        # or a plain number of bytes; KiB, MiB, GiB, K, M, G suffixes
 /// ring_slots: 8
 /// log_level: info            # trace, debug, info, notice, warning, error, critical
+/// log_format: text           # or json
 /// on_corrupt: fail           # or quarantine
 /// verify_shards: none        # or startup
 /// log_file: /var/log/tokenfeed/tokenfeedd.log   # default: standard error; re-opened on SIGHUP
@@ -28,6 +29,7 @@ public struct ConfigFile: Sendable, Hashable {
     public var preloadBytes: Int?
     public var ringSlots: Int?
     public var logLevel: Logger.Level?
+    public var logFormat: LogFormat?
     public var onCorrupt: CorruptDataPolicy?
     public var verifyShards: ShardVerificationMode?
     public var logFile: String?
@@ -45,7 +47,7 @@ public struct ConfigFile: Sendable, Hashable {
 
     /// The keys a config file may hold.
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
-                              "ring_slots", "log_level", "on_corrupt", "verify_shards",
+                              "ring_slots", "log_level", "log_format", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
                               "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes"]
 
@@ -57,7 +59,23 @@ public struct ConfigFile: Sendable, Hashable {
         do { text = try readTextFile(path) } catch {
             throw CurriculumErrors([CurriculumError(SourceLocation(file: path, line: 0, column: 0), "cannot read the config file: \(error)")])
         }
-        return try parse(text: text, path: path)
+        return try parse(text: text, path: path).resolvingPaths(against: path)
+    }
+
+    /// This config with its relative paths (`curriculum`, `data_root`, `socket`, `state_dir`,
+    /// `log_file`) taken relative to the folder of the config file at `configPath`, not to the working
+    /// directory (which is `/` under systemd).
+    public func resolvingPaths(against configPath: String) -> ConfigFile {
+        guard let slash = configPath.lastIndex(of: "/") else { return self }   // the config is in the working directory
+        let folder = String(configPath[...slash])
+        func resolve(_ path: String?) -> String? { path.map { $0.hasPrefix("/") || $0.isEmpty ? $0 : folder + $0 } }
+        var config = self
+        config.curriculumPath = resolve(curriculumPath)
+        config.dataRoot = resolve(dataRoot)
+        config.socketPath = resolve(socketPath)
+        config.stateDirectory = resolve(stateDirectory)
+        config.logFile = resolve(logFile)
+        return config
     }
 
     /// Parses config text (`path` names it in diagnostics).
@@ -103,6 +121,10 @@ public struct ConfigFile: Sendable, Hashable {
             case "log_level":
                 if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
                     fail("expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                }
+            case "log_format":
+                if let format = LogFormat(rawValue: text) { config.logFormat = format } else {
+                    fail("expected one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
                 }
             case "on_corrupt":
                 if let policy = CorruptDataPolicy(rawValue: text) { config.onCorrupt = policy } else {

@@ -240,27 +240,48 @@ final class Connection: @unchecked Sendable {
             return
         }
         reservedBytes.store(needed, ordering: .releasing)
-        do { try server.registry.claim(hello, owner: self) } catch {
-            releaseMemory()
-            fail(error, requestID: requestID)
-            return
-        }
-        let startStep: UInt64
-        do { startStep = try SessionStart.step(for: hello, served: served) } catch {
-            server.registry.release(rank: hello.rank, jobID: hello.jobID, owner: self)
-            releaseMemory()
-            fail(error, requestID: requestID)
-            return
-        }
-        loggerBox.withLock { $0[metadataKey: "rank"] = "\(hello.rank)" }
         let slice = RankSlice(rank: Int(hello.rank), worldSize: Int(hello.worldSize), batchSize: Int(hello.batchSize))
-        let feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
+        let startStep: UInt64
+        let feed: RankFeed
+        var created = true
+        if hello.replicas > 1 {
+            // Replicas of one data-parallel rank: the first creates the rank's feed, the others join it
+            // (the start step is compared, so it is computed before the claim).
+            do {
+                startStep = try SessionStart.step(for: hello, served: served)
+                (feed, created) = try server.registry.claimReplica(hello, startStep: startStep, owner: self) {
+                    RankFeed(stream: served.stream, slice: slice, startStep: startStep, ringSlots: server.options.ringSlots,
+                             frameCache: server.frameCache, replicas: Int(hello.replicas))
+                }
+            } catch {
+                releaseMemory()
+                fail(error, requestID: requestID)
+                return
+            }
+        } else {
+            do { try server.registry.claim(hello, owner: self) } catch {
+                releaseMemory()
+                fail(error, requestID: requestID)
+                return
+            }
+            do { startStep = try SessionStart.step(for: hello, served: served) } catch {
+                server.registry.releaseClaim(rank: hello.rank, jobID: hello.jobID, owner: self)
+                releaseMemory()
+                fail(error, requestID: requestID)
+                return
+            }
+            feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
                             ringSlots: server.options.ringSlots, frameCache: server.frameCache)
+        }
+        loggerBox.withLock {
+            $0[metadataKey: "rank"] = "\(hello.rank)"
+            if hello.replicas > 1 { $0[metadataKey: "replica"] = "\(hello.replicaIndex)/\(hello.replicas)" }
+        }
         let session = Session(hello: hello, startStep: startStep, feed: feed)
         readSession = session
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
-        feed.start()
+        if created { feed.start() }
         let start = served.cursor(nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
         served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
@@ -271,16 +292,25 @@ final class Connection: @unchecked Sendable {
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
         logger.info("session opened", metadata: [
-            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(LogEscaping.escaped(hello.jobID))",
+            "world_size": "\(hello.worldSize)", "batch_size": "\(hello.batchSize)", "job": "\(hello.jobID)",
             "start_step": "\(startStep)", "credits": "\(hello.initialCredits)",
             "resumed": "\(hello.cursor != nil)",
         ])
         wakeWriter()
     }
 
+    /// Ends this replica's session because another replica of its rank left early: Error
+    /// `replica_lost` (and no Goodbye), then close.
+    func endReplicaLost(_ message: String) {
+        sessionInfo.withLock { $0 }?.replicaLost.store(true, ordering: .sequentiallyConsistent)
+        logger.warning("another replica of the rank left, closing", metadata: ["error": "\(LogEscaping.escaped(message))"])
+        send(ErrorMessage(code: .replicaLost, message: message, detail: "Hello.replica_index"), requestID: 0)
+        close(reason: "replica lost")
+    }
+
     /// Sends a typed error, then closes.
     private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(LogEscaping.escaped(error.message))"])
+        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
@@ -302,10 +332,11 @@ final class Connection: @unchecked Sendable {
     func close(reason: String) {
         guard !closing.exchange(true, ordering: .sequentiallyConsistent) else { return }
         closingSince.store(monotonicNanoseconds(), ordering: .relaxed)
-        logger.info("closing", metadata: ["reason": "\(LogEscaping.escaped(reason))"])
+        logger.info("closing", metadata: ["reason": "\(reason)"])
         queue.async { [self] in
             dispatchPrecondition(condition: .onQueue(queue))
-            readSession?.feed.stop()
+            // A feed shared by replicas is stopped by the registry, after the other replicas are told.
+            if let session = readSession, session.replicas <= 1 { session.feed.stop() }
             if readPaused {
                 // A suspended source runs its cancel handler only once resumed.
                 readPaused = false
@@ -324,11 +355,12 @@ final class Connection: @unchecked Sendable {
         guard sidesFinished.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 2 else { return }
         // Both the read source and the writer are done with the descriptor.
         let session = sessionInfo.withLock { $0 }
-        session?.feed.stop()
-        if let session { server.registry.release(rank: session.rank, jobID: session.jobID, owner: self) }
+        var cursorStep = nextStep.load(ordering: .relaxed)
+        if let session { cursorStep = server.registry.release(session: session, owner: self, nextStep: cursorStep) }
+        if let session, session.replicas <= 1 { session.feed.stop() }
         releaseMemory()
         _ = Glibc.close(fd)
-        server.connectionClosed(self, session: session, nextStep: nextStep.load(ordering: .relaxed))
+        server.connectionClosed(self, session: session, nextStep: cursorStep)
         logger.debug("closed")
     }
 
@@ -413,6 +445,12 @@ final class Connection: @unchecked Sendable {
     /// The feed ended: the curriculum's last step was sent, or a shard failed.
     private func endOfFeed(_ session: Session) {
         dispatchPrecondition(condition: .onQueue(writerQueue))
+        if session.replicaLost.load(ordering: .sequentiallyConsistent) {
+            // The feed was stopped because another replica left: the Error replica_lost is queued.
+            close(reason: "replica lost")
+            return
+        }
+        session.completed.store(true, ordering: .releasing)
         if let failure = session.feed.failure {
             logger.error("data error, closing the session", metadata: ["error": "\(failure)"])
             let detail = failure.frame.map { "\(failure.path) frame \($0)" } ?? failure.path

@@ -1,4 +1,4 @@
-/// Client-chosen text made safe for a log line: every control character (C0 U+0000–U+001F, DEL
+/// Text made safe for a log line (the log handler applies it to every message, key and value): every control character (C0 U+0000–U+001F, DEL
 /// U+007F, C1 U+0080–U+009F) becomes `\u{XX}` and a backslash becomes `\\`, so a `job_id` or an
 /// error message from a client can neither start a forged log line nor carry terminal escapes.
 enum LogEscaping {

@@ -51,6 +51,8 @@ public final class Server: @unchecked Sendable {
     /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
     private var listener: ListeningSocket?
+    /// systemd's watchdog pings, when asked for (``ServiceWatchdog``); guarded by `lifecycle`.
+    private var watchdog: ServiceWatchdog?
     private let stopping = Atomic<Bool>(false)
     /// Orders `start` and `shutdown` (and guards `acceptSource` between them).
     private let lifecycle = LockedValue<Void>(())
@@ -72,6 +74,7 @@ public final class Server: @unchecked Sendable {
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
         }
+        for warning in curriculum.warnings { logger.warning("\(warning.description)") }
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
@@ -147,7 +150,9 @@ public final class Server: @unchecked Sendable {
             "sequences": "\(stream.stream.plan.totalSequences)", "on_corrupt": "\(options.onCorrupt.rawValue)",
             "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
         ])
-        SystemdNotifier.notify("READY=1\nSTATUS=serving \(options.socketPath)")
+        let served = ServiceWatchdog.boundPath(fd: socket.fd) ?? options.socketPath
+        SystemdNotifier.notify("READY=1\nSTATUS=\(statusLine(socket: served))")
+        watchdog = ServiceWatchdog.start(probe: acceptQueue) { [weak self] in self?.statusLine(socket: served) ?? "stopping" }
     }
 
     private func acceptAll(_ listenFD: Int32) {
@@ -289,7 +294,8 @@ public final class Server: @unchecked Sendable {
     /// connections to close, writes the state directory and removes the socket file. Idempotent.
     public func shutdown(timeout: Double = 3) {
         guard let acceptSource = lifecycle.withLock({ _ -> (any DispatchSourceRead)?? in
-            stopping.exchange(true, ordering: .acquiringAndReleasing) ? nil : .some(acceptSource)
+            if !stopping.load(ordering: .acquiring) { watchdog?.stop() }
+            return stopping.exchange(true, ordering: .acquiringAndReleasing) ? nil : .some(acceptSource)
         }) else { return }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("shutting down")
@@ -371,8 +377,8 @@ public final class Server: @unchecked Sendable {
         let preloadBudget = UInt64(options.preloadBytes)
         for connection in open {
             guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
-            ringCapacity += UInt32(session.feed.ring.slotCount)
-            ringOccupied += UInt32(session.feed.ring.publishedCount)
+            ringCapacity += UInt32(session.ring.slotCount)
+            ringOccupied += UInt32(session.ring.publishedCount)
             clients.append(Stats.Client(
                 rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
                 credits: UInt32(clamping: connection.credits.load(ordering: .relaxed)),

@@ -19,6 +19,8 @@ public struct ServerOptions: Sendable, Hashable {
     public var ringSlots: Int
     /// The log level.
     public var logLevel: Logger.Level
+    /// The shape of log lines (`--log-format`, default `text`).
+    public var logFormat: LogFormat = .text
     /// What to do with corrupt shard data (`--on-corrupt`, default `fail`).
     public var onCorrupt: CorruptDataPolicy
     /// How much of every shard to verify before listening (`--verify-shards`, default `none`);

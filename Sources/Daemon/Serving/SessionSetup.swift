@@ -1,7 +1,9 @@
+import Synchronization
 import TokenfeedEngine
 import TokenfeedProtocol
 
-/// An accepted session: the Hello's shape, the start position and the session's own feed.
+/// An accepted session: the Hello's shape, the start position, the rank's feed (its own, or shared
+/// by the rank's replicas) and the ring this connection sends from.
 final class Session: Sendable {
     let rank: UInt32
     let worldSize: UInt32
@@ -9,14 +11,27 @@ final class Session: Sendable {
     let jobID: String
     let startStep: UInt64
     let feed: RankFeed
+    /// Replicas of the rank's session (1: a session of its own) and this connection's index among them.
+    let replicas: UInt16
+    let replicaIndex: UInt16
+    /// The ring this connection's writer drains: the feed's ring for its replica index.
+    let ring: BatchRing
+    /// Whether the session reached its end for this connection (Goodbye(end_of_stream) or a data
+    /// error queued): leaving then does not end the other replicas' session.
+    let completed = Atomic<Bool>(false)
+    /// Whether another replica left early: the writer sends no Goodbye, the Error `replica_lost` is queued.
+    let replicaLost = Atomic<Bool>(false)
 
     init(hello: Hello, startStep: UInt64, feed: RankFeed) {
         rank = hello.rank
         worldSize = hello.worldSize
         batchSize = hello.batchSize
         jobID = hello.jobID
+        replicas = hello.replicas
+        replicaIndex = hello.replicaIndex
         self.startStep = startStep
         self.feed = feed
+        ring = feed.rings[min(Int(hello.replicaIndex), feed.rings.count - 1)]
     }
 }
 

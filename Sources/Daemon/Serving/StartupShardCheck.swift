@@ -100,18 +100,26 @@ enum StartupShardCheck {
         }
     }
 
-    /// Verifies every shard completely, in parallel, logging progress about every tenth of them.
+    /// Verifies every shard completely, in parallel, logging progress about every tenth of them. Under
+    /// systemd the start timeout is extended by 30 s (`EXTEND_TIMEOUT_USEC`) every 5 s while it runs,
+    /// with the progress as `STATUS=`.
     /// - Returns: per shard, its first problem, or nil when it is good.
     static func verify(_ paths: [String], logger: Logger) -> [ShardError?] {
         logger.info("verifying every frame of every shard", metadata: ["shards": "\(paths.count)"])
         let started = monotonicNanoseconds()
         let results = ParallelResults<ShardError?>(count: paths.count)
         let progress = VerificationProgress()
+        SystemdNotifier.notify("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=verifying shards: 0 of \(paths.count)")
+        progress.extended.store(monotonicNanoseconds(), ordering: .relaxed)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
             let problem = ShardVerifier.verify(path: paths[i]).first
             results.set(i, problem)
             if problem != nil { progress.bad.add(1, ordering: .relaxed) }
             let done = progress.done.add(1, ordering: .relaxed).newValue
+            let now = monotonicNanoseconds(), last = progress.extended.load(ordering: .relaxed)
+            if now - last > 5_000_000_000, progress.extended.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+                SystemdNotifier.notify("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=verifying shards: \(done) of \(paths.count)")
+            }
             if done * 10 / paths.count != (done - 1) * 10 / paths.count || done == paths.count {
                 logger.info("verifying shards", metadata: ["verified": "\(done)/\(paths.count)", "bad": "\(progress.bad.load(ordering: .relaxed))"])
             }
@@ -129,4 +137,6 @@ enum StartupShardCheck {
 private final class VerificationProgress: Sendable {
     let done = Atomic<Int>(0)
     let bad = Atomic<Int>(0)
+    /// When systemd's start timeout was last extended (monotonic nanoseconds).
+    let extended = Atomic<UInt64>(0)
 }

@@ -12,6 +12,7 @@ import TokenfeedMixing
 /// sequence_length=<L>
 /// seed=<seed>
 /// packing=concat | packing=bestfit,<pad>,<lookahead>
+/// shuffle=rows,<span>                                (only when rows are shuffled)
 /// quarantine=<digest, 16 hex digits>                 (only when shards were quarantined)
 /// stage=<start token>;<dataset identity>=<units>;…   (one block per stage, in order:)
 /// dataset=<identity>                                  (each dataset the first stage that draws from it)
@@ -56,6 +57,7 @@ public struct StreamDescription: Sendable, Equatable {
         case .concat: header.append(Line(text: "packing=concat", place: "packing"))
         case .bestfit(let pad, let lookahead): header.append(Line(text: "packing=bestfit,\(pad),\(lookahead)", place: "packing"))
         }
+        if case .rows(let span) = c.shuffle { header.append(Line(text: "shuffle=rows,\(span)", place: "shuffle")) }
         if !quarantine.isEmpty { header.append(Line(text: "quarantine=\(hex16(quarantine.digest))", place: "quarantined shards")) }
         self.header = header
         var described = Set<Int>()

@@ -4,7 +4,12 @@
 /// ```
 /// 0 u32 rank  4 u32 world_size  8 u32 batch_size  12 u32 initial_credits  16 u16 cursor_length (0|56)
 /// 18 [cursor_length] cursor   then str16 job_id (≤ 256 bytes), str16 auth_token (≤ 1,024 bytes)
+/// then, only when replicas > 1: u16 replicas, u16 replica_index
 /// ```
+/// `rank` is the data-parallel rank: which slice of every step's sequences the client receives.
+/// Processes that need the same slice — the tensor- and pipeline-parallel replicas of one
+/// data-parallel rank — join that rank's session together, each declaring `replicas` (how many join)
+/// and its own `replica_index`; each receives every batch (docs/PROTOCOL.md, "Replicas").
 public struct Hello: WireMessage, Hashable {
     public static let messageType = MessageType.hello
     /// Longest job id in UTF-8 bytes.
@@ -26,11 +31,18 @@ public struct Hello: WireMessage, Hashable {
     public var jobID: String
     /// Secret the daemon may require (compared as bytes); may be empty.
     public var authToken: String
+    /// Connections that share this data-parallel rank's session, each receiving every batch
+    /// (tensor/pipeline-parallel replicas); 1 — the default — is a session of its own.
+    public var replicas: UInt16
+    /// This connection's index among the rank's replicas, `0 ..< replicas`.
+    public var replicaIndex: UInt16
 
     /// Creates a Hello.
     /// - Precondition: `jobID` ≤ 256 and `authToken` ≤ 1,024 UTF-8 bytes (checked when encoding).
     public init(rank: UInt32, worldSize: UInt32, batchSize: UInt32, initialCredits: UInt32,
-                cursor: Cursor? = nil, jobID: String = "", authToken: String = "") {
+                cursor: Cursor? = nil, jobID: String = "", authToken: String = "", replicas: UInt16 = 1, replicaIndex: UInt16 = 0) {
+        self.replicas = replicas
+        self.replicaIndex = replicaIndex
         self.rank = rank
         self.worldSize = worldSize
         self.batchSize = batchSize
@@ -53,9 +65,14 @@ public struct Hello: WireMessage, Hashable {
         }
         bytes.appendString16(jobID, maxBytes: Hello.maxJobIDBytes, field: "Hello.job_id")
         bytes.appendString16(authToken, maxBytes: Hello.maxAuthTokenBytes, field: "Hello.auth_token")
+        if replicas > 1 {
+            bytes.appendLE(replicas)
+            bytes.appendLE(replicaIndex)
+        }
     }
 
     /// Decodes and validates a Hello payload.
+    /// The replica fields are optional: a payload that ends after `auth_token` has `replicas` 1.
     /// - Throws: `malformed_frame` (field and offset named), `rank_out_of_range`, `bad_cursor`.
     public init(payload: UnsafeRawBufferPointer) throws(ProtocolError) {
         var r = ByteReader(payload, message: "Hello")
@@ -82,6 +99,18 @@ public struct Hello: WireMessage, Hashable {
         }
         jobID = try r.string16("job_id", maxBytes: Hello.maxJobIDBytes)
         authToken = try r.string16("auth_token", maxBytes: Hello.maxAuthTokenBytes)
+        replicas = 1
+        replicaIndex = 0
+        if r.remaining >= 4 {
+            let replicasAt = r.position
+            replicas = try r.u16("replicas")
+            guard replicas >= 1 else { throw r.failure("replicas", "must be at least 1, got 0", at: replicasAt) }
+            let indexAt = r.position
+            replicaIndex = try r.u16("replica_index")
+            guard replicaIndex < replicas else {
+                throw r.failure("replica_index", "\(replicaIndex) is not below replicas \(replicas)", at: indexAt)
+            }
+        }
         try r.expectEnd()
     }
 }

@@ -40,16 +40,19 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let busy = ErrorCode(rawValue: 16)
     /// The request would exceed a configured limit of the daemon (per-session or total memory, the handshake timeout).
     public static let limitExceeded = ErrorCode(rawValue: 17)
+    /// Another replica of this data-parallel rank's session left before the end of the stream: the
+    /// session ends for every replica (a tensor-parallel group dies together); resume from the rank's cursor.
+    public static let replicaLost = ErrorCode(rawValue: 18)
 
     /// Every code this version of the protocol defines, in numeric order.
     public static let allKnown: [ErrorCode] = [
         .badMagic, .unsupportedVersion, .malformedFrame, .oversizeFrame, .unknownMessageType,
         .unexpectedMessage, .jobMismatch, .rankOutOfRange, .rankInUse, .cursorFingerprintMismatch,
-        .badCursor, .authFailed, .dataError, .internalError, .shuttingDown, .busy, .limitExceeded,
+        .badCursor, .authFailed, .dataError, .internalError, .shuttingDown, .busy, .limitExceeded, .replicaLost,
     ]
 
     /// Whether this version of the protocol defines the code.
-    public var isKnown: Bool { rawValue >= 1 && rawValue <= 17 }
+    public var isKnown: Bool { rawValue >= 1 && rawValue <= 18 }
 
     /// The code's name as written in docs/PROTOCOL.md, or `code_N` for an unknown one.
     public var name: String {
@@ -71,6 +74,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 15: "shutting_down"
         case 16: "busy"
         case 17: "limit_exceeded"
+        case 18: "replica_lost"
         default: "code_\(rawValue)"
         }
     }

@@ -67,6 +67,9 @@ struct Export: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: ArgumentHelp("Decompressed source frames kept, over all threads (K, M, G suffixes).", valueName: "bytes"))
+    var frameCacheBytes: String = "1G"
+
     @Option(help: "--format shards: tokens per zstd frame.")
     var tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame
 
@@ -89,6 +92,7 @@ struct Export: ParsableCommand {
         }
         guard shardTokens > 0 else { throw ValidationError("--shard-tokens must be positive") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard Self.bytes(frameCacheBytes) != nil else { throw ValidationError("--frame-cache-bytes: '\(frameCacheBytes)' is not a size (e.g. 512M, 2G)") }
         guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
             throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
         }
@@ -133,6 +137,7 @@ struct Export: ParsableCommand {
         let chunkCount = ExportRunner.chunkCount(range, sequencesPerFile: perFile)
         let manifestPath = context.path(ExportManifest.fileName)
         var manifest: ExportManifest
+        if resume { try Self.removeLeftovers(in: out) }
         if resume && !Self.isEmptyOrAbsent(out) {
             manifest = try ExportManifest.read(manifestPath)
             if let difference = ExportManifest.difference(manifest.parameters, parameters) {
@@ -151,7 +156,7 @@ struct Export: ParsableCommand {
         let todo = (0 ..< chunkCount).filter { !done.contains(runner.sequences(ofChunk: $0).lowerBound) }
         let work = ExportRunner(context: context, format: format, documents: documents, range: range,
                                 sequencesPerFile: perFile, chunks: todo, manifest: manifest)
-        manifest = try work.run(threads: threads)
+        manifest = try work.run(threads: threads, frameCacheBytes: Self.bytes(frameCacheBytes) ?? 1 << 30)
         manifest.complete = true
         try ExportRunner.write(manifest, to: manifestPath)
         if format == .shards {
@@ -163,6 +168,32 @@ struct Export: ParsableCommand {
               + "\(tokensOut) tokens, \(documentsOut) documents in \(manifest.groups.count) file group(s), format \(format.rawValue)"
               + (documents ? ", documents" : ""))
     }
+
+    /// `512M`, `2G`, `1048576` (binary multiples), or nil.
+    static func bytes(_ text: String) -> Int? {
+        let scales: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let last = text.uppercased().last, let scale = scales[last] {
+            guard let n = Int(text.dropLast()), n > 0 else { return nil }
+            let (v, o) = n.multipliedReportingOverflow(by: scale)
+            return o ? nil : v
+        }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    /// Before resuming: removes what a killed run can leave besides complete files — `.partial`
+    /// files and the temporary files of an atomic write of the manifest or the serving curriculum
+    /// (`NAME.tmp-…`). A run killed before its manifest existed leaves the folder empty, and starts anew.
+    private static func removeLeftovers(in path: String) throws(ExportError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        let temporaries = [ExportManifest.fileName + ".tmp-", servingCurriculumName + ".tmp-"]
+        for name in names where name.hasSuffix(".partial") || temporaries.contains(where: name.hasPrefix) {
+            guard unlink(path + "/" + name) == 0 else {
+                throw ExportError("\(path)/\(name): cannot remove a leftover of the interrupted run: errno \(errno)")
+            }
+        }
+    }
+
+    static let servingCurriculumName = "export.tokenfeed.yaml"
 
     /// True when `path` does not exist or is an empty folder (an export killed before it began: `--resume` starts it).
     private static func isEmptyOrAbsent(_ path: String) -> Bool {
@@ -219,7 +250,7 @@ struct Export: ParsableCommand {
         text += "    end: \(sequences * UInt64(stream.sequenceLength))\n"
         text += "    mixture:\n"
         text += "      \(folderName): 1.0\n"
-        do { try AtomicFile.write(Array(text.utf8), to: context.path("export.tokenfeed.yaml")) } catch {
+        do { try AtomicFile.write(Array(text.utf8), to: context.path(servingCurriculumName)) } catch {
             throw ExportError(error.description)
         }
     }

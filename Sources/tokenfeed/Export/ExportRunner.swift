@@ -68,18 +68,26 @@ final class ExportRunner: Sendable {
     /// Writes every chunk on `threads` threads, reporting progress on stderr when it is a terminal.
     /// - Returns: the manifest with every chunk listed (not yet marked complete).
     /// - Throws: the first `ExportError` a thread met; the other threads stop at their next chunk.
-    func run(threads: Int) throws(ExportError) -> ExportManifest {
+    func run(threads: Int, frameCacheBytes: Int) throws(ExportError) -> ExportManifest {
         let reporter = isatty(2) == 1 ? startProgress() : nil
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, chunks.count))) { _ in work() }
+        let workers = max(1, min(threads, chunks.count))
+        // Each worker keeps the frames its rows read: one or two a dataset (rows come from every
+        // dataset of the stage in turn), within its share of the budget.
+        let stream = context.stream
+        let frameBytes = max(1, stream.datasets.flatMap(\.shards).map { Preloader.largestFrameBytes($0) }.max() ?? 1)
+        let frames = max(4, min(2 * stream.datasets.count + 2, frameCacheBytes / workers / frameBytes))
+        // Fewer parts than threads: the shard writers compress on the spare cores.
+        let compression = max(1, threads / workers)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in work(frames: frames, compression: compression) }
         reporter?.stop()
         if let error = failure.withLock({ $0 }) { throw error }
         return manifest.withLock { $0 }
     }
 
-    private func work() {
+    private func work(frames frameCount: Int, compression: Int) {
         let stream = context.stream
         var assembler = BatchAssembler(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 1))
-        let frames = DirectFrameProvider(stream: stream)
+        let frames = DirectFrameProvider(stream: stream, capacity: frameCount)
         let row = UnsafeMutableRawBufferPointer.allocate(byteCount: assembler.tokenBlockBytes, alignment: 64)
         var document = DocumentBuffer()
         defer { row.deallocate(); document.deallocate() }
@@ -87,7 +95,8 @@ final class ExportRunner: Sendable {
             let k = nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
             guard k < chunks.count else { return }
             do {
-                try write(chunk: chunks[k], assembler: &assembler, frames: frames, row: row, document: &document)
+                try write(chunk: chunks[k], assembler: &assembler, frames: frames, row: row, document: &document,
+                          compression: compression)
             } catch {
                 failure.withLock { if $0 == nil { $0 = error } }
                 failed.store(true, ordering: .relaxed)
@@ -96,9 +105,9 @@ final class ExportRunner: Sendable {
     }
 
     private func write(chunk c: Int, assembler: inout BatchAssembler, frames: DirectFrameProvider,
-                       row: UnsafeMutableRawBufferPointer, document: inout DocumentBuffer) throws(ExportError) {
+                       row: UnsafeMutableRawBufferPointer, document: inout DocumentBuffer, compression: Int) throws(ExportError) {
         let name = Self.chunkName(c)
-        let sink = try context.sink(format, name: name)
+        let sink = try context.sink(format, name: name, compression: compression)
         let stream = context.stream
         let span = sequences(ofChunk: c)
         let inputTokens = stream.sequenceLength

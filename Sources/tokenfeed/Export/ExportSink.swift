@@ -73,9 +73,10 @@ struct ExportContext: Sendable {
     func path(_ name: String) -> String { folder.hasSuffix("/") ? folder + name : folder + "/" + name }
 
     /// A sink for chunk `name` in `format`.
-    func sink(_ format: ExportFormat, name: String) throws(ExportError) -> any ExportSink {
+    /// `compression`: threads a shard writer compresses frames on.
+    func sink(_ format: ExportFormat, name: String, compression: Int) throws(ExportError) -> any ExportSink {
         switch format {
-        case .shards: try ShardsSink(self, name: name)
+        case .shards: try ShardsSink(self, name: name, compression: compression)
         case .datatrove: try DatatroveSink(self, name: name)
         case .megatron: try MegatronSink(self, name: name)
         case .jsonlProvenance: try ProvenanceSink(self, name: name)

@@ -10,13 +10,13 @@ final class ShardsSink: ExportSink {
     private let width: Int
     private var summary = ExportFileSummary()
 
-    init(_ context: ExportContext, name: String) throws(ExportError) {
+    init(_ context: ExportContext, name: String, compression: Int) throws(ExportError) {
         fileNames = ExportFormat.shards.fileNames(name)
         width = context.width.bytes
         do {
             writer = try ShardWriter(path: context.path(fileNames[0]), tokenWidth: context.width,
                                      vocabularySize: context.stream.vocabularySize, tokensPerFrame: context.tokensPerFrame,
-                                     level: context.level, tokenizer: context.tokenizer, parallelism: 1)
+                                     level: context.level, tokenizer: context.tokenizer, parallelism: compression)
         } catch {
             throw ExportError(error.description)
         }

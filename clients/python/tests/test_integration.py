@@ -360,6 +360,42 @@ def expect_error(path: str, data: bytes, code: int, request_id: int | None = Non
     return err
 
 
+def test_replicas_receive_every_batch_and_resume_by_the_ranks_cursor(daemon):
+    """Two tensor-parallel replicas of data-parallel rank 1 each receive every batch of the rank, from
+    one session; mismatched Hellos are refused naming the field; when one leaves the other gets
+    replica_lost; the pair resumes from the rank's cursor."""
+    W, B = 2, 3
+    with client(daemon, 1, W, B, "tp-ref") as c:
+        reference = read(c, 6)
+    a = client(daemon, 1, W, B, "tp", replicas=2, replica_index=0, credits=2)
+    b = client(daemon, 1, W, B, "tp", replicas=2, replica_index=1, credits=3)
+    same_rows(read(a, 4), reference[:4 * B])
+    same_rows(read(b, 4), reference[:4 * B])
+    assert a.cursor == b.cursor and a.cursor.next_step == 4
+    with pytest.raises(E.JobMismatchError) as info:
+        client(daemon, 1, W, B, "tp", replicas=3, replica_index=2)
+    assert info.value.detail == "Hello.replicas"
+    with pytest.raises(E.RankInUseError) as info:
+        client(daemon, 1, W, B, "tp", replicas=2, replica_index=1)
+    assert info.value.detail == "Hello.replica_index"
+    with pytest.raises(E.JobMismatchError) as info:  # a rank without replicas
+        client(daemon, 1, W, B, "tp")
+    assert info.value.detail == "Hello.replicas"
+    cursor = a.cursor
+    b.close()
+    with pytest.raises(E.ReplicaLostError) as info:
+        for _ in range(200):  # batches already sent to it come first
+            assert a.next() is not None
+    assert info.value.remote
+    a.close()
+    a2 = client(daemon, 1, W, B, "tp", replicas=2, replica_index=0, cursor=cursor)
+    b2 = client(daemon, 1, W, B, "tp", replicas=2, replica_index=1, cursor=cursor)
+    same_rows(read(b2, 2), reference[4 * B:])
+    same_rows(read(a2, 2), reference[4 * B:])
+    a2.close()
+    b2.close()
+
+
 def test_handshake_errors_are_typed(daemon):
     with client(daemon, 0, 2, 4, "errors"):
         with pytest.raises(E.JobMismatchError) as info:

@@ -35,7 +35,7 @@ CURSOR = P.Cursor(fingerprint=0x0123456789ABCDEF, next_step=3, next_sequence=12,
 def test_vector_files_exist():
     assert sorted(p.name for p in VECTORS.iterdir()) == sorted([
         "batch.hex", "credit.hex", "cursor.hex", "cursor.txt", "error.hex", "goodbye.hex", "hello.hex",
-        "hello_resume.hex", "stats.hex", "stats_request.hex", "welcome.hex"])
+        "hello_replica.hex", "hello_resume.hex", "stats.hex", "stats_request.hex", "welcome.hex"])
 
 
 def test_cursor_vector():
@@ -277,6 +277,19 @@ def test_header_checks_come_in_order():
     struct.pack_into("<H", raw, 4, 7)
     with pytest.raises(E.BadMagicError):
         P.decode_header(raw)
+
+
+def test_hello_replica_vector():
+    hello = P.Hello(rank=1, world_size=2, batch_size=2, initial_credits=4, cursor=None, job_id="job-7",
+                    replicas=2, replica_index=1)
+    assert hello.encode(request_id=1) == vector("hello_replica.hex")
+    assert P.Hello.decode(payload_of("hello_replica.hex", P.HELLO, 1)) == hello
+    # Without replicas the Hello is the plain one, byte for byte.
+    assert P.Hello(1, 2, 2, 4, None, "job-7", replicas=1).encode(request_id=1) == vector("hello.hex")
+    raw = bytearray(payload_of("hello_replica.hex", P.HELLO, 1))
+    raw[-2] = 2  # replica_index 2 of 2
+    with pytest.raises(E.MalformedFrameError, match="replica_index"):
+        P.Hello.decode(raw)
 
 
 def test_payload_decoders_reject_bad_fields():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import struct
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,11 +31,9 @@ PIECE_DTYPE = np.dtype([
 ])
 assert ROW_DTYPE.itemsize == P.ROW_SIZE and PIECE_DTYPE.itemsize == P.PIECE_SIZE
 
-_BATCH_HEAD = np.dtype([
-    ("step", "<u8"), ("rank", "<u4"), ("world_size", "<u4"), ("batch_size", "<u4"),
-    ("sequence_length", "<u4"), ("token_width", "u1"), ("reserved0", "u1"), ("reserved1", "<u2"),
-    ("piece_count", "<u4"), ("token_offset", "<u4"), ("reserved2", "<u4"),
-])
+#: The Batch header after the frame header: step, rank, world_size, batch_size, sequence_length,
+#: token_width, reserved0, reserved1, piece_count, token_offset, reserved2.
+_BATCH_HEAD = struct.Struct("<QIIIIBBHIII")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +52,15 @@ class Session:
     @functools.cached_property
     def stage_starts(self) -> np.ndarray:
         return np.array([s.start_token for s in self.welcome.stages], dtype=np.uint64)
+
+    def aranges(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``np.arange(n)`` as int64 and as uint64 (cached; read-only)."""
+        cache = self.__dict__.setdefault("_aranges", {})
+        if n not in cache:
+            a, b = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.uint64)
+            a.flags.writeable = b.flags.writeable = False
+            cache[n] = (a, b)
+        return cache[n]
 
     @functools.cached_property
     def max_frame_size(self) -> int:
@@ -186,22 +194,16 @@ class Batch:
 
         if size < P.BATCH_FIXED:
             raise fail(16, "payload_length", f"frame of {size} bytes is shorter than the {P.BATCH_FIXED}-byte fixed part")
-        head = np.frombuffer(buf, _BATCH_HEAD, 1, offset=24)[0]
-        self.step = int(head["step"])
-        self.rank = int(head["rank"])
-        self.world_size = int(head["world_size"])
-        self.batch_size = int(head["batch_size"])
-        self.sequence_length = int(head["sequence_length"])
-        self.token_width = int(head["token_width"])
-        self.piece_count = Pn = int(head["piece_count"])
-        token_offset = int(head["token_offset"])
+        (self.step, self.rank, self.world_size, self.batch_size, self.sequence_length, self.token_width, reserved0,
+         reserved1, Pn, token_offset, reserved2) = _BATCH_HEAD.unpack_from(buf, 24)
+        self.piece_count = Pn
         for off, field, got, want in ((32, "rank", self.rank, session.rank), (36, "world_size", self.world_size, W),
                                       (40, "batch_size", self.batch_size, B), (44, "sequence_length", self.sequence_length, L),
                                       (48, "token_width", self.token_width, w)):
             if got != want:
                 raise fail(off, field, f"is {got}, the session's is {want}")
-        for off, field in ((49, "reserved0"), (50, "reserved1"), (60, "reserved2")):
-            if int(head[field]) != 0:
+        for off, value in ((49, reserved0), (50, reserved1), (60, reserved2)):
+            if value != 0:
                 raise fail(off, "reserved", "reserved field is not 0")
         if expected_step is not None and self.step != expected_step:
             raise fail(24, "step", f"is {self.step}, expected step {expected_step} (steps are consecutive)")
@@ -230,10 +232,62 @@ class Batch:
         for a in (self.rows, self.pieces, self.cu_table):
             a.flags.writeable = False
 
+        first_seq = self.step * W * B + self.rank * B
+        if pad_at < T and buf[pad_at:T].any():
+            raise fail(pad_at, "padding", "bytes between the metadata and the token block are not zero")
+        if not self._tables_valid(buf, session, first_seq, rows_at, pieces_at, cu_at):
+            self._check_tables(buf, session, first_seq, rows_at, pieces_at, cu_at, fail)
+
+    def _tables_valid(self, buf, session: Session, first_seq: int, rows_at: int, pieces_at: int, cu_at: int) -> bool:
+        """Whether the rows, pieces and cu_seqlens tables are valid (the common case, few whole-array
+        operations). ``False`` sends the frame through :meth:`_check_tables`, which names what is wrong;
+        batches with padding always go there."""
+        B, L, Pn = self.batch_size, self.sequence_length, self.piece_count
+        r32 = np.frombuffer(buf, "<u4", 8 * B, offset=rows_at).reshape(B, 8)
+        seq = np.frombuffer(buf, "<u8", 4 * B, offset=rows_at)[::4]
+        ar = session.aranges(B)
+        if not (seq - np.uint64(first_seq) == ar[1]).all():
+            return False
+        ds, st, fp, n, padded = r32[:, 2], r32[:, 3], r32[:, 4], r32[:, 5], r32[:, 6]
+        counts = session.shard_counts
+        if int(ds.max()) >= len(counts) or padded.any() or int(n.min()) < 1:
+            return False
+        if not (st == np.searchsorted(session.stage_starts, seq * np.uint64(L), side="right") - 1).all():
+            return False
+        cs = np.cumsum(n, dtype=np.int64)
+        if int(cs[-1]) != Pn or not (fp == cs - n).all():
+            return False
+        p32 = np.frombuffer(buf, "<u4", 6 * Pn, offset=pieces_at).reshape(Pn, 6)
+        shard, length = p32[:, 0], p32[:, 1]
+        row_of = np.repeat(ar[0], n)
+        if len(counts) == 1:
+            if int(shard.max()) >= int(counts[0]):  # also rejects padding (0xffffffff)
+                return False
+        elif (shard >= counts[ds][row_of]).any():
+            return False
+        if int(length.min()) < 1:
+            return False
+        # cu_seqlens: 0 at each row's start, then the running sum of the row's piece lengths, ending at L + 1.
+        cu = np.frombuffer(buf, "<u4", Pn + B, offset=cu_at)
+        total = np.cumsum(length, dtype=np.int64)
+        idx = np.arange(Pn) + row_of
+        if (cu[fp + ar[0]].any() or not (total[cs - 1] == (L + 1) * (ar[0] + 1)).all()
+                or not (cu[idx + 1] == total - (L + 1) * row_of).all()):
+            return False
+        self._row_of_piece = row_of
+        self._cu_index = idx
+        return True
+
+    def _check_tables(self, buf, session: Session, first_seq: int, rows_at: int, pieces_at: int, cu_at: int, fail) -> None:
+        """Checks the rows, pieces and cu_seqlens tables one rule at a time.
+
+        Raises:
+            MalformedFrameError naming the first violated field and its frame offset.
+        """
+        B, L, Pn = self.batch_size, self.sequence_length, self.piece_count
         # Rows.
         rows = self.rows
         i = np.arange(B, dtype=np.uint64)
-        first_seq = self.step * W * B + self.rank * B
 
         def first_bad(mask: np.ndarray) -> int | None:
             if not mask.any():
@@ -310,8 +364,6 @@ class Batch:
         if k is not None:
             raise fail(cu_at + 4 * (starts[k] + n[k]), f"cu_seqlens[{starts[k] + n[k]}]",
                        f"row {k}'s last entry is {cu[starts[k] + n[k]]}, must be L + 1 = {L + 1}")
-        if pad_at < T and np.any(buf[pad_at:T]):
-            raise fail(pad_at, "padding", "bytes between the metadata and the token block are not zero")
         self._row_of_piece = row_of
         self._cu_index = idx
 

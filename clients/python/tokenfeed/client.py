@@ -128,6 +128,10 @@ class Client:
         credits: batches kept in flight (≥ 1). Received batches never change while referenced,
             however many more are fetched (see the module's docstring).
         job_id, auth_token: as in the Hello (section 6.1).
+        replicas, replica_index: for the tensor/pipeline-parallel replicas of one data-parallel rank
+            (``rank`` is the data-parallel rank): every replica connects with the same rank, shape,
+            cursor and ``replicas``, and its own ``replica_index``; each receives every batch. When one
+            leaves early the others get :class:`~tokenfeed.errors.ReplicaLostError` (section 4.1).
         timeout: seconds to wait for any read or write (``None`` waits for ever).
 
     Raises:
@@ -136,18 +140,22 @@ class Client:
     """
 
     def __init__(self, socket_path: str, rank: int, world_size: int, batch_size: int, cursor=None,
-                 credits: int = 4, *, job_id: str = "", auth_token: str = "", timeout: float | None = None):
+                 credits: int = 4, *, job_id: str = "", auth_token: str = "", timeout: float | None = None,
+                 replicas: int = 1, replica_index: int = 0):
         if credits < 1:
             raise ValueError("credits must be at least 1")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..<{world_size}")
+        if not 0 <= replica_index < replicas <= 0xFFFF:
+            raise ValueError(f"replica_index {replica_index} is not in 0..<replicas ({replicas})")
         if not 1 <= batch_size <= P.MAX_BATCH_SIZE:
             raise ValueError(f"batch_size {batch_size} is not in 1...{P.MAX_BATCH_SIZE}")
         self.rank, self.world_size, self.batch_size, self.credits = rank, world_size, batch_size, credits
         start = None if cursor is None else Cursor.parse(cursor)
         self._conn: _Connection | None = _Connection(socket_path, timeout)
         try:
-            self.welcome = self._handshake(P.Hello(rank, world_size, batch_size, credits, start, job_id, auth_token))
+            self.welcome = self._handshake(P.Hello(rank, world_size, batch_size, credits, start, job_id, auth_token,
+                                                     replicas, replica_index))
         except BaseException:
             self.close(send_goodbye=False)
             raise

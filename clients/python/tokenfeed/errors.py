@@ -152,6 +152,13 @@ class LimitExceededError(TokenfeedError):
     code, name = 17, "limit_exceeded"
 
 
+class ReplicaLostError(TokenfeedError):
+    """Code 18: another replica of this data-parallel rank's session left before its end; the session
+    ended for every replica. Reconnect all of them and resume from the rank's cursor."""
+
+    code, name = 18, "replica_lost"
+
+
 class UnknownErrorCodeError(TokenfeedError):
     """An ``Error`` frame with a code this client does not know (a fatal error of unknown kind)."""
 
@@ -164,7 +171,7 @@ ERROR_CLASSES: dict[int, type[TokenfeedError]] = {
         BadMagicError, UnsupportedVersionError, MalformedFrameError, OversizeFrameError,
         UnknownMessageTypeError, UnexpectedMessageError, JobMismatchError, RankOutOfRangeError,
         RankInUseError, CursorFingerprintMismatchError, BadCursorError, AuthFailedError, DataError,
-        InternalError, ShuttingDownError, BusyError, LimitExceededError,
+        InternalError, ShuttingDownError, BusyError, LimitExceededError, ReplicaLostError,
     )
 }
 

@@ -350,7 +350,8 @@ class Cursor:
 
 @dataclasses.dataclass(frozen=True)
 class Hello:
-    """Hello (type 1, section 6.1)."""
+    """Hello (type 1, section 6.1). ``rank`` is the data-parallel rank; ``replicas`` > 1 joins that
+    rank's session as replica ``replica_index`` (tensor/pipeline parallelism, section 4.1)."""
 
     rank: int
     world_size: int
@@ -359,6 +360,8 @@ class Hello:
     cursor: Cursor | None = None
     job_id: str = ""
     auth_token: str = ""
+    replicas: int = 1
+    replica_index: int = 0
 
     def payload(self) -> bytes:
         w = PayloadWriter()
@@ -371,6 +374,9 @@ class Hello:
             w.raw(self.cursor.encode())
         w.str16(self.job_id, MAX_JOB_ID, "job_id")
         w.str16(self.auth_token, MAX_AUTH_TOKEN, "auth_token")
+        if self.replicas > 1:  # optional: a Hello without replicas is byte for byte what it always was
+            w.u16(self.replicas)
+            w.u16(self.replica_index)
         return w.bytes()
 
     def encode(self, request_id: int) -> bytes:
@@ -391,12 +397,22 @@ class Hello:
             cursor = Cursor.decode(r.raw(n, "cursor"), "Hello.cursor", HEADER_SIZE + at)
         job = r.str16("job_id", MAX_JOB_ID)
         token = r.str16("auth_token", MAX_AUTH_TOKEN)
+        replicas, index = 1, 0
+        if len(r.data) - r.pos >= 4:
+            at = r.pos
+            replicas = r.u16("replicas")
+            if replicas < 1:
+                raise r.fail("replicas", "must be at least 1", at)
+            at = r.pos
+            index = r.u16("replica_index")
+            if index >= replicas:
+                raise r.fail("replica_index", f"{index} is not below replicas {replicas}", at)
         r.end()
         if ws < 1:
             raise r.fail("world_size", "must be at least 1", 4)
         if bs < 1:
             raise r.fail("batch_size", "must be at least 1", 8)
-        return Hello(rank, ws, bs, credits, cursor, job, token)
+        return Hello(rank, ws, bs, credits, cursor, job, token, replicas, index)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,10 @@ import TokenfeedShards
 /// a feed made without one has its own, of `preloadBytes`. While the ring is full and another
 /// session waits for a cache slot, the packer drops its look-ahead (``Preloader/dropLookahead(nextStep:)``).
 ///
+/// A feed for several replicas of one data-parallel rank (tensor/pipeline parallelism) packs each
+/// batch once and publishes a copy into each replica's ring (``rings``); the packer waits for room
+/// in every ring, so the slowest replica paces it and each holds at most its ring.
+///
 /// The producer runs on its own serial Dispatch queue. When the curriculum ends the ring is closed;
 /// when a frame is corrupt or unreadable the error is kept (``failure``) and the ring closed, so the
 /// consumer sees every good batch before it, then the error — nothing is skipped or repeated.
@@ -18,7 +22,10 @@ public final class RankFeed: Sendable {
     public let slice: RankSlice
     public let startStep: UInt64
     public let layout: PackedBatchLayout
-    public let ring: BatchRing
+    /// The first replica's ring (the only one without replicas).
+    public var ring: BatchRing { rings[0] }
+    /// One ring per replica, each receiving every batch.
+    public let rings: [BatchRing]
     /// Steps in the whole run for this global batch (the stream ends after them).
     public let stepCount: UInt64
     /// Where the feed's frames are decompressed: shared (the daemon's) or its own.
@@ -35,8 +42,9 @@ public final class RankFeed: Sendable {
     ///   - preloadBytes: the byte budget of the feed's own frame cache (unused with `frameCache`).
     ///   - frameCache: a cache shared with other feeds (the daemon's); nil gives the feed its own.
     ///   - lookahead: how far ahead of the packer the preloader plans.
+    ///   - replicas: rings to fill with the same batches (one per replica of the rank).
     public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20,
-                frameCache: FrameCache? = nil, lookahead: Preloader.Lookahead = .default) {
+                frameCache: FrameCache? = nil, lookahead: Preloader.Lookahead = .default, replicas: Int = 1) {
         self.lookahead = lookahead
         self.stream = stream
         self.slice = slice
@@ -44,7 +52,8 @@ public final class RankFeed: Sendable {
         self.layout = PackedBatchLayout(batchSize: slice.batchSize, rowTokens: stream.rowTokens, tokenWidth: stream.tokenWidth.bytes)
         var slots = 1
         while slots < max(2, ringSlots) { slots <<= 1 }
-        self.ring = BatchRing(slotCount: slots, slotCapacity: layout.capacity)
+        let capacity = layout.capacity
+        self.rings = (0 ..< max(1, replicas)).map { _ in BatchRing(slotCount: slots, slotCapacity: capacity) }
         self.stepCount = stream.plan.totalSequences / UInt64(slice.globalBatch)
         self.frameCache = frameCache ?? FrameCache(stream: stream, budgetBytes: preloadBytes)
         self.queue = DispatchQueue(label: "tokenfeed.feed.rank\(slice.rank)")
@@ -79,17 +88,17 @@ public final class RankFeed: Sendable {
         DedicatedThread.run { [self] in queue.sync { produce() } }
     }
 
-    /// Stops producing and closes the ring; batches already published can still be drained.
-    public func stop() { ring.close() }
+    /// Stops producing and closes the rings; batches already published can still be drained.
+    public func stop() { for ring in rings { ring.close() } }
 
     private func produce() {
-        defer { finished.store(true, ordering: .releasing); ring.close() }
+        defer { finished.store(true, ordering: .releasing); stop() }
         var assembler = BatchAssembler(stream: stream, slice: slice)
         let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, cache: frameCache,
                                lookahead: lookahead, progress: progress)
         var step = startStep
         while step < stepCount {
-            guard let slot = freeSlot(frames, nextStep: step) else { return }        // closed
+            guard let slot = freeSlot(in: ring, frames, nextStep: step) else { return }        // closed
             do {
                 try assembler.assemble(step: step, into: slot.bytes, frames: frames)
             } catch {
@@ -98,6 +107,17 @@ public final class RankFeed: Sendable {
                 return
             }
             layout.storeMetadata(records: assembler.records, pieces: assembler.pieces, into: slot.bytes)
+            // The other replicas' copies first (waiting for room in each ring), then the first's.
+            var closed = false
+            for other in rings.dropFirst() {
+                guard let copy = freeSlot(in: other, frames, nextStep: step + 1) else { closed = true; break }
+                copy.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: slot.bytes[..<layout.capacity]))
+                other.publish(copy, length: layout.capacity)
+            }
+            if closed {
+                ring.abandon(slot)
+                return
+            }
             if step == startStep { progress.firstBatchPublished() }
             ring.publish(slot, length: layout.capacity)
             step += 1
@@ -106,7 +126,7 @@ public final class RankFeed: Sendable {
 
     /// A free ring slot, waiting while the ring is full; meanwhile, if another session waits for a
     /// frame cache slot, drops the look-ahead. Nil once the ring is closed.
-    private func freeSlot(_ frames: Preloader, nextStep: UInt64) -> FreeBatchSlot? {
+    private func freeSlot(in ring: BatchRing, _ frames: Preloader, nextStep: UInt64) -> FreeBatchSlot? {
         if let slot = ring.tryAcquireFree() { return slot }
         var backoff = Backoff()
         while !ring.isClosed {

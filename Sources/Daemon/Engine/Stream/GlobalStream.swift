@@ -5,7 +5,8 @@ import TokenfeedShards
 /// The global stream of sequences: a pure function of (curriculum, shards, seed, position).
 ///
 /// Global sequence `i` comes from the dataset ``StreamPlan`` picks for it, and is that dataset's
-/// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages):
+/// `k`-th row, `k` being how many earlier sequences came from the same dataset (over all stages) —
+/// or, when the curriculum shuffles, row `RowShuffle.rowIndex(k)`, a seeded bijection within blocks:
 /// - with `concat` packing, the `k`-th window of `sequenceLength + 1` tokens of the dataset's
 ///   stream: tokens `[k·L, k·L + L + 1)`, consecutive windows overlapping by one token, as
 ///   Megatron reads them (not nanotron, whose windows do not overlap: docs/PACKING.md);
@@ -64,7 +65,8 @@ public final class GlobalStream: Sendable {
     /// these folders' shards.
     /// - Precondition: `datasets.count == curriculum.datasets.count`.
     /// - Throws: `EngineError` naming a dataset that holds no token (``checkServable(dataset:folder:)``),
-    ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), or the pad token when it is outside the datasets' vocabulary.
+    ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), shards unlike what the
+    ///   curriculum declares (``checkDeclaredFormats(curriculum:datasets:)``), or the pad token when it is outside the datasets' vocabulary.
     /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
     public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                 bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
@@ -73,6 +75,7 @@ public final class GlobalStream: Sendable {
             try Self.checkServable(dataset: spec.name, folder: folder)
         }
         try Self.checkTokenizers(datasets: zip(curriculum.datasets, datasets).map { ($0.name, $1) })
+        try Self.checkDeclaredFormats(curriculum: curriculum, datasets: datasets)
         let tokenWidth: TokenWidth = datasets.contains { $0.tokenWidth == .uint32 } ? .uint32 : .uint16
         let vocabularySize = datasets.map(\.vocabularySize).max() ?? 0
         if case .bestfit(let pad, _) = curriculum.packing {
@@ -120,6 +123,28 @@ public final class GlobalStream: Sendable {
                                   + "re-tokenize one of them or serve them to different runs")
             }
             if first == nil { first = dataset }
+        }
+    }
+
+    /// Checks the datasets of every stage against what the stage's file declares about their shards
+    /// (a nanotron config's `token_size_in_bytes`, `tokenizer_name`, `vocab_size`): the same token
+    /// width, the same tokenizer where the shards name one, no more ids than the vocabulary.
+    /// - Throws: `EngineError` starting `file:line:col: error:` at the declaration, naming the dataset.
+    public static func checkDeclaredFormats(curriculum: Curriculum, datasets: [DatasetFolder]) throws(EngineError) {
+        for stage in curriculum.stages {
+            let declared = stage.declaredFormat
+            for weight in stage.weights {
+                let folder = datasets[weight.dataset], name = curriculum.datasets[weight.dataset].name
+                if let bytes = declared.tokenBytes, bytes.value != folder.tokenWidth.bytes {
+                    throw EngineError("\(bytes.location): error: token_size_in_bytes is \(bytes.value), but the shards of dataset '\(name)' (\(folder.path)) hold \(folder.tokenWidth.bytes)-byte tokens; fix the config or re-import the data")
+                }
+                if let tokenizer = declared.tokenizer, let actual = folder.tokenizer, actual != tokenizer.value {
+                    throw EngineError("\(tokenizer.location): error: tokenizer_name is \"\(tokenizer.value)\", but the shards of dataset '\(name)' (\(folder.path)) were tokenized with \"\(actual)\"; their ids mean other tokens")
+                }
+                if let vocabulary = declared.vocabularySize, UInt64(folder.vocabularySize) > vocabulary.value {
+                    throw EngineError("\(vocabulary.location): error: vocab_size is \(vocabulary.value), but the shards of dataset '\(name)' (\(folder.path)) declare \(folder.vocabularySize) ids; the model would see ids past its vocabulary")
+                }
+            }
         }
     }
 
@@ -185,6 +210,9 @@ public struct SequencePlanner: Sendable {
     private var datasetStreams: [DatasetStream]
     /// Per dataset, its bestfit rows (empty with `concat` packing).
     private var bestFitRows: [BestFitDatasetRows]
+    /// The row order within blocks, when the curriculum shuffles; per dataset, its key.
+    private let shuffle: RowShuffle?
+    private let shuffleKeys: [UInt64]
 
     init(stream: GlobalStream) {
         self.stream = stream
@@ -199,6 +227,13 @@ public struct SequencePlanner: Sendable {
         } else {
             self.bestFitRows = []
         }
+        if case .rows(let span) = stream.curriculum.shuffle {
+            shuffle = RowShuffle(span: span, seed: stream.curriculum.seed)
+            shuffleKeys = stream.curriculum.datasets.map { RowShuffle.datasetKey(identity: $0.identity) }
+        } else {
+            shuffle = nil
+            shuffleKeys = []
+        }
     }
 
     /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
@@ -207,12 +242,13 @@ public struct SequencePlanner: Sendable {
     /// - Throws: `ShardError` when an index page the plan needs cannot be read or is corrupt.
     public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) throws(ShardError) -> SequenceRecord {
         let source = stream.plan.source(ofSequence: i)
+        let row = shuffle.map { $0.rowIndex(source.ordinal, datasetKey: shuffleKeys[source.dataset]) } ?? source.ordinal
         let first = pieces.count
         var epoch: UInt64 = 0
         var padded = 0
         if bestFitRows.isEmpty {
             let length = UInt64(stream.sequenceLength)
-            var position = source.ordinal * length
+            var position = row * length
             var remaining = length + 1
             while remaining > 0 {
                 let at = try datasetStreams[source.dataset].locate(position)
@@ -224,7 +260,7 @@ public struct SequencePlanner: Sendable {
                 remaining -= n
             }
         } else {
-            (epoch, padded) = try bestFitRows[source.dataset].row(source.ordinal, appendingTo: &pieces)
+            (epoch, padded) = try bestFitRows[source.dataset].row(row, appendingTo: &pieces)
         }
         return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
                               firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),

@@ -123,7 +123,10 @@ class TensorConverter:
         self._shapes = shapes
         self._slots: list[_Slot] = []
         self._arange = np.arange(L, dtype=np.int64)
-        self._scratch = np.zeros((B, L), dtype=np.int64) if "position_ids" in self.fields else None
+        if "position_ids" in self.fields:
+            self._steps = np.zeros(B * L, dtype=np.int64)
+            self._seg = np.empty(B * L, dtype=np.int64)
+            self._tiled = np.tile(self._arange, B)
         self._warned = False
 
     def _acquire(self) -> _Slot:
@@ -160,45 +163,40 @@ class TensorConverter:
         if "labels" in a:
             np.copyto(a["labels"], tokens[:, 1:], casting="unsafe")
 
-        # Piece geometry, whole arrays at a time.
-        pieces_per_row = batch.rows["piece_count"].astype(np.int64)
-        first = batch.rows["first_piece"].astype(np.int64)
-        Pn = batch.piece_count
-        cu = batch.cu_table.astype(np.int64)
-        multi = Pn > B  # some row has more than one piece
-        if multi:
-            row_of = np.repeat(np.arange(B), pieces_per_row)
-            piece = np.arange(Pn)
-            non_first = piece != first[row_of]
-            nf_rows = row_of[non_first]
-            nf_starts = cu[piece[non_first] + nf_rows]  # start of each non-first piece in its row
-            inside = nf_starts < L + 1
-            nf_rows, nf_starts = nf_rows[inside], nf_starts[inside]
+        # Segment geometry over the flattened B·L inputs, whole arrays at a time: every piece that
+        # starts inside the inputs starts a segment (rows are segment boundaries too).
+        start = batch.cu_table[batch._cu_index].astype(np.int64)
+        row_of = batch._row_of_piece
+        keep = start < L
+        seg_row, seg_start = row_of[keep], start[keep]
+        seg_flat = seg_row * L + seg_start  # ascending; seg_flat[0] == 0
 
-        # Loss mask: padding, then (optionally) labels across document joins.
+        # Loss mask: padding, then (optionally) the labels across document joins.
         mask = a["loss_mask"]
-        padded = batch.rows["padded_tokens"].astype(np.int64)
-        np.less(self._arange, (L - padded)[:, None], out=mask)
-        if self.eod_mask and multi:
-            mask[nf_rows, nf_starts - 1] = False
-        masked = bool(padded.any()) or (self.eod_mask and multi and len(nf_rows) > 0)
+        padded = batch.rows["padded_tokens"]
+        mask.fill(True)
+        if padded.any():
+            for r in np.flatnonzero(padded):
+                mask[r, L - int(padded[r]):] = False
+        joins = None
+        if self.eod_mask and batch.piece_count > B:
+            j = (start > 0) & (start <= L)  # a piece starting at s: the label of input s - 1 is its first token
+            joins = row_of[j] * L + start[j] - 1
+            mask.reshape(-1)[joins] = False
+        masked = bool(padded.any()) or (joins is not None and len(joins) > 0)
 
         if "position_ids" in a:
-            pos = a["position_ids"]
-            np.copyto(pos, self._arange)
-            if multi:
-                starts_in = nf_starts < L
-                r, s = nf_rows[starts_in], nf_starts[starts_in]
-                if len(r):
-                    # Each non-first piece subtracts the distance from the previous piece's start,
-                    # accumulated along the row: the position restarts at 0 at every piece.
-                    prev = np.concatenate(([0], s[:-1]))
-                    prev[np.concatenate(([True], r[1:] != r[:-1]))] = 0
-                    scratch = self._scratch
-                    scratch.fill(0)
-                    scratch[r, s] = s - prev
-                    np.cumsum(scratch, axis=1, out=scratch)
-                    np.subtract(pos, scratch, out=pos)
+            pos = a["position_ids"].reshape(-1)
+            if len(seg_flat) == B:  # one segment per row
+                np.copyto(a["position_ids"], self._arange)
+            else:
+                # The start of each token's segment: a running sum of the steps between segment
+                # starts, then position = t - start (numpy, single-threaded: no pool threads to wake).
+                steps = self._steps
+                steps.fill(0)
+                steps[seg_flat[1:]] = seg_start[1:] - seg_start[:-1]
+                np.cumsum(steps, out=self._seg)
+                np.subtract(self._tiled, self._seg, out=pos)
 
         if "hf_labels" in a:
             hl = a["hf_labels"]
@@ -207,17 +205,17 @@ class TensorConverter:
             if masked:
                 np.copyto(hl[:, 1:], _IGNORE_INDEX, where=~mask[:, :-1])
 
-        cu_flat = max_seqlen = None
+        cu_flat = None
+        max_seqlen = 0
         if "cu_seqlens" in self.fields:
-            if multi:
-                flat, max_seqlen = batch.varlen_cu_seqlens()
-                cu_flat = torch.from_numpy(flat)
-            else:
-                cu_flat = torch.arange(0, B * L + 1, L, dtype=torch.int32)
-                max_seqlen = L
+            cu = np.empty(len(seg_flat) + 1, dtype=np.int32)
+            cu[:-1] = seg_flat
+            cu[-1] = B * L
+            cu_flat = torch.from_numpy(cu)
+            max_seqlen = int((cu[1:] - cu[:-1]).max())
         t = slot.tensors
         return TensorBatch(t.get("input_ids") if "input_ids" in self.fields else None, t.get("labels"), t.get("hf_labels"),
-                           t.get("position_ids"), t["loss_mask"], cu_flat, max_seqlen or 0, batch.step, batch.cursor,
+                           t.get("position_ids"), t["loss_mask"], cu_flat, max_seqlen, batch.step, batch.cursor,
                            torch.from_numpy(batch.rows["sequence_index"].astype(np.int64)))
 
     def to_device(self, out: dict, device: torch.device) -> dict:

@@ -1,0 +1,133 @@
+/// nanotron's blend of one stage, bit for bit: which dataset its blended sample `j` comes from and
+/// that dataset's sample index — Megatron's greedy "largest error first" as nanotron's
+/// `BlendableDataset` builds it (issue 10.3; the building block of `--order nanotron`).
+///
+/// - weights are the float64 values written in the file, normalised by their sum as numpy computes
+///   it (pairwise summation, ``numpySum(_:)``; a sequential sum changes thousands of SmolLM3's
+///   assignments), then divided one by one;
+/// - sample `j` goes to the first dataset with the strictly largest error `w·max(j, 1) − count`,
+///   computed in IEEE double, the product rounded before the subtraction (no fused multiply-add);
+/// - random access: the per-dataset counts before every multiple of ``checkpointInterval`` are kept
+///   (computed as far as asked, once), so sample `j` costs at most one interval of greedy steps.
+///
+/// Not thread-safe; one per consumer.
+public struct NanotronBlend: Sendable {
+    /// The normalised weights.
+    public let weights: [Double]
+    /// Samples between stored counts: 2^20, as nanotron's caches.
+    public let checkpointInterval: UInt64
+    /// `checkpoints[c]`: the counts of every dataset before sample `c × checkpointInterval`.
+    private var checkpoints: [[UInt64]]
+
+    /// - Parameters:
+    ///   - written: the stage's weights as the file writes them (float64), at least one positive.
+    ///   - checkpointInterval: samples between stored counts (tests use small ones).
+    public init(written: [Double], checkpointInterval: UInt64 = 1 << 20) {
+        precondition(!written.isEmpty && checkpointInterval > 0, "a blend needs datasets and an interval")
+        let sum = Self.numpySum(written)
+        weights = written.map { $0 / sum }
+        self.checkpointInterval = checkpointInterval
+        checkpoints = [[UInt64](repeating: 0, count: written.count)]
+    }
+
+    /// The dataset of blended sample `j` and its sample index within that dataset (how many earlier
+    /// samples of the stage came from it).
+    public mutating func source(ofSample j: UInt64) -> (dataset: Int, sample: UInt64) {
+        var counts = countsAtCheckpoint(before: j)
+        var position = (j / checkpointInterval) * checkpointInterval
+        while true {
+            let chosen = choose(at: position, counts: counts)
+            if position == j { return (chosen, counts[chosen]) }
+            counts[chosen] += 1
+            position += 1
+        }
+    }
+
+    /// The datasets of the blended samples in `range`, in order: one greedy step each after the
+    /// checkpoint before `range.lowerBound`.
+    public mutating func datasets(of range: Range<UInt64>) -> [Int] {
+        var counts = counts(beforeSample: range.lowerBound)
+        var out: [Int] = []
+        out.reserveCapacity(range.count)
+        for position in range {
+            let chosen = choose(at: position, counts: counts)
+            out.append(chosen)
+            counts[chosen] += 1
+        }
+        return out
+    }
+
+    /// How many of the stage's samples before `j` came from each dataset.
+    public mutating func counts(beforeSample j: UInt64) -> [UInt64] {
+        var counts = countsAtCheckpoint(before: j)
+        var position = (j / checkpointInterval) * checkpointInterval
+        while position < j {
+            counts[choose(at: position, counts: counts)] += 1
+            position += 1
+        }
+        return counts
+    }
+
+    /// The greedy choice at sample `j` given the counts before it: the first strictly largest error.
+    func choose(at j: UInt64, counts: [UInt64]) -> Int {
+        let x = Double(max(j, 1))
+        var best = 0
+        var bestError = Self.error(weights[0], x, counts[0])
+        for d in 1 ..< weights.count {
+            let e = Self.error(weights[d], x, counts[d])
+            if e > bestError { best = d; bestError = e }
+        }
+        return best
+    }
+
+    /// `w·x − count` with the product rounded to double first (as a compiler without contraction does).
+    @inline(never)
+    static func error(_ w: Double, _ x: Double, _ count: UInt64) -> Double {
+        let product = w * x
+        return product - Double(count)
+    }
+
+    /// The stored counts at the checkpoint at or before `j`, computing the missing checkpoints.
+    private mutating func countsAtCheckpoint(before j: UInt64) -> [UInt64] {
+        let wanted = Int(j / checkpointInterval)
+        while checkpoints.count <= wanted {
+            var counts = checkpoints[checkpoints.count - 1]
+            let start = UInt64(checkpoints.count - 1) * checkpointInterval
+            for position in start ..< start + checkpointInterval {
+                counts[choose(at: position, counts: counts)] += 1
+            }
+            checkpoints.append(counts)
+        }
+        return checkpoints[wanted]
+    }
+
+    /// The sum numpy's `np.sum` gives for a contiguous float64 array: pairwise summation, blocks of
+    /// at most 128 summed with eight accumulators, longer arrays split in halves rounded down to a
+    /// multiple of 8.
+    public static func numpySum(_ values: [Double]) -> Double {
+        values.withUnsafeBufferPointer { pairwise($0[...]) }
+    }
+
+    private static func pairwise(_ a: Slice<UnsafeBufferPointer<Double>>) -> Double {
+        let n = a.count, base = a.startIndex
+        if n < 8 {
+            var sum = 0.0
+            for i in a.indices { sum += a[i] }
+            return sum
+        }
+        if n <= 128 {
+            var r = (0 ..< 8).map { a[base + $0] }
+            var i = 8
+            while i < n - n % 8 {
+                for k in 0 ..< 8 { r[k] += a[base + i + k] }
+                i += 8
+            }
+            var sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            while i < n { sum += a[base + i]; i += 1 }
+            return sum
+        }
+        var half = n / 2
+        half -= half % 8
+        return pairwise(a[base ..< base + half]) + pairwise(a[(base + half)...])
+    }
+}
