@@ -52,7 +52,7 @@ let package = Package(
                 dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing"],
                 path: "Sources/Daemon/Engine", swiftSettings: strict),
         .target(name: "TokenfeedServer",
-                dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedProtocol",
+                dependencies: ["TokenfeedShards", "TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedProtocol",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Serving", swiftSettings: strict),
@@ -64,7 +64,7 @@ let package = Package(
 
         // Executables: thin mains over the modules above.
         .executableTarget(name: "tokenfeedd",
-                          dependencies: ["TokenfeedServer", "TokenfeedProtocol",
+                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/tokenfeedd", swiftSettings: strict),

@@ -25,10 +25,14 @@ struct Plan: ParsableCommand {
     @Flag(help: "Print JSON: {sequence_length, seed, stages: [{name, start_token, end_token, datasets: [{name, weight, path}]}], identities: [{name, identity, path, folders}], warnings}.")
     var json = false
 
+    @Option(help: "Shard files kept open at most (least recently used closed first).")
+    var maxOpenShards: Int = 256
+
     /// Datasets drawn more often than this many epochs are flagged.
     static let manyEpochs = 4.0
 
     func run() throws {
+        DescriptorCache.shared.setCapacity(max(1, maxOpenShards))
         let loaded: Curriculum
         do {
             loaded = try CurriculumLoader.load(path: curriculum, dataRoot: dataRoot)
@@ -72,7 +76,15 @@ struct Plan: ParsableCommand {
             }
         }
         let plan = StreamPlan(curriculum: loaded)
-        let usage = loaded.datasets.indices.map { DatasetUsage(dataset: $0, curriculum: loaded, plan: plan, folder: folders[$0]) }
+        let usage: [DatasetUsage]
+        do {
+            usage = try loaded.datasets.indices.map { (d) throws(ShardError) in
+                try DatasetUsage(dataset: d, curriculum: loaded, plan: plan, folder: folders[d])
+            }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
         if json {
             print(renderJSON(loaded, plan: plan, usage: usage))
         } else {
@@ -227,7 +239,8 @@ private struct DatasetUsage {
     /// The global token position where the dataset's second epoch begins, if it is reached.
     let wrapToken: UInt64?
 
-    init(dataset: Int, curriculum: Curriculum, plan: StreamPlan, folder: DatasetFolder?) {
+    /// - Throws: `ShardError` when a shard's document-end page cannot be read (bestfit row counts).
+    init(dataset: Int, curriculum: Curriculum, plan: StreamPlan, folder: DatasetFolder?) throws(ShardError) {
         self.dataset = dataset
         let drawn = plan.totalCounts[dataset]
         let l = UInt64(curriculum.sequenceLength)
@@ -246,7 +259,11 @@ private struct DatasetUsage {
         case .concat:
             perEpoch = EpochOrder.sequencesPerEpoch(tokens: available, sequenceLength: curriculum.sequenceLength)
         case .bestfit(_, let lookahead):
-            perEpoch = folder.map { PaddingReport(folder: $0, sequenceLength: curriculum.sequenceLength, lookahead: lookahead).rows } ?? 0
+            if let folder {
+                perEpoch = try PaddingReport(folder: folder, sequenceLength: curriculum.sequenceLength, lookahead: lookahead).rows
+            } else {
+                perEpoch = 0
+            }
         }
         epochs = perEpoch == 0 ? nil : Double(drawn) / Double(perEpoch)
         wrapToken = perEpoch == 0 ? nil : plan.sequence(ofOrdinal: perEpoch, dataset: dataset).map { $0 * l }

@@ -8,6 +8,7 @@ import Dispatch
 import Logging
 import TokenfeedProtocol
 import TokenfeedServer
+import TokenfeedShards
 
 /// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
 struct TokenfeedDaemon: ParsableCommand {
@@ -85,8 +86,16 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
     var outboxBytes: String?
 
+    @Option(help: "Shard files kept open at most (least recently used closed first; default 256). Keep it well under the descriptor limit (LimitNOFILE) minus --max-connections.")
+    var maxOpenShards: Int = 256
+
     func run() throws {
         DaemonSignals.block()
+        guard maxOpenShards >= 1 else {
+            printError("tokenfeedd: --max-open-shards must be at least 1")
+            throw ExitCode(2)
+        }
+        DescriptorCache.shared.setCapacity(maxOpenShards)
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")

@@ -23,12 +23,12 @@ import TokenfeedShards
     }()
 
     /// The planned rows of sequences `positions`, one cold planner of `stream` walking them in order.
-    static func rows(_ stream: GlobalStream, _ positions: [UInt64]) -> [(SequenceRecord, [SequencePiece])] {
+    static func rows(_ stream: GlobalStream, _ positions: [UInt64]) throws -> [(SequenceRecord, [SequencePiece])] {
         var planner = stream.planner()
         var pieces: [SequencePiece] = []
-        return positions.map { i in
+        return try positions.map { i in
             pieces.removeAll()
-            let record = planner.plan(sequence: i, step: 0, appendingTo: &pieces)
+            let record = try planner.plan(sequence: i, step: 0, appendingTo: &pieces)
             return (record, pieces)
         }
     }
@@ -55,14 +55,14 @@ import TokenfeedShards
     @Test func aCacheWrittenByOneStreamServesAFreshOneExactly() throws {
         let fixture = try EngineFixture()
         let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: Self.sequenceLength, lookahead: Self.lookahead)
-        let reference = Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
+        let reference = try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
         let cache = fixture.dir.sub("cache")
 
         // A far jump with an empty cache directory counts every shard of every dataset, once, and
         // writes one file per dataset.
         let lines = LockedValue<[String]>([])
         let first = try Self.stream(curriculum, cache: cache, lines: lines)
-        #expect(Self.mismatches(Self.rows(first, Self.farPositions), reference) == [])
+        #expect(Self.mismatches(try Self.rows(first, Self.farPositions), reference) == [])
         let shards = first.datasets.reduce(0) { $0 + $1.shards.count }
         #expect(first.bestFitCountStatistics.shardsCounted == shards)
         #expect(first.bestFitCountStatistics.shardsFromCache == 0)
@@ -72,14 +72,14 @@ import TokenfeedShards
         // A fresh stream reads every count and counts nothing, jumping in any order.
         let fresh = try Self.stream(curriculum, cache: cache)
         let order = Array(Self.farPositions.indices.reversed())
-        let backwards = Self.rows(fresh, order.map { Self.farPositions[$0] })
+        let backwards = try Self.rows(fresh, order.map { Self.farPositions[$0] })
         #expect(Self.mismatches(order.map { reference[$0] }, backwards) == [])
         #expect(fresh.bestFitCountStatistics == BestFitCountStatistics(shards: shards, shardsFromCache: shards,
                                                                         shardsCounted: 0, documentsCounted: 0))
         // and leaves the files as they were.
         let before = try Self.cacheFiles(cache).map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
         let again = try Self.stream(curriculum, cache: cache)
-        again.countBestFitRows()
+        try again.countBestFitRows()
         #expect(try Self.cacheFiles(cache).map { try Data(contentsOf: URL(fileURLWithPath: $0)) } == before)
         #expect(again.bestFitCountStatistics.shardsCounted == 0)
     }
@@ -96,7 +96,7 @@ import TokenfeedShards
         for (length, lookahead) in [(128, 8), (128, 4), (256, 8)] {
             let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: length, lookahead: lookahead)
             let cached = try Self.stream(curriculum, cache: cache)
-            #expect(Self.mismatches(Self.rows(cached, Self.farPositions), Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)) == [])
+            #expect(Self.mismatches(try Self.rows(cached, Self.farPositions), try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)) == [])
             #expect(cached.bestFitCountStatistics.shardsCounted == 0)
         }
     }
@@ -112,10 +112,10 @@ import TokenfeedShards
     func aBadCacheFileIsIgnoredAndRewritten(damage: Damage) throws {
         let fixture = try EngineFixture()
         let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: Self.sequenceLength, lookahead: Self.lookahead)
-        let reference = Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
+        let reference = try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
         let cache = fixture.dir.sub("cache")
         let writer = try Self.stream(curriculum, cache: cache)
-        writer.countBestFitRows()
+        try writer.countBestFitRows()
         let web = curriculum.datasets.firstIndex { $0.name == "web" }!
         let store = BestFitRowStore(directory: cache, rowTokens: Self.sequenceLength + 1, lookahead: Self.lookahead)
         let path = store.path(forDatasetFolder: writer.datasets[web].path)
@@ -148,7 +148,7 @@ import TokenfeedShards
 
         let lines = LockedValue<[String]>([])
         let reader = try Self.stream(curriculum, cache: cache, lines: lines)
-        #expect(Self.mismatches(Self.rows(reader, Self.farPositions), reference) == [])
+        #expect(Self.mismatches(try Self.rows(reader, Self.farPositions), reference) == [])
         let report = lines.withLock { $0 }
         #expect(report.contains { $0.contains("ignored") && $0.contains(path) && $0.contains(expectedProblem) }, "\(report)")
         let webShards = reader.datasets[web].shards.count
@@ -156,7 +156,7 @@ import TokenfeedShards
         #expect(reader.bestFitCountStatistics.shardsFromCache == reader.bestFitCountStatistics.shards - webShards)
 
         let later = try Self.stream(curriculum, cache: cache)
-        #expect(Self.mismatches(Self.rows(later, Self.farPositions), reference) == [])
+        #expect(Self.mismatches(try Self.rows(later, Self.farPositions), reference) == [])
         #expect(later.bestFitCountStatistics.shardsCounted == 0)
     }
 
@@ -167,7 +167,7 @@ import TokenfeedShards
         let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: Self.sequenceLength, lookahead: Self.lookahead)
         let cache = fixture.dir.sub("cache")
         let before = try Self.stream(curriculum, cache: cache)
-        let oldRows = Self.rows(before, Self.farPositions)
+        let oldRows = try Self.rows(before, Self.farPositions)
         let tiny = curriculum.datasets.firstIndex { $0.name == "tiny" }!
         let oldCount = try #require(before.bestFitRows.rows(dataset: tiny, shard: 1))
 
@@ -175,17 +175,17 @@ import TokenfeedShards
         let docs = SyntheticCorpus.documents(seed: 999, count: 9, vocabulary: 60_000, meanLength: 70)
         try SyntheticCorpus.writeShard(docs, path: before.datasets[tiny].shards[1].path, width: .uint16, vocabulary: 65_536,
                                        tokensPerFrame: 50)
-        let reference = Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
+        let reference = try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
         #expect(!Self.mismatches(reference, oldRows).isEmpty, "the change must move rows for the test to mean anything")
 
         let lines = LockedValue<[String]>([])
         let after = try Self.stream(curriculum, cache: cache, lines: lines)
-        #expect(Self.mismatches(Self.rows(after, Self.farPositions), reference) == [])
+        #expect(Self.mismatches(try Self.rows(after, Self.farPositions), reference) == [])
         #expect(after.bestFitCountStatistics.shardsCounted == 1)
         #expect(try #require(after.bestFitRows.rows(dataset: tiny, shard: 1)) != oldCount)
         #expect(lines.withLock { $0 }.contains { $0.contains("1 of 3 shards") }, "\(lines.withLock { $0 })")
         let later = try Self.stream(curriculum, cache: cache)
-        #expect(Self.mismatches(Self.rows(later, Self.farPositions), reference) == [])
+        #expect(Self.mismatches(try Self.rows(later, Self.farPositions), reference) == [])
         #expect(later.bestFitCountStatistics.shardsCounted == 0)
     }
 
@@ -204,10 +204,12 @@ import TokenfeedShards
         #expect(moved.tokenCount == key.tokenCount && moved.documentCount == key.documentCount
                 && moved.frameTableChecksum == key.frameTableChecksum)
         #expect(moved != key)
-        // A shard replaced after it was opened gives no key at all.
+        // A shard replaced after it was opened: its pages and frames are refused, naming the file
+        // (its key is the metadata the process opened, whose rows it would count).
         let opened = try ShardReader(path: path)
         try SyntheticCorpus.writeShard(documents + [[7, 8, 9]], path: path, vocabulary: 16, tokensPerFrame: 4)
-        #expect(throws: EngineError.self) { _ = try BestFitShardKey.of(opened) }
+        let error = #expect(throws: ShardError.self) { _ = try opened.documentEnd(0) }
+        #expect(error?.path == path && error?.problem.contains("changed since the shard was opened") == true, "\(String(describing: error))")
     }
 
     /// Planners of one stream jumping at once, and streams of two "processes" sharing one cache
@@ -216,7 +218,7 @@ import TokenfeedShards
     @Test func concurrentPlannersAndStreamsShareTheCache() throws {
         let fixture = try EngineFixture()
         let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: Self.sequenceLength, lookahead: Self.lookahead)
-        let reference = Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
+        let reference = try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
         let cache = fixture.dir.sub("cache")
         let streams = [try Self.stream(curriculum, cache: cache), try Self.stream(curriculum, cache: cache)]
         let failedThreads = LockedValue(0)
@@ -224,7 +226,10 @@ import TokenfeedShards
             let stream = streams[t % 2]
             var rng = SplitMix64(seed: UInt64(t))
             let order = Array(Self.farPositions.indices).shuffled(using: &rng)
-            let got = Self.rows(stream, order.map { Self.farPositions[$0] })
+            guard let got = try? Self.rows(stream, order.map { Self.farPositions[$0] }) else {
+                failedThreads.withLock { $0 += 1 }
+                return
+            }
             if !Self.mismatches(got, order.map { reference[$0] }).isEmpty { failedThreads.withLock { $0 += 1 } }
         }
         #expect(failedThreads.withLock { $0 } == 0)
@@ -234,7 +239,10 @@ import TokenfeedShards
         let fresh = try Self.stream(curriculum, cache: cache)
         let mismatchesFromCache = LockedValue(0)
         DispatchQueue.concurrentPerform(iterations: 4) { t in
-            let got = Self.rows(fresh, Array(Self.farPositions.dropFirst(t * 10)))
+            guard let got = try? Self.rows(fresh, Array(Self.farPositions.dropFirst(t * 10))) else {
+                mismatchesFromCache.withLock { $0 += 1 }
+                return
+            }
             if !Self.mismatches(got, Array(reference.dropFirst(t * 10))).isEmpty { mismatchesFromCache.withLock { $0 += 1 } }
         }
         #expect(mismatchesFromCache.withLock { $0 } == 0)
@@ -249,7 +257,7 @@ import TokenfeedShards
         try Data("not a directory".utf8).write(to: URL(fileURLWithPath: blocker))
         let lines = LockedValue<[String]>([])
         let stream = try Self.stream(curriculum, cache: blocker + "/cache", lines: lines)
-        #expect(Self.mismatches(Self.rows(stream, Self.farPositions), Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)) == [])
+        #expect(Self.mismatches(try Self.rows(stream, Self.farPositions), try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)) == [])
         #expect(lines.withLock { $0 }.contains { $0.contains("cannot write") }, "\(lines.withLock { $0 })")
     }
 }

@@ -81,7 +81,7 @@ import TokenfeedShards
             if source.dataset == 1 {
                 #expect(source.ordinal == drawn)
                 pieces.removeAll(keepingCapacity: true)
-                let record = planner.plan(sequence: i, step: 0, appendingTo: &pieces)
+                let record = try planner.plan(sequence: i, step: 0, appendingTo: &pieces)
                 #expect(record.epoch == 0)
                 let first = pieces[Int(record.firstPiece)]
                 #expect(starts.insert("\(first.shard):\(first.offset)").inserted, "sequence \(i) repeats a row")
@@ -99,7 +99,7 @@ import TokenfeedShards
         #expect(separateStream.plan.source(ofSequence: firstLater).stage == 1)
         var separatePlanner = separateStream.planner()
         pieces.removeAll()
-        _ = separatePlanner.plan(sequence: firstLater, step: 0, appendingTo: &pieces)
+        _ = try separatePlanner.plan(sequence: firstLater, step: 0, appendingTo: &pieces)
         #expect(pieces.first?.offset == 0 && pieces.first?.shard == 0)
     }
 }

@@ -32,7 +32,7 @@ import TokenfeedShards
         let curriculum = try CurriculumLoader.load(path: path, dataRoot: fixture.dataRoot)
         let plan = StreamPlan(curriculum: curriculum)
         for (d, spec) in curriculum.datasets.enumerated() {
-            let rows = PaddingReport(folder: try DatasetFolder.open(path: spec.folder!), sequenceLength: 64, lookahead: 8).rows
+            let rows = try PaddingReport(folder: try DatasetFolder.open(path: spec.folder!), sequenceLength: 64, lookahead: 8).rows
             let windows = EpochOrder.sequencesPerEpoch(tokens: try DatasetFolder.open(path: spec.folder!).tokenCount, sequenceLength: 64)
             #expect(rows != windows, "the test needs packing to differ from concat for \(spec.name)")
             let entry = try #require(entries.first { $0["name"] as? String == spec.name })

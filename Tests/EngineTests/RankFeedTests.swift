@@ -40,7 +40,7 @@ import TokenfeedShards
         // Corrupt the code dataset's shard in its third frame.
         let shard = fixture.dataRoot + "/code/part-0.zst"
         let reader = try ShardReader(path: shard)
-        let frame = reader.metadata.frames[2]
+        let frame = try reader.frameEntry(2)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: shard))
         bytes[Int(frame.offset) + 7] ^= 0x40
         try bytes.write(to: URL(fileURLWithPath: shard))

@@ -29,10 +29,10 @@ import TokenfeedShards
         var pieces: [SequencePiece] = []
         for i in UInt64(0) ..< 600 {
             pieces.removeAll(keepingCapacity: true)
-            let record = planner.plan(sequence: i, step: 0, appendingTo: &pieces)
+            let record = try planner.plan(sequence: i, step: 0, appendingTo: &pieces)
             rows[Int(record.dataset)].append("\(pieces[0].shard):\(pieces[0].offset)")
             pieces.removeAll(keepingCapacity: true)
-            _ = plainPlanner.plan(sequence: i, step: 0, appendingTo: &pieces)
+            _ = try plainPlanner.plan(sequence: i, step: 0, appendingTo: &pieces)
             plainRows[Int(record.dataset)].append("\(pieces[0].shard):\(pieces[0].offset)")
         }
         for d in rows.indices {

@@ -216,7 +216,7 @@ import TokenfeedShards
             let parts = id.split(separator: "/")     // dataset/dataset/shard.zst/document/epoch
             let reader = try ShardReader(path: corpus.root + "/" + parts[1] + "/" + parts[2])
             let d = Int(parts[3])!
-            let range = reader.metadata.documentStart(d) ..< reader.metadata.documentEnds[d]
+            let range = try reader.documentStart(d) ..< reader.documentEnd(d)
             #expect(Array(tokens[ends[k] ..< ends[k + 1]]) == (try reader.tokens(range)), "document \(id)")
         }
     }

@@ -23,7 +23,7 @@ import TokenfeedShards
         for (s, docs) in documents.enumerated() {
             let path = shardFolder + "/\(s).zst"
             let written = try SyntheticCorpus.writeShard(docs, path: path, width: .uint32, vocabulary: 5000, tokensPerFrame: 4096)
-            precondition(written.frames.count == 1, "one frame per shard")
+            precondition(written.frameCount == 1, "one frame per shard")
             try Self.declareTokensPerFrame(Self.declared, in: path)
         }
         try """

@@ -12,14 +12,14 @@ import TokenfeedShards
 /// decompressed once, and a session that does not read cannot starve the others of cache slots.
 @Suite struct FrameCacheTests {
     /// The distinct frames `slice`'s rows touch over `steps` steps, planned offline.
-    static func framesTouched(_ stream: GlobalStream, slice: RankSlice, steps: UInt64) -> Set<FrameKey> {
+    static func framesTouched(_ stream: GlobalStream, slice: RankSlice, steps: UInt64) throws -> Set<FrameKey> {
         var planner = stream.planner()
         var keys = Set<FrameKey>()
         var pieces: [SequencePiece] = []
         for step in 0 ..< steps {
             for j in 0 ..< slice.batchSize {
                 pieces.removeAll()
-                let record = planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces)
+                let record = try planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces)
                 for piece in pieces {
                     let metadata = stream.datasets[Int(record.dataset)].shards[Int(piece.shard)].metadata
                     for f in metadata.frame(containingToken: piece.offset) ... metadata.frame(containingToken: piece.offset + UInt64(piece.length) - 1) {
@@ -54,7 +54,7 @@ import TokenfeedShards
         }
         let steps = fixture.stream.plan.totalSequences / 8
         #expect(served == [Int(steps), Int(steps)])
-        let perRank = (0 ..< 2).map { Self.framesTouched(fixture.stream, slice: RankSlice(rank: $0, worldSize: 2, batchSize: 4), steps: steps) }
+        let perRank = try (0 ..< 2).map { try Self.framesTouched(fixture.stream, slice: RankSlice(rank: $0, worldSize: 2, batchSize: 4), steps: steps) }
         let union = perRank[0].union(perRank[1])
         #expect(perRank[0].count + perRank[1].count > union.count, "the ranks' rows share frames")
         #expect(server.frameCache.framesDecompressed.load(ordering: .relaxed) == union.count,

@@ -258,7 +258,7 @@ extension ServerFixture {
     /// root), in place, so an open descriptor sees it too; the metadata stays intact.
     func flipByte(in relative: String, frame: Int) throws {
         let path = dataRoot + "/" + relative
-        let entry = try ShardReader(path: path).metadata.frames[frame]
+        let entry = try ShardReader(path: path).frameEntry(frame)
         let at = entry.offset + UInt64(entry.compressedSize / 2)
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         defer { try? handle.close() }
@@ -291,7 +291,7 @@ extension ServerFixture {
         var planner = stream.planner()
         for i in 0 ..< horizon {
             var pieces: [SequencePiece] = []
-            let record = planner.plan(sequence: i, step: i / worldSize, appendingTo: &pieces)
+            guard let record = try? planner.plan(sequence: i, step: i / worldSize, appendingTo: &pieces) else { return nil }
             let d = Int(record.dataset)
             for piece in pieces {
                 let metadata = stream.datasets[d].shards[Int(piece.shard)].metadata

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 @testable import TokenfeedShards
 
-/// A shard's bytes split at its metadata frame, to rewrite the metadata payload with a valid CRC —
+/// A shard's bytes split at its metadata frame (`data` holds the header, data frames and index frame), to rewrite the metadata payload with a valid CRC —
 /// so that the decoder behind the CRC is what a test exercises.
 struct ShardImage {
     /// Header and data frames: everything before the metadata frame.
@@ -54,21 +54,22 @@ struct ShardImage {
 
     /// Decodes `payload` as the reader does.
     func decode(_ payload: [UInt8], path: String = "mem.zst") throws(ShardError) -> ShardMetadata {
-        try withBytes(of: payload) { (b) throws(ShardError) in try ShardMetadata.decode(payload: b, path: path, dataEnd: dataEnd) }
+        try withBytes(of: payload) { (b) throws(ShardError) in try ShardMetadata.decode(payload: b, path: path, metadataOffset: dataEnd) }
     }
 }
 
 /// Offsets of the metadata payload's fixed fields (docs/SHARDS.md).
 enum MetadataField: Int, CaseIterable {
     case version = 8, tokenWidth = 10, flags = 11, tokensPerFrame = 12, vocabularySize = 16, frameCount = 20
-    case tokenCount = 24, documentCount = 32
+    case tokenCount = 24, documentCount = 32, largestFrame = 40, frameTableChecksum = 44, indexOffset = 48
+    case documentEndsChecksum = 56
 
     var size: Int {
         switch self {
         case .version: 2
         case .tokenWidth, .flags: 1
-        case .tokensPerFrame, .vocabularySize, .frameCount: 4
-        case .tokenCount, .documentCount: 8
+        case .tokensPerFrame, .vocabularySize, .frameCount, .largestFrame, .frameTableChecksum, .documentEndsChecksum: 4
+        case .tokenCount, .documentCount, .indexOffset: 8
         }
     }
 }

@@ -16,8 +16,9 @@ import TokenfeedMixing
         let reader = try ShardReader(path: path)
         #expect(reader.metadata == written)
         #expect(reader.metadata.tokenCount == UInt64(flat.count))
-        #expect(reader.metadata.frames.count == (flat.count + tokensPerFrame - 1) / tokensPerFrame)
-        #expect(reader.metadata.documentEnds == docs.reduce(into: [UInt64]()) { $0.append(($0.last ?? 0) + UInt64($1.count)) })
+        #expect(reader.metadata.frameCount == (flat.count + tokensPerFrame - 1) / tokensPerFrame)
+        let ends = try reader.allDocumentEnds()
+        #expect(ends == docs.reduce(into: [UInt64]()) { $0.append(($0.last ?? 0) + UInt64($1.count)) })
         #expect(try reader.tokens(0 ..< UInt64(flat.count)) == flat)
         var rng = SplitMix64(seed: 99)
         for _ in 0 ..< 50 {
@@ -26,9 +27,11 @@ import TokenfeedMixing
             #expect(try reader.tokens(a ..< b) == Array(flat[Int(a) ..< Int(b)]))
         }
         // Document lookup agrees with the ends.
-        for (d, end) in reader.metadata.documentEnds.enumerated() {
-            #expect(reader.metadata.document(containingToken: end - 1) == d)
-            #expect(reader.metadata.documentStart(d) == (d == 0 ? 0 : reader.metadata.documentEnds[d - 1]))
+        var locator = DocumentLocator()
+        for (d, end) in ends.enumerated() {
+            #expect(try reader.document(containingToken: end - 1) == d)
+            #expect(try reader.documentStart(d) == (d == 0 ? 0 : ends[d - 1]))
+            #expect(try locator.document(containingToken: end - 1, in: reader) == (d, end))
         }
         #expect(ShardVerifier.verify(path: path).isEmpty)
     }

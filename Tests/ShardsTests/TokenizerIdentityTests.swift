@@ -3,8 +3,8 @@ import Testing
 import TestSupport
 @testable import TokenfeedShards
 
-/// Format version 2 keeps the tokenizer's name in the metadata's tagged-field section; version 1
-/// shards still read, with the tokenizer unknown. Imports keep datatrove's `.ds.metadata` name or
+/// The tokenizer's name lives in the metadata's tagged-field section (since format version 2; old
+/// shards are upgraded, ShardUpgradeTests). Imports keep datatrove's `.ds.metadata` name or
 /// `--tokenizer`; datatrove loss masks are refused unless ignored.
 @Suite struct TokenizerIdentityTests {
     let dir = TemporaryDirectory()
@@ -17,35 +17,10 @@ import TestSupport
         let written = try writer.finish()
         let read = try ShardReader(path: path).metadata
         #expect(read == written)
-        #expect(read.tokenizer == "gpt2" && read.formatVersion == 2)
+        #expect(read.tokenizer == "gpt2" && read.formatVersion == 3)
         #expect(ShardVerifier.verify(path: path).isEmpty)
         // Stock zstd still prints exactly the tokens: the section is inside a skippable frame.
         #expect(try run("/usr/bin/zstd", ["-dc", path]).stdout == Data(SyntheticCorpus.bytes(docs, width: .uint16)))
-    }
-
-    @Test func aVersion1ShardStillReadsWithAnUnknownTokenizer() throws {
-        let path = dir.sub("v2.zst")
-        var metadata = try SyntheticCorpus.writeShard(docs, path: path, width: .uint16, vocabulary: 1000, tokensPerFrame: 64)
-        var image = try ShardImage(path: path)
-        metadata.formatVersion = 1
-        var data = image.data
-        data[16] = 1                                           // header version
-        image = ShardImage(data: data, payload: metadata.encodedPayload())
-        let v1 = dir.sub("v1.zst")
-        try Data(image.file(payload: image.payload)).write(to: URL(fileURLWithPath: v1))
-        let read = try ShardReader(path: v1).metadata
-        #expect(read.formatVersion == 1 && read.tokenizer == nil && read.tokenizerName == "unknown")
-        #expect(read.documentEnds == metadata.documentEnds)
-        #expect(ShardVerifier.verify(path: v1).isEmpty)
-        let inspect = try run(productsFolder + "/tokenfeed", ["shard", "inspect", v1])
-        #expect(String(decoding: inspect.stdout, as: UTF8.self).contains("tokenizer     unknown"), "\(inspect)")
-        // A header that says 1 over version 2 metadata is named.
-        var mixed = data
-        mixed[16] = 1
-        let bad = dir.sub("mixed.zst")
-        try Data(ShardImage(data: mixed, payload: try ShardImage(path: path).payload).file(payload: try ShardImage(path: path).payload))
-            .write(to: URL(fileURLWithPath: bad))
-        #expect(ShardVerifier.verify(path: bad).first?.field == "version")
     }
 
     @Test func badTaggedFieldsAreNamed() throws {

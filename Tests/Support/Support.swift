@@ -110,13 +110,20 @@ public enum SyntheticCorpus {
             let docs = documents(seed: UInt64(100 + s), count: 4, vocabulary: 60_000, meanLength: 30)
             try writeShard(docs, path: tiny + "/shard-\(s).zst", width: .uint16, vocabulary: 65_536, tokensPerFrame: 50)
         }
+        for name in ["web", "code", "tiny"] { try writeManifest(folder: root + "/" + name) }
+    }
+
+    /// Writes `folder`'s manifest (as `tokenfeed shard index` does), so that opening it reads no shard.
+    public static func writeManifest(folder: String) throws {
+        try DatasetManifest.build(shardPaths: try DatasetFolder.shardPaths(in: folder)).write(folder: folder)
     }
 
     /// Writes one shard holding `documents`.
     @discardableResult
     public static func writeShard(_ documents: [[UInt32]], path: String, width: TokenWidth = .uint32,
-                                  vocabulary: UInt32? = nil, tokensPerFrame: Int = 4096) throws -> ShardMetadata {
-        let writer = try ShardWriter(path: path, tokenWidth: width, vocabularySize: vocabulary, tokensPerFrame: tokensPerFrame)
+                                  vocabulary: UInt32? = nil, tokensPerFrame: Int = 4096, tokenizer: String? = nil) throws -> ShardMetadata {
+        let writer = try ShardWriter(path: path, tokenWidth: width, vocabularySize: vocabulary, tokensPerFrame: tokensPerFrame,
+                                     tokenizer: tokenizer)
         for doc in documents {
             try writer.write(tokens: doc)
             try writer.endDocument()

@@ -7,6 +7,7 @@ import Dispatch
 import Logging
 import Synchronization
 import TokenfeedEngine
+import TokenfeedShards
 import TokenfeedProtocol
 
 /// One client connection: a read side (a `DispatchSourceRead` on the connection's serial queue that

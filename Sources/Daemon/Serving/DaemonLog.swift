@@ -6,6 +6,7 @@ import Musl
 import Logging
 import Synchronization
 import TokenfeedEngine
+import TokenfeedShards
 
 /// Where and how `tokenfeedd` logs (docs/OPERATIONS.md, "Logs"): one line per event, written with one
 /// `write(2)`, to standard error or to a file (`--log-file`, opened for appending, re-opened on

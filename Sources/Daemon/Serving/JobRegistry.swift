@@ -1,3 +1,4 @@
+import TokenfeedShards
 import TokenfeedEngine
 import TokenfeedProtocol
 

@@ -8,6 +8,7 @@ import Logging
 import Synchronization
 import TokenfeedCurriculum
 import TokenfeedEngine
+import TokenfeedShards
 import TokenfeedProtocol
 
 /// Why the daemon could not start: the message names the file and line/column, shard and frame,

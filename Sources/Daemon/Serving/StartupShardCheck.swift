@@ -41,9 +41,11 @@ enum StartupShardCheck {
                                    bestFitCacheDirectory: String?, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
         let source = curriculum.sourcePath
         let report: @Sendable (String) -> Void = { line in logger.warning("bestfit row-count cache", metadata: ["detail": "\(line)"]) }
+        let manifestReport: @Sendable (String) -> Void = { line in logger.warning("dataset manifest", metadata: ["detail": "\(line)"]) }
         guard policy == .quarantine || verification == .startup else {
             do {
-                return (try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: bestFitCacheDirectory, bestFitCacheReport: report), .none)
+                return (try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: bestFitCacheDirectory, bestFitCacheReport: report,
+                                         manifestReport: manifestReport), .none)
             } catch { throw ServerStartupError("\(source): \(error)") }
         }
         // Every shard of every dataset, in curriculum and file-name order.

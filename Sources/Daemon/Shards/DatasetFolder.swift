@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SystemPackage
 
 /// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
 /// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.
@@ -18,18 +19,67 @@ public final class DatasetFolder: Sendable {
     public var tokenCount: UInt64 { tokenStarts.last ?? 0 }
     public var documentCount: UInt64 { shards.reduce(0) { $0 + UInt64($1.metadata.documentCount) } }
 
-    /// Opens every `*.zst` file directly inside `path`.
+    /// The folder's manifest, from the open shards' metadata (for `tokenfeed shard index`).
+    /// - Throws: `ShardError` when a shard's metadata frame cannot be read again.
+    public func manifest() throws(ShardError) -> DatasetManifest {
+        try DatasetManifest.build(shardPaths: shards.map(\.path))
+    }
+
+    /// Warnings from opening (a missing, stale or unreadable manifest), already reported.
+    public let warnings: [String]
+
+    /// Opens every `*.zst` file directly inside `path`: from the folder's manifest
+    /// (``DatasetManifest``) for each shard whose size, modification time and inode still match
+    /// it — reading no shard — and by reading the header, footer and metadata of the others. A
+    /// missing, corrupt or stale manifest is reported through `report` (default: standard error),
+    /// naming the dataset and the command that rewrites it; it is never written from here.
     /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
     ///   shards disagree on token width or name different tokenizers, or their token counts add up past 2^64.
-    public static func open(path: String) throws(ShardError) -> DatasetFolder {
+    public static func open(path: String, report: (@Sendable (String) -> Void)? = nil) throws(ShardError) -> DatasetFolder {
         let paths = try shardPaths(in: path)
+        var warnings: [String] = []
+        var known: [String: DatasetManifest.Entry] = [:]
+        let fix = "run `tokenfeed shard index \(path)`"
+        do {
+            if let manifest = try DatasetManifest.read(folder: path) {
+                for entry in manifest.entries { known[entry.name] = entry }
+            } else {
+                warnings.append("dataset \(path): no \(DatasetManifest.fileName); read the metadata of its \(paths.count) shards instead; \(fix)")
+            }
+        } catch {
+            warnings.append("dataset \(path): ignored \(error); read the metadata of its \(paths.count) shards instead; \(fix)")
+        }
+        let table = known
+        // One directory descriptor for the stats: each resolves the file name only.
+        let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? directory?.close() }
         let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
+        let stale = ParallelResults<Bool>(count: paths.count)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
-            results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
+            let name = paths[i].split(separator: "/").last.map(String.init) ?? paths[i]
+            let found = directory.map { FileIdentity.of(name: name, inDirectory: $0) } ?? FileIdentity.of(path: paths[i])
+            if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
+               let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+                   try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
+                results.set(i, .success(ShardReader(path: paths[i], metadata: metadata, identity: entry.identity)))
+                stale.set(i, false)
+            } else {
+                results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
+                stale.set(i, !table.isEmpty)
+            }
         }
         var shards: [ShardReader] = []
         for result in results.values { shards.append(try result.get()) }
-        return try DatasetFolder(path: path, shards: shards)
+        let changed = zip(paths, stale.values).filter(\.1).map { $0.0.split(separator: "/").last.map(String.init) ?? $0.0 }
+        let removed = Set(known.keys).subtracting(paths.map { $0.split(separator: "/").last.map(String.init) ?? $0 })
+        if !changed.isEmpty || !removed.isEmpty {
+            let listed = (changed + removed.sorted()).prefix(3).joined(separator: ", ")
+            warnings.append("dataset \(path): \(DatasetManifest.fileName) is stale (\(changed.count) shards new or changed, \(removed.count) gone: \(listed)\(changed.count + removed.count > 3 ? ", …" : "")); read their metadata instead; \(fix)")
+        }
+        for warning in warnings {
+            if let report { report(warning) } else { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        }
+        return try DatasetFolder(path: path, shards: shards, warnings: warnings)
     }
 
     /// The paths of the `*.zst` files directly inside the dataset folder `path`, in file-name order
@@ -53,7 +103,7 @@ public final class DatasetFolder: Sendable {
     }
 
     /// A dataset made of already open shards, in the given order.
-    public init(path: String, shards: [ShardReader]) throws(ShardError) {
+    public init(path: String, shards: [ShardReader], warnings: [String] = []) throws(ShardError) {
         precondition(!shards.isEmpty)
         let width = shards[0].metadata.tokenWidth
         for shard in shards where shard.metadata.tokenWidth != width {
@@ -81,6 +131,7 @@ public final class DatasetFolder: Sendable {
             starts.append(total)
         }
         self.path = path
+        self.warnings = warnings
         self.shards = shards
         self.tokenStarts = starts
         self.tokenWidth = width

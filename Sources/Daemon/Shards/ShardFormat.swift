@@ -1,5 +1,6 @@
-/// The tokenfeed shard format, version 2 (byte-exact description in docs/SHARDS.md; version 1, the
-/// same without the tagged-field section, is still read).
+/// The tokenfeed shard format, version 3 (byte-exact description in docs/SHARDS.md). Versions 1
+/// and 2 (document lengths and frame table inside the metadata) are refused with a hint to run
+/// `tokenfeed shard upgrade`, which rewrites them as version 3 without recompressing.
 ///
 /// A shard is a valid zstd stream made of frames, all little-endian:
 ///
@@ -8,17 +9,22 @@
 ///     [data 1]   zstd frame: tokens [T, 2T)
 ///     ...
 ///     [data n-1] zstd frame: the last, possibly shorter, run of tokens
-///     [metadata] skippable frame  (magic 0x184D2A50, tag "TFMETA\0\0"): counts, frame table, document lengths, CRC-32
+///     [index]    skippable frame  (magic 0x184D2A50, tag "TFINDEX\0"): frame table and document ends, in CRC-checked pages
+///     [metadata] skippable frame  (magic 0x184D2A50, tag "TFMETA\0\0"): counts, where the index is, tagged fields, CRC-32
 ///     [footer]   skippable frame  (magic 0x184D2A50, 24-byte payload, tag "TFFOOT\0\0"): where the metadata is
 ///
 /// `zstd -dc` skips the skippable frames and prints exactly the token stream, the same bytes as a
-/// datatrove `.ds` file. A reader opens a shard with three reads (header, footer, metadata) and no
-/// decompression; any token range is read by decompressing only the frames that hold it.
+/// datatrove `.ds` file. A reader opens a shard with three small reads (header, footer, metadata) and
+/// no decompression; index pages (4 KiB or less, each with its own CRC-32) are read when needed; any
+/// token range is read by decompressing only the frames that hold it.
 public enum ShardFormat {
-    /// The format version this build writes: 2 adds the metadata's tagged-field section (tokenizer).
-    public static let version: UInt16 = 2
-    /// The format versions this build reads.
-    public static let readableVersions: ClosedRange<UInt16> = 1 ... 2
+    /// The format version this build writes: 2 added the metadata's tagged-field section
+    /// (tokenizer); 3 moves the frame table and document ends into a paged index frame.
+    public static let version: UInt16 = 3
+    /// The format versions this build serves.
+    public static let readableVersions: ClosedRange<UInt16> = 3 ... 3
+    /// Older versions `tokenfeed shard upgrade` rewrites as ``version``.
+    public static let upgradableVersions: ClosedRange<UInt16> = 1 ... 2
     /// Tags of the metadata's tagged-field section (format version 2). Readers skip tags they do not know.
     public enum FieldTag: UInt16, Sendable {
         /// The tokenizer's name (UTF-8, e.g. `meta-llama/Llama-3.2-1B`), as datatrove's `.ds.metadata` gives it.
@@ -37,6 +43,7 @@ public enum ShardFormat {
     public static let headerTag: [UInt8] = Array("TFSHARD\0".utf8)
     public static let metadataTag: [UInt8] = Array("TFMETA\0\0".utf8)
     public static let footerTag: [UInt8] = Array("TFFOOT\0\0".utf8)
+    public static let indexTag: [UInt8] = Array("TFINDEX\0".utf8)
 
     /// Payload sizes of the fixed-size frames.
     public static let headerPayloadSize = 16
@@ -47,8 +54,18 @@ public enum ShardFormat {
 
     /// Bytes of one entry of the frame table: offset u64, compressed size u32, CRC-32 u32.
     public static let frameEntrySize = 16
-    /// Bytes of the metadata payload before the frame table.
-    public static let metadataFixedSize = 40
+    /// Bytes of the version 3 metadata payload before the tagged-field section's size.
+    public static let metadataFixedSize = 64
+    /// Bytes of the version 1/2 metadata payload before the frame table.
+    static let legacyMetadataFixedSize = 40
+
+    /// Frame-table entries in one index page (a page is its entries then a CRC-32: 4,084 bytes).
+    public static let frameEntriesPerPage = 255
+    /// Document ends in one index page (a page is the end before its first document, its ends, then a
+    /// CRC-32: 4,092 bytes).
+    public static let documentEndsPerPage = 510
+    /// Bytes of the index frame before its first page: skippable header and tag.
+    public static let indexPrefixSize = skippableHeaderSize + 8
 
     /// Default tokens per data frame: 1 Mi tokens (4 MiB of uint32 before compression).
     public static let defaultTokensPerFrame = 1 << 20

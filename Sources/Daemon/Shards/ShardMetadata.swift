@@ -14,7 +14,9 @@ public struct FrameEntry: Sendable, Hashable {
     }
 }
 
-/// Everything a shard says about itself, read from its skippable frames without decompressing data.
+/// What a shard says about itself in its (small) metadata frame: counts, the tokenizer, and where
+/// its paged index lies. A few dozen bytes whatever the shard holds: the frame table and the document
+/// ends are read page by page when needed (``ShardReader``, ``IndexPageCache``).
 public struct ShardMetadata: Sendable, Hashable {
     public var tokenWidth: TokenWidth
     /// Tokens in every data frame but the last.
@@ -22,32 +24,50 @@ public struct ShardMetadata: Sendable, Hashable {
     /// Size of the vocabulary the ids come from (every id is below it).
     public var vocabularySize: UInt32
     public var tokenCount: UInt64
-    public var frames: [FrameEntry]
-    /// Cumulative document end offsets, in tokens (as datatrove's `.ds.index`); the last equals `tokenCount`.
-    public var documentEnds: [UInt64]
-    /// The tokenizer the ids come from (format version 2's `tokenizer` tag); nil when unknown (a
-    /// version 1 shard, or an import that did not say).
+    public var documentCount: Int
+    public var frameCount: Int
+    /// The largest compressed data frame, in bytes (sizes read buffers).
+    public var largestFrame: UInt32
+    /// Where the data frames end and the index frame starts.
+    public var indexOffset: UInt64
+    /// CRC-32 of the frame-table section's entries (its pages' bytes without their own CRCs).
+    public var frameTableChecksum: UInt32
+    /// CRC-32 of the document-end section's bytes (its pages' bytes without their own CRCs).
+    public var documentEndsChecksum: UInt32
+    /// The CRC-32 the metadata payload ends with (covers every field above, so it fingerprints the
+    /// shard's content); 0 until the payload is encoded or when built by hand.
+    public var metadataChecksum: UInt32
+    /// The tokenizer the ids come from (the `tokenizer` tag); nil when unknown.
     public var tokenizer: String?
-    /// The format version the shard was written in (``ShardFormat/version`` for a new one).
+    /// The format version the shard was written in (``ShardFormat/version``).
     public var formatVersion: UInt16
 
     public init(tokenWidth: TokenWidth, tokensPerFrame: Int, vocabularySize: UInt32, tokenCount: UInt64,
-                frames: [FrameEntry], documentEnds: [UInt64], tokenizer: String? = nil,
-                formatVersion: UInt16 = ShardFormat.version) {
-        self.tokenizer = tokenizer
-        self.formatVersion = formatVersion
+                documentCount: Int, frameCount: Int, largestFrame: UInt32, indexOffset: UInt64,
+                frameTableChecksum: UInt32 = 0, documentEndsChecksum: UInt32 = 0, metadataChecksum: UInt32 = 0,
+                tokenizer: String? = nil, formatVersion: UInt16 = ShardFormat.version) {
         self.tokenWidth = tokenWidth
         self.tokensPerFrame = tokensPerFrame
         self.vocabularySize = vocabularySize
         self.tokenCount = tokenCount
-        self.frames = frames
-        self.documentEnds = documentEnds
+        self.documentCount = documentCount
+        self.frameCount = frameCount
+        self.largestFrame = largestFrame
+        self.indexOffset = indexOffset
+        self.frameTableChecksum = frameTableChecksum
+        self.documentEndsChecksum = documentEndsChecksum
+        self.metadataChecksum = metadataChecksum
+        self.tokenizer = tokenizer
+        self.formatVersion = formatVersion
     }
 
-    public var documentCount: Int { documentEnds.count }
-
     /// Compressed bytes of all data frames.
-    public var compressedBytes: UInt64 { frames.reduce(0) { $0 + UInt64($1.compressedSize) } }
+    public var compressedBytes: UInt64 { indexOffset - UInt64(ShardFormat.headerFrameSize) }
+
+    /// Where the index pages lie.
+    public var indexLayout: IndexLayout {
+        IndexLayout(indexOffset: indexOffset, frameCount: frameCount, documentCount: documentCount)
+    }
 
     /// The token range frame `k` holds.
     public func tokenRange(ofFrame k: Int) -> Range<UInt64> {
@@ -57,19 +77,6 @@ public struct ShardMetadata: Sendable, Hashable {
 
     /// The frame that holds token `t`.
     public func frame(containingToken t: UInt64) -> Int { Int(t / UInt64(tokensPerFrame)) }
-
-    /// The document that holds token `t` (binary search over the document ends).
-    public func document(containingToken t: UInt64) -> Int {
-        var lo = 0, hi = documentEnds.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if documentEnds[mid] <= t { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
-    /// Start offset of document `d`, in tokens.
-    public func documentStart(_ d: Int) -> UInt64 { d == 0 ? 0 : documentEnds[d - 1] }
 
     /// The tokenizer as shown to people: its name, or `unknown`.
     public var tokenizerName: String { tokenizer ?? "unknown" }
@@ -87,100 +94,143 @@ public struct ShardMetadata: Sendable, Hashable {
         return nil
     }
 
-    /// The metadata frame's payload (version ``formatVersion``): tag, fixed fields, frame table,
-    /// document lengths, the tagged fields (version 2), CRC-32.
+    /// The metadata frame's payload: tag, fixed fields, tagged fields, CRC-32 (docs/SHARDS.md).
+    /// ``metadataChecksum`` is not read: the payload's own CRC-32 is computed.
     func encodedPayload() -> [UInt8] {
-        var w = LittleEndianWriter()
-        w.append(bytes: ShardFormat.metadataTag)
-        w.append(formatVersion)
-        w.append(tokenWidth.rawValue)
-        w.append(UInt8(0))                      // flags
-        w.append(UInt32(tokensPerFrame))
-        w.append(vocabularySize)
-        w.append(UInt32(frames.count))
-        w.append(tokenCount)
-        w.append(UInt64(documentEnds.count))
-        for f in frames {
-            w.append(f.offset)
-            w.append(f.compressedSize)
-            w.append(f.checksum)
-        }
-        var lengths = LittleEndianWriter()
-        var previous: UInt64 = 0
-        for end in documentEnds {
-            lengths.appendVarint(end - previous)
-            previous = end
-        }
-        w.append(UInt64(lengths.bytes.count))
-        w.append(bytes: lengths.bytes)
-        if formatVersion >= 2 {
-            var fields = LittleEndianWriter()
-            if let tokenizer {
-                let name = Array(tokenizer.utf8)
-                fields.append(ShardFormat.FieldTag.tokenizer.rawValue)
-                fields.append(UInt32(name.count))
-                fields.append(bytes: name)
-            }
-            w.append(UInt64(fields.bytes.count))
-            w.append(bytes: fields.bytes)
-        }
+        var w = Self.fixedPrefix(version: formatVersion, width: tokenWidth, tokensPerFrame: tokensPerFrame,
+                                 vocabularySize: vocabularySize, frameCount: frameCount, tokenCount: tokenCount,
+                                 documentCount: documentCount)
+        w.append(largestFrame)
+        w.append(frameTableChecksum)
+        w.append(indexOffset)
+        w.append(documentEndsChecksum)
+        w.append(UInt32(0))                     // reserved
+        Self.appendTaggedFields(&w, tokenizer: tokenizer)
         w.append(crc32(w.bytes))
         return w.bytes
     }
 
-    /// Parses and checks a metadata payload. Every field is checked against the file (`dataEnd`:
-    /// where the data frames must end, i.e. the metadata frame's offset) and against the other
-    /// fields before it is used in any arithmetic, and all arithmetic on file values is checked.
-    /// - Throws: `ShardError` naming `path`, the field (``ShardError/field``, as named in
-    ///   docs/SHARDS.md), the frame for frame-table entries, and what the value should be.
-    static func decode(payload: UnsafeRawBufferPointer, path: String, dataEnd: UInt64) throws(ShardError) -> ShardMetadata {
-        func fail(_ field: String, frame: Int? = nil, _ message: String) -> ShardError {
-            ShardError(path: path, frame: frame, field: field, "metadata: \(field): \(message)")
+    /// The payload's first 40 bytes, the same in every version: tag, version, width, flags, T, V,
+    /// frame count, token count, document count.
+    static func fixedPrefix(version: UInt16, width: TokenWidth, tokensPerFrame: Int, vocabularySize: UInt32,
+                            frameCount: Int, tokenCount: UInt64, documentCount: Int) -> LittleEndianWriter {
+        var w = LittleEndianWriter()
+        w.append(bytes: ShardFormat.metadataTag)
+        w.append(version)
+        w.append(width.rawValue)
+        w.append(UInt8(0))                      // flags
+        w.append(UInt32(tokensPerFrame))
+        w.append(vocabularySize)
+        w.append(UInt32(frameCount))
+        w.append(tokenCount)
+        w.append(UInt64(documentCount))
+        return w
+    }
+
+    /// Appends the tagged-field section (its `u64` size, then the tokenizer entry when known).
+    static func appendTaggedFields(_ w: inout LittleEndianWriter, tokenizer: String?) {
+        var fields = LittleEndianWriter()
+        if let tokenizer {
+            let name = Array(tokenizer.utf8)
+            fields.append(ShardFormat.FieldTag.tokenizer.rawValue)
+            fields.append(UInt32(name.count))
+            fields.append(bytes: name)
         }
-        func failField(_ field: String, _ frame: Int?, _ message: String) -> ShardError { fail(field, frame: frame, message) }
-        let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, L, CRC-32
+        w.append(UInt64(fields.bytes.count))
+        w.append(bytes: fields.bytes)
+    }
+
+    /// Parses and checks a version 3 metadata payload. Every field is checked against the file
+    /// (`metadataOffset`: where the metadata frame starts, which the index frame must end at) and
+    /// against the other fields before it is used in any arithmetic, and all arithmetic on file
+    /// values is checked.
+    /// - Throws: `ShardError` naming `path`, the field (``ShardError/field``, as named in
+    ///   docs/SHARDS.md) and what the value should be; a version 1 or 2 payload is refused with the
+    ///   command that upgrades it.
+    public static func decode(payload: UnsafeRawBufferPointer, path: String, metadataOffset: UInt64) throws(ShardError) -> ShardMetadata {
+        func fail(_ field: String, _ message: String) -> ShardError {
+            ShardError(path: path, field: field, "metadata: \(field): \(message)")
+        }
+        let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, E, CRC-32
+        // The version is checked first, so that an old shard gets the upgrade hint.
+        if payload.count >= 10 {
+            let version = UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+            if ShardFormat.upgradableVersions.contains(version) { throw ShardError.needsUpgrade(path: path, version: version) }
+        }
         guard payload.count >= fixedAndCRC else {
             throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
         }
-        let stored = UnsafeRawBufferPointer(rebasing: payload[(payload.count - 4)...]).loadUnaligned(as: UInt32.self)
+        let stored = UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: payload.count - 4, as: UInt32.self))
         let computed = crc32(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
-        guard UInt32(littleEndian: stored) == computed else {
-            throw fail("crc32", String(format32: "checksum mismatch (stored", UInt32(littleEndian: stored), ", computed", computed))
+        guard stored == computed else {
+            throw fail("crc32", String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         // The fixed fields are all present (checked above), so these reads cannot fail.
         var r = LittleEndianReader(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
         guard r.readBytes(8) == ShardFormat.metadataTag else { throw fail("tag", "tag is not TFMETA") }
         let version = r.read(UInt16.self) ?? 0
         guard ShardFormat.readableVersions.contains(version) else {
-            throw fail("version", "format version \(version) is not supported (this build reads versions \(ShardFormat.readableVersions.lowerBound) to \(ShardFormat.readableVersions.upperBound))")
+            throw fail("version", "format version \(version) is not supported (this build reads version \(ShardFormat.version))")
         }
         let widthByte = r.read(UInt8.self) ?? 0
         guard let width = TokenWidth(rawValue: widthByte) else {
             throw fail("token_width", "token width \(widthByte) must be 2 or 4 bytes")
         }
-        _ = r.read(UInt8.self)                       // flags, none defined in version 1
+        _ = r.read(UInt8.self)                       // flags, none defined
         let rawTokensPerFrame = r.read(UInt32.self) ?? 0
         let vocabularySize = r.read(UInt32.self) ?? 0
         let rawFrameCount = r.read(UInt32.self) ?? 0
         let tokenCount = r.read(UInt64.self) ?? 0
-        let documentCount = r.read(UInt64.self) ?? 0
+        let rawDocumentCount = r.read(UInt64.self) ?? 0
+        let largestFrame = r.read(UInt32.self) ?? 0
+        let frameTableChecksum = r.read(UInt32.self) ?? 0
+        let indexOffset = r.read(UInt64.self) ?? 0
+        let documentEndsChecksum = r.read(UInt32.self) ?? 0
+        _ = r.read(UInt32.self)                      // reserved
 
         guard rawTokensPerFrame > 0, rawTokensPerFrame <= UInt32(ShardFormat.maxTokensPerFrame) else {
             throw fail("tokens_per_frame", "\(rawTokensPerFrame) is out of range 1...\(ShardFormat.maxTokensPerFrame)")
         }
         let tokensPerFrame = Int(rawTokensPerFrame)
-        // The frame table must fit in the payload and its frames in the file's data section
-        // (every zstd frame is at least one byte), before the count is used for anything.
         let frameCount = Int(rawFrameCount)
-        let tableBytes = frameCount * ShardFormat.frameEntrySize           // < 2^36: no overflow
-        guard tableBytes <= r.remaining - 8 else {
-            throw fail("frame_count", "\(frameCount) frames need a \(tableBytes)-byte frame table, the payload has \(r.remaining - 8) bytes for it")
+        let dataStart = UInt64(ShardFormat.headerFrameSize)
+        guard indexOffset >= dataStart, indexOffset < metadataOffset else {
+            throw fail("index_offset", "\(indexOffset) must lie between the header's end (\(dataStart)) and the metadata (\(metadataOffset))")
         }
-        let dataBytes = dataEnd >= UInt64(ShardFormat.headerFrameSize) ? dataEnd - UInt64(ShardFormat.headerFrameSize) : 0
+        let dataBytes = indexOffset - dataStart
+        try checkCounts(frameCount: frameCount, dataBytes: dataBytes, tokenCount: tokenCount, tokensPerFrame: tokensPerFrame,
+                        documentCount: rawDocumentCount, fail: fail)
+        guard frameCount == 0 ? largestFrame == 0 : (largestFrame > 0 && UInt64(largestFrame) <= dataBytes) else {
+            throw fail("largest_frame", "\(largestFrame) bytes, expected \(frameCount == 0 ? "0 (no frame)" : "1…\(dataBytes)")")
+        }
+        // The index frame (prefix, frame table, document ends) must end exactly where the metadata starts.
+        let tableBytes = IndexSection.frameTable.bytes(entries: UInt64(frameCount)) ?? .max
+        let endsBytes = IndexSection.documentEnds.bytes(entries: rawDocumentCount) ?? .max
+        let (a, o1) = indexOffset.addingReportingOverflow(UInt64(ShardFormat.indexPrefixSize))
+        let (b, o2) = a.addingReportingOverflow(tableBytes)
+        let (indexEnd, o3) = b.addingReportingOverflow(endsBytes)
+        guard !o1, !o2, !o3, indexEnd == metadataOffset else {
+            throw fail("document_count", "an index of \(frameCount) frames and \(rawDocumentCount) documents at \(indexOffset) does not end where the metadata starts (\(metadataOffset))")
+        }
+        guard rawDocumentCount > 0 || tokenCount == 0 else {
+            throw fail("document_count", "0 documents cannot hold \(tokenCount) tokens")
+        }
+        let tokenizer = try decodeTaggedFields(&r) { field, _, message in fail(field, message) }
+        return ShardMetadata(tokenWidth: width, tokensPerFrame: tokensPerFrame, vocabularySize: vocabularySize,
+                             tokenCount: tokenCount, documentCount: Int(rawDocumentCount), frameCount: frameCount,
+                             largestFrame: largestFrame, indexOffset: indexOffset, frameTableChecksum: frameTableChecksum,
+                             documentEndsChecksum: documentEndsChecksum, metadataChecksum: stored, tokenizer: tokenizer,
+                             formatVersion: version)
+    }
+
+    /// Checks the counts against each other and the data section (every version): the frames fit
+    /// in `dataBytes` (each is at least a byte), `frame_count` = ⌈token_count / T⌉ (computed without
+    /// overflow), and no more documents than tokens.
+    static func checkCounts(frameCount: Int, dataBytes: UInt64, tokenCount: UInt64, tokensPerFrame: Int, documentCount: UInt64,
+                            fail: (String, String) -> ShardError) throws(ShardError) {
         guard UInt64(frameCount) <= dataBytes else {
             throw fail("frame_count", "\(frameCount) frames cannot fit in the \(dataBytes) bytes of data frames")
         }
-        // n = ⌈token_count / T⌉, computed without overflow.
         let (whole, rest) = tokenCount.quotientAndRemainder(dividingBy: UInt64(tokensPerFrame))
         let expectedFrames = whole + (rest == 0 ? 0 : 1)
         guard UInt64(frameCount) == expectedFrames else {
@@ -189,68 +239,13 @@ public struct ShardMetadata: Sendable, Hashable {
         guard documentCount <= tokenCount else {
             throw fail("document_count", "\(documentCount) documents cannot hold \(tokenCount) tokens (each document holds at least one)")
         }
-        var frames: [FrameEntry] = []
-        frames.reserveCapacity(frameCount)
-        var expectedOffset = UInt64(ShardFormat.headerFrameSize)
-        for k in 0 ..< frameCount {
-            let entry = FrameEntry(offset: r.read(UInt64.self) ?? 0, compressedSize: r.read(UInt32.self) ?? 0,
-                                   checksum: r.read(UInt32.self) ?? 0)
-            guard entry.offset == expectedOffset else {
-                throw fail("frame_table.offset", frame: k, "frame starts at \(entry.offset), expected \(expectedOffset) (right after the previous frame)")
-            }
-            let (next, overflow) = expectedOffset.addingReportingOverflow(UInt64(entry.compressedSize))
-            guard entry.compressedSize > 0, !overflow, next <= dataEnd else {
-                throw fail("frame_table.compressed_size", frame: k, "frame of \(entry.compressedSize) bytes at \(entry.offset) must be non-empty and end by \(dataEnd), where the metadata starts")
-            }
-            expectedOffset = next
-            frames.append(entry)
-        }
-        guard expectedOffset == dataEnd else {
-            throw fail("frame_table", "data frames end at \(expectedOffset) but the metadata starts at \(dataEnd)")
-        }
-        let lengthBytes = r.read(UInt64.self) ?? 0
-        // Version 1: the lengths are the rest of the payload; version 2: the tagged fields follow
-        // them (at least their own 8-byte size).
-        let room = version == 1 ? r.remaining : r.remaining - 8
-        guard version == 1 ? lengthBytes == UInt64(room) : (room >= 0 && lengthBytes <= UInt64(room)) else {
-            throw fail("document_lengths_size", "says \(lengthBytes) bytes, the payload has \(max(room, 0)) bytes for the section")
-        }
-        let lengthsEnd = r.offset + Int(lengthBytes)
-        guard documentCount <= lengthBytes else {
-            throw fail("document_count", "\(documentCount) documents need at least \(documentCount) bytes of lengths, the section is \(r.remaining) bytes")
-        }
-        var ends: [UInt64] = []
-        ends.reserveCapacity(Int(documentCount))
-        var end: UInt64 = 0
-        for d in 0 ..< Int(documentCount) {
-            guard let length = r.readVarint() else {
-                throw fail("document_lengths", "document \(d): length is truncated or longer than 10 bytes")
-            }
-            guard length > 0 else { throw fail("document_lengths", "document \(d): length 0 (every document holds at least one token)") }
-            let (sum, overflow) = end.addingReportingOverflow(length)
-            guard !overflow, sum <= tokenCount else {
-                throw fail("document_lengths", "document \(d): length \(length) runs past the \(tokenCount) tokens of the shard")
-            }
-            end = sum
-            ends.append(end)
-        }
-        guard r.offset == lengthsEnd else {
-            throw fail("document_lengths", "the \(documentCount) document lengths take \(r.offset - lengthsEnd + Int(lengthBytes)) bytes, document_lengths_size says \(lengthBytes)")
-        }
-        guard end == tokenCount else {
-            throw fail("document_lengths", "lengths add up to \(end) tokens, token_count is \(tokenCount)")
-        }
-        let tokenizer = version == 1 ? nil : try decodeTaggedFields(&r, fail: failField)
-        return ShardMetadata(tokenWidth: width, tokensPerFrame: tokensPerFrame, vocabularySize: vocabularySize,
-                             tokenCount: tokenCount, frames: frames, documentEnds: ends, tokenizer: tokenizer,
-                             formatVersion: version)
     }
 
-    /// Reads version 2's tagged-field section (`u64` size, then entries `u16 tag`, `u32 length`,
-    /// value), which must fill the rest of the payload. Unknown tags are skipped.
+    /// Reads the tagged-field section (`u64` size, then entries `u16 tag`, `u32 length`, value),
+    /// which must fill the rest of the payload. Unknown tags are skipped.
     /// - Returns: the tokenizer name, when the section has one.
-    private static func decodeTaggedFields(_ r: inout LittleEndianReader,
-                                           fail: (String, Int?, String) -> ShardError) throws(ShardError) -> String? {
+    static func decodeTaggedFields(_ r: inout LittleEndianReader,
+                                   fail: (String, Int?, String) -> ShardError) throws(ShardError) -> String? {
         let size = r.read(UInt64.self) ?? 0
         guard size == UInt64(r.remaining) else {
             throw fail("tagged_fields_size", nil, "says \(size) bytes, the rest of the payload is \(r.remaining) bytes")
@@ -272,6 +267,16 @@ public struct ShardMetadata: Sendable, Hashable {
             index += 1
         }
         return tokenizer
+    }
+}
+
+extension ShardError {
+    /// A version 1 or 2 shard, which this build no longer serves: names the file and the command that
+    /// rewrites its folder.
+    static func needsUpgrade(path: String, version: UInt16) -> ShardError {
+        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return ShardError(path: path, field: "version",
+                          "format version \(version) shard: this build reads version \(ShardFormat.version); run `tokenfeed shard upgrade \(folder.isEmpty ? "." : folder)` (rewrites the folder's shards in place, without recompressing)")
     }
 }
 

@@ -1,48 +1,153 @@
+import Synchronization
 import SystemPackage
 
-/// An open shard: its metadata (read at open, without decompressing anything) and positioned reads
-/// of its frames. Immutable and safe to share between threads; decompression uses a
-/// ``ZstdDecompressor`` the caller owns, one per thread.
+/// A shard: its small metadata (read at open with three reads, or taken from the dataset's
+/// manifest without reading the shard at all) and positioned reads of its index pages and frames.
+/// Holds no descriptor and no index: descriptors come from ``DescriptorCache/shared`` and pages
+/// from ``IndexPageCache/shared`` when a read needs them. Immutable and safe to share between
+/// threads; decompression uses a ``ZstdDecompressor`` the caller owns, one per thread.
 public final class ShardReader: Sendable {
     public let path: String
     public let metadata: ShardMetadata
-    public let fileSize: UInt64
+    /// Size, modification time and inode when the shard was opened; a descriptor opened later must
+    /// show the same inode and size.
+    public let identity: FileIdentity
+    /// Process-unique key of the shard in the descriptor and page caches.
+    let id: UInt64
+
+    private static let nextID = Atomic<UInt64>(0)
+
+    public var fileSize: UInt64 { identity.size }
     /// The largest compressed data frame, to size read buffers.
-    public let largestFrame: Int
-    private let file: FileDescriptor
+    public var largestFrame: Int { Int(metadata.largestFrame) }
 
     /// Opens a shard and reads its header, footer and metadata (three reads), checking the
-    /// structure and the metadata checksum.
-    /// - Throws: `ShardError` naming the file and what is wrong: not a shard, truncated,
-    ///   unsupported version, metadata checksum mismatch, inconsistent frame table.
-    public init(path: String) throws(ShardError) {
+    /// structure and the metadata checksum. The descriptor is closed again (reads reopen it through
+    /// the descriptor cache).
+    /// - Throws: `ShardError` naming the file and what is wrong: not a shard, truncated, an old
+    ///   version (with the `tokenfeed shard upgrade` command to run), metadata checksum mismatch,
+    ///   inconsistent fields.
+    public convenience init(path: String) throws(ShardError) {
         let file = try openForReading(path)
-        do {
-            let (metadata, size) = try Self.readStructure(file: file, path: path)
-            self.path = path
-            self.file = file
-            self.metadata = metadata
-            self.fileSize = size
-            self.largestFrame = Int(metadata.frames.map(\.compressedSize).max() ?? 0)
-        } catch {
-            try? file.close()
-            throw error
+        defer { try? file.close() }
+        let identity: FileIdentity
+        do { identity = try FileIdentity.of(file) } catch { throw ShardError(path: path, "cannot stat: \(error)") }
+        let envelope = try ShardEnvelope.read(file, path: path, size: identity.size)
+        self.init(path: path, metadata: try envelope.metadata(path: path), identity: identity)
+    }
+
+    /// A shard whose metadata was read before (from a manifest entry checked against the file's
+    /// size and modification time). Reads nothing.
+    public init(path: String, metadata: ShardMetadata, identity: FileIdentity) {
+        self.path = path
+        self.metadata = metadata
+        self.identity = identity
+        self.id = Self.nextID.add(1, ordering: .relaxed).newValue
+    }
+
+    // MARK: - Index
+
+    /// Page `p` of `section`, from the page cache or read and checked.
+    /// - Throws: `ShardError` naming the file, the section and the page on a read error or a page
+    ///   that fails its checks (``IndexPage``).
+    public func page(_ section: IndexSection, _ p: Int) throws(ShardError) -> IndexPage {
+        let key = IndexPageCache.Key(shard: id, section: section, page: p)
+        if let hit = IndexPageCache.shared.page(key) { return hit }
+        let (offset, size, _, _) = metadata.indexLayout.page(section, p)
+        let bytes = try withDescriptor { (file) throws(ShardError) in
+            try ShardEnvelope.readBytes(file, path, at: offset, count: size)
+        }
+        let page = try withBytes(of: bytes) { (b) throws(ShardError) in
+            try IndexPage.decode(b, section: section, page: p, metadata: metadata, path: path)
+        }
+        IndexPageCache.shared.insert(page, for: key)
+        return page
+    }
+
+    /// Frame `k`'s entry of the frame table.
+    /// - Throws: `ShardError` when its page cannot be read or is corrupt.
+    public func frameEntry(_ k: Int) throws(ShardError) -> FrameEntry {
+        precondition(k >= 0 && k < metadata.frameCount, "frame \(k) of \(metadata.frameCount)")
+        let per = IndexSection.frameTable.entriesPerPage
+        return try page(.frameTable, k / per).frame(k % per)
+    }
+
+    /// The end (exclusive, in tokens) of document `d`.
+    /// - Throws: `ShardError` when its page cannot be read or is corrupt.
+    public func documentEnd(_ d: Int) throws(ShardError) -> UInt64 {
+        precondition(d >= 0 && d < metadata.documentCount, "document \(d) of \(metadata.documentCount)")
+        let per = IndexSection.documentEnds.entriesPerPage
+        return try page(.documentEnds, d / per).end(d % per)
+    }
+
+    /// The start of document `d`, in tokens.
+    public func documentStart(_ d: Int) throws(ShardError) -> UInt64 {
+        precondition(d >= 0 && d < metadata.documentCount, "document \(d) of \(metadata.documentCount)")
+        let per = IndexSection.documentEnds.entriesPerPage
+        let page = try page(.documentEnds, d / per)
+        return d % per == 0 ? page.previousEnd : page.end(d % per - 1)
+    }
+
+    /// The document-end page holding the document that contains token `t` (`t < tokenCount`), by
+    /// binary search over pages (each probe one page through the cache).
+    public func documentPage(containingToken t: UInt64) throws(ShardError) -> IndexPage {
+        precondition(t < metadata.tokenCount, "token \(t) of \(metadata.tokenCount)")
+        var lo = 0, hi = IndexSection.documentEnds.pageCount(entries: metadata.documentCount) - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if try page(.documentEnds, mid).lastEnd <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return try page(.documentEnds, lo)
+    }
+
+    /// The document that holds token `t`.
+    public func document(containingToken t: UInt64) throws(ShardError) -> Int {
+        let page = try documentPage(containingToken: t)
+        return page.firstEntry + page.firstEnd(above: t)
+    }
+
+    /// Appends the ends of documents `range` to `ends` (reusing its capacity).
+    public func documentEnds(_ range: Range<Int>, into ends: inout [UInt64]) throws(ShardError) {
+        let per = IndexSection.documentEnds.entriesPerPage
+        var d = range.lowerBound
+        while d < range.upperBound {
+            let page = try page(.documentEnds, d / per)
+            let stop = min(range.upperBound, page.firstEntry + page.count)
+            for i in d ..< stop { ends.append(page.end(i - page.firstEntry)) }
+            d = stop
         }
     }
 
-    deinit { try? file.close() }
+    /// Every document end. Allocates O(documents): for tools and tests.
+    public func allDocumentEnds() throws(ShardError) -> [UInt64] {
+        var ends: [UInt64] = []
+        ends.reserveCapacity(metadata.documentCount)
+        try documentEnds(0 ..< metadata.documentCount, into: &ends)
+        return ends
+    }
+
+    /// Every frame-table entry. Allocates O(frames): for tools and tests.
+    public func allFrames() throws(ShardError) -> [FrameEntry] {
+        var frames: [FrameEntry] = []
+        frames.reserveCapacity(metadata.frameCount)
+        for k in 0 ..< metadata.frameCount { frames.append(try frameEntry(k)) }
+        return frames
+    }
+
+    // MARK: - Frames
 
     /// Reads frame `k`'s compressed bytes into the start of `buffer` and checks their CRC-32.
     /// - Returns: the frame's compressed size.
     /// - Throws: `ShardError` naming the frame on a short read or checksum mismatch.
     public func readCompressedFrame(_ k: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ShardError) -> Int {
-        let entry = metadata.frames[k]
+        let entry = try frameEntry(k)
         let size = Int(entry.compressedSize)
         precondition(buffer.count >= size, "buffer smaller than the frame")
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[..<size])
-        let n: Int
-        do { n = try file.readFully(at: entry.offset, into: target) } catch {
-            throw ShardError(path: path, frame: k, "read failed: \(error)")
+        let n = try withDescriptor { (file) throws(ShardError) in
+            do { return try file.readFully(at: entry.offset, into: target) } catch {
+                throw ShardError(path: path, frame: k, "read failed: \(error)")
+            }
         }
         guard n == size else {
             throw ShardError(path: path, frame: k, "file ends inside the frame (\(n) of \(size) bytes)")
@@ -101,79 +206,32 @@ public final class ShardReader: Sendable {
         return out
     }
 
-    // MARK: - Structure
-
-    private static func readStructure(file: FileDescriptor, path: String) throws(ShardError) -> (ShardMetadata, UInt64) {
-        func fail(_ message: String) -> ShardError { ShardError(path: path, message) }
-        let size: UInt64
-        do { size = try file.fileSize() } catch { throw fail("cannot stat: \(error)") }
-        let minimum = UInt64(ShardFormat.headerFrameSize + ShardFormat.footerFrameSize)
-        guard size >= minimum else {
-            throw fail("file is \(size) bytes, shorter than a header and footer (\(minimum)): truncated or not a tokenfeed shard")
-        }
-        let header = try read(file, path, at: 0, count: ShardFormat.headerFrameSize)
-        let footer = try read(file, path, at: size - UInt64(ShardFormat.footerFrameSize), count: ShardFormat.footerFrameSize)
-
-        // Header: skippable magic, payload size, tag, version, width, flags, tokens per frame.
-        let (version, width, tokensPerFrame): (UInt16, TokenWidth, Int) = try withBytes(of: header) { (b) throws(ShardError) in
-            var r = LittleEndianReader(b)
-            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(ShardFormat.headerPayloadSize),
-                  r.readBytes(8) == ShardFormat.headerTag else {
-                throw fail("header: bad magic (not a tokenfeed shard)")
-            }
-            let version = r.read(UInt16.self) ?? 0
-            guard ShardFormat.readableVersions.contains(version) else {
-                throw fail("header: format version \(version) is not supported (this build reads versions \(ShardFormat.readableVersions.lowerBound) to \(ShardFormat.readableVersions.upperBound))")
-            }
-            guard let width = TokenWidth(rawValue: r.read(UInt8.self) ?? 0) else { throw fail("header: token width must be 2 or 4 bytes") }
-            _ = r.read(UInt8.self)
-            return (version, width, Int(r.read(UInt32.self) ?? 0))
-        }
-
-        // Footer: skippable magic, payload size, tag, metadata frame offset and size.
-        let (metaOffset, metaSize): (UInt64, UInt64) = try withBytes(of: footer) { (b) throws(ShardError) in
-            var r = LittleEndianReader(b)
-            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == UInt32(ShardFormat.footerPayloadSize),
-                  r.readBytes(8) == ShardFormat.footerTag else {
-                throw fail("footer: not found at the end of the file (truncated, or not a tokenfeed shard)")
-            }
-            return (r.read(UInt64.self) ?? 0, r.read(UInt64.self) ?? 0)
-        }
-        let footerStart = size - UInt64(ShardFormat.footerFrameSize)
-        guard metaOffset >= UInt64(ShardFormat.headerFrameSize), metaSize >= UInt64(ShardFormat.skippableHeaderSize),
-              metaOffset.addingReportingOverflow(metaSize) == (footerStart, false) else {
-            throw fail("footer: metadata at \(metaOffset) of \(metaSize) bytes does not end where the footer starts (\(footerStart))")
-        }
-        guard let metaPayloadSize = UInt32(exactly: metaSize - UInt64(ShardFormat.skippableHeaderSize)) else {
-            throw fail("footer: metadata frame of \(metaSize) bytes is larger than a skippable frame can be (payload at most 4 GiB)")
-        }
-        let meta = try read(file, path, at: metaOffset, count: Int(metaSize))
-        let metadata: ShardMetadata = try withBytes(of: meta) { (b) throws(ShardError) in
-            var r = LittleEndianReader(b)
-            guard r.read(UInt32.self) == ShardFormat.skippableMagic, r.read(UInt32.self) == metaPayloadSize else {
-                throw fail("metadata: bad skippable frame header at byte \(metaOffset)")
-            }
-            return try ShardMetadata.decode(payload: UnsafeRawBufferPointer(rebasing: b[8...]), path: path, dataEnd: metaOffset)
-        }
-        guard metadata.formatVersion == version else {
-            throw ShardError(path: path, field: "version", "metadata: version: \(metadata.formatVersion) disagrees with the header's \(version)")
-        }
-        guard metadata.tokenWidth == width else {
-            throw ShardError(path: path, field: "token_width", "metadata: token_width: \(metadata.tokenWidth) disagrees with the header's \(width)")
-        }
-        guard metadata.tokensPerFrame == tokensPerFrame else {
-            throw ShardError(path: path, field: "tokens_per_frame", "metadata: tokens_per_frame: \(metadata.tokensPerFrame) disagrees with the header's \(tokensPerFrame)")
-        }
-        return (metadata, size)
+    /// Runs `body` with a descriptor of this shard from the descriptor cache.
+    func withDescriptor<R>(_ body: (FileDescriptor) throws(ShardError) -> R) throws(ShardError) -> R {
+        try DescriptorCache.shared.withDescriptor(id: id, path: path, identity: identity, body)
     }
+}
 
-    private static func read(_ file: FileDescriptor, _ path: String, at offset: UInt64, count: Int) throws(ShardError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        let n: Int
-        do { n = try bytes.withUnsafeMutableBytes { try file.readFully(at: offset, into: $0) } } catch {
-            throw ShardError(path: path, "read of \(count) bytes at \(offset) failed: \(error)")
+/// A planner's view of the document ends of the shards it walks: keeps the last page it used, so
+/// that walking forwards takes the shared page cache's lock once per page (510 documents), not per
+/// lookup. One per planner (not shared between threads).
+public struct DocumentLocator: Sendable {
+    private var shard: UInt64 = .max
+    private var page: IndexPage?
+
+    public init() {}
+
+    /// The document of `reader` holding token `t` and its end.
+    /// - Throws: `ShardError` when a page cannot be read or is corrupt.
+    public mutating func document(containingToken t: UInt64, in reader: ShardReader) throws(ShardError) -> (document: Int, end: UInt64) {
+        if let page, shard == reader.id, page.previousEnd <= t, t < page.lastEnd {
+            let i = page.firstEnd(above: t)
+            return (page.firstEntry + i, page.end(i))
         }
-        guard n == count else { throw ShardError(path: path, "file ends at byte \(offset + UInt64(n)), expected \(count) bytes at \(offset)") }
-        return bytes
+        let found = try reader.documentPage(containingToken: t)
+        shard = reader.id
+        page = found
+        let i = found.firstEnd(above: t)
+        return (found.firstEntry + i, found.end(i))
     }
 }

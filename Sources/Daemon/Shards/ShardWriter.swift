@@ -74,15 +74,7 @@ public final class ShardWriter {
         } catch {
             throw ShardError(path: partialPath, "cannot create: \(error)")
         }
-        var header = LittleEndianWriter()
-        header.append(ShardFormat.skippableMagic)
-        header.append(UInt32(ShardFormat.headerPayloadSize))
-        header.append(bytes: ShardFormat.headerTag)
-        header.append(ShardFormat.version)
-        header.append(tokenWidth.rawValue)
-        header.append(UInt8(0))
-        header.append(UInt32(tokensPerFrame))
-        try writeBytes(header.bytes)
+        try writeBytes(ShardTail.header(tokenWidth: tokenWidth, tokensPerFrame: tokensPerFrame))
     }
 
     deinit {
@@ -149,21 +141,10 @@ public final class ShardWriter {
             throw ShardError(path: path, "documents end at token \(documentEnds.last ?? 0) but \(tokenCount) tokens were written")
         }
         let vocabulary = declaredVocabulary ?? (tokenCount == 0 ? 0 : maxToken + 1)
-        let metadata = ShardMetadata(tokenWidth: tokenWidth, tokensPerFrame: tokensPerFrame,
-                                     vocabularySize: vocabulary, tokenCount: tokenCount,
-                                     frames: frames, documentEnds: documentEnds, tokenizer: tokenizer)
-        let payload = metadata.encodedPayload()
-        let metadataOffset = fileOffset
-        var tail = LittleEndianWriter()
-        tail.append(ShardFormat.skippableMagic)
-        tail.append(UInt32(payload.count))
-        tail.append(bytes: payload)
-        tail.append(ShardFormat.skippableMagic)
-        tail.append(UInt32(ShardFormat.footerPayloadSize))
-        tail.append(bytes: ShardFormat.footerTag)
-        tail.append(metadataOffset)
-        tail.append(UInt64(ShardFormat.skippableHeaderSize + payload.count))
-        try writeBytes(tail.bytes)
+        let (tail, metadata) = try ShardTail.encode(path: path, tokenWidth: tokenWidth, tokensPerFrame: tokensPerFrame,
+                                                    vocabularySize: vocabulary, tokenCount: tokenCount, frames: frames,
+                                                    documentEnds: documentEnds, tokenizer: tokenizer, indexOffset: fileOffset)
+        try writeBytes(tail)
         do {
             try file.close()
         } catch {

@@ -10,7 +10,7 @@ import TokenfeedShards
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: engine throughput (default) and resident memory under a preload budget.",
-        subcommands: [BenchThroughput.self, BenchMemory.self, BenchStartup.self, BenchSharing.self],
+        subcommands: [BenchThroughput.self, BenchMemory.self, BenchStartup.self, BenchSharing.self, BenchScale.self],
         defaultSubcommand: BenchThroughput.self)
 }
 
@@ -175,7 +175,7 @@ struct BenchThroughput: ParsableCommand {
         var tokens = 0
         let start = DispatchTime.now().uptimeNanoseconds
         for shard in shards {
-            for k in shard.metadata.frames.indices {
+            for k in 0 ..< shard.metadata.frameCount {
                 try? shard.decodeFrame(k, into: out, scratch: scratch, decompressor: decompressor)
                 tokens += shard.metadata.tokenRange(ofFrame: k).count
             }

@@ -57,13 +57,13 @@ struct BenchSharing: ParsableCommand {
               + "\(stepCount) steps, preload \(preloadMiB) MiB, frames of 65,536 tokens")
 
         var planner = stream.planner()
-        func touched(_ slice: RankSlice) -> Set<FrameKey> {
+        func touched(_ slice: RankSlice) throws -> Set<FrameKey> {
             var keys = Set<FrameKey>()
             var pieces: [SequencePiece] = []
             for step in 0 ..< stepCount {
                 for j in 0 ..< slice.batchSize {
                     pieces.removeAll(keepingCapacity: true)
-                    let record = planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces)
+                    let record = try planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces)
                     for piece in pieces {
                         let metadata = stream.datasets[Int(record.dataset)].shards[Int(piece.shard)].metadata
                         let first = metadata.frame(containingToken: piece.offset)
@@ -74,7 +74,7 @@ struct BenchSharing: ParsableCommand {
             }
             return keys
         }
-        let perRank = slices.map(touched)
+        let perRank = try slices.map(touched)
         let node = perRank.reduce(into: Set<FrameKey>()) { $0.formUnion($1) }
         print("frames the node's rows touch: \(node.count) distinct; \(perRank.map(\.count).reduce(0, +)) summed over its \(localRanks) ranks")
 
@@ -90,7 +90,7 @@ struct BenchSharing: ParsableCommand {
         var sum = 0
         var all = Set<FrameKey>()
         for rank in 0 ..< worldSize {
-            let keys = touched(RankSlice(rank: rank, worldSize: worldSize, batchSize: batchSize))
+            let keys = try touched(RankSlice(rank: rank, worldSize: worldSize, batchSize: batchSize))
             sum += keys.count
             all.formUnion(keys)
         }

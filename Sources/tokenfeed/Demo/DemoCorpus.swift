@@ -45,6 +45,7 @@ struct DemoCorpus {
                 }
                 try writer.finish()
             }
+            try DatasetManifest.build(shardPaths: try DatasetFolder.shardPaths(in: folder)).write(folder: folder)
             written += 1
         }
         return written

@@ -64,7 +64,11 @@ struct Dump: ParsableCommand {
         if socket != nil, step != 0 { throw ValidationError("with --socket the stream starts at step 0 or at --cursor-in; --step is for --offline") }
     }
 
+    @Option(help: "With --offline: shard files kept open at most (least recently used closed first).")
+    var maxOpenShards: Int = 256
+
     func run() throws {
+        DescriptorCache.shared.setCapacity(max(1, maxOpenShards))
         if let socket {
             try SocketDump(socketPath: socket, rank: rank, worldSize: worldSize, batchSize: batchSize, count: count,
                            json: json, cursorIn: cursorIn, cursorOut: cursorOut).run()

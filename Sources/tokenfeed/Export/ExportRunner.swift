@@ -115,7 +115,7 @@ final class ExportRunner: Sendable {
         for i in span {
             if failed.load(ordering: .relaxed) { throw ExportError("stopped") }
             if documents {
-                assembler.plan(step: i)
+                do { try assembler.plan(step: i) } catch { throw ExportError(error.description) }
                 let record = assembler.records[0]
                 let d = Int(record.dataset)
                 // With concat packing a row may cross into the next epoch: a piece's epoch is that of
@@ -128,10 +128,13 @@ final class ExportRunner: Sendable {
                     // A document belongs to the sequence that draws its first token: with concat
                     // packing, as an input (row positions 0..<L; position L is the next row's first
                     // input too), with bestfit, wherever it is placed.
-                    let documents = stream.datasets[d].shards[Int(piece.shard)].metadata
-                    let start = documents.documentStart(Int(piece.document))
-                    guard piece.offset == start, !concat || position < inputTokens else { continue }
-                    let end = documents.documentEnds[Int(piece.document)]
+                    let documents = stream.datasets[d].shards[Int(piece.shard)]
+                    let start: UInt64, end: UInt64
+                    do {
+                        start = try documents.documentStart(Int(piece.document))
+                        guard piece.offset == start, !concat || position < inputTokens else { continue }
+                        end = try documents.documentEnd(Int(piece.document))
+                    } catch { throw ExportError(error.description) }
                     let tokens = document.reserve(tokens: Int(end - start), width: stream.tokenWidth.bytes)
                     do {
                         try assembler.copyTokens(dataset: d, shard: Int(piece.shard), range: start ..< end, to: tokens,

@@ -59,13 +59,18 @@ struct ShardImport: ParsableCommand {
                 }
                 let m = summary.metadata
                 let ratio = Double(summary.rawBytes) / Double(max(m.compressedBytes, 1))
-                var line = "\(summary.shard): \(m.tokenCount) tokens, \(m.documentCount) documents, \(m.frames.count) frames, \(String(format: "%.2f", ratio))× compression"
+                var line = "\(summary.shard): \(m.tokenCount) tokens, \(m.documentCount) documents, \(m.frameCount) frames, \(String(format: "%.2f", ratio))× compression"
                 if summary.emptyDocumentsSkipped > 0 { line += ", \(summary.emptyDocumentsSkipped) empty documents skipped" }
                 print(line)
             } catch {
                 failures += 1
                 printError("error: \(error)")
             }
+        }
+        // The folder's manifest covers every shard in it, imported now or before.
+        do { try writeManifest(folder: out) } catch {
+            failures += 1
+            printError("error: \(error) (the folder's manifest was not written; fix it and run `tokenfeed shard index \(out)`)")
         }
         if failures > 0 { throw ExitCode(1) }
     }

@@ -28,11 +28,16 @@ struct ShardInspect: ParsableCommand {
             tokens = sum
         }
         let compressed = readers.reduce(UInt64(0)) { $0 + $1.metadata.compressedBytes }
-        let frames = readers.reduce(0) { $0 + $1.metadata.frames.count }
+        let frames = readers.reduce(0) { $0 + $1.metadata.frameCount }
         var lengths: [UInt64] = []
         for r in readers {
             var previous: UInt64 = 0
-            for end in r.metadata.documentEnds { lengths.append(end - previous); previous = end }
+            let ends: [UInt64]
+            do { ends = try r.allDocumentEnds() } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            for end in ends { lengths.append(end - previous); previous = end }
         }
         lengths.sort()
         let raw = tokens.multipliedReportingOverflow(by: UInt64(first.metadata.tokenWidth.bytes)).partialValue

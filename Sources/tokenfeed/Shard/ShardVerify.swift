@@ -55,3 +55,9 @@ func shardPaths(_ paths: [String]) throws -> [String] {
     }
     return out
 }
+
+/// Whether `path` is a folder.
+func isDirectory(_ path: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+}

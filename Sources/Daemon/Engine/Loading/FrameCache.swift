@@ -83,7 +83,7 @@ public final class FrameCache: @unchecked Sendable {
         let shards = stream.datasets.flatMap(\.shards)
         let frame = ((shards.map { Preloader.largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
         let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        let frameCount = shards.reduce(0) { $0 + $1.metadata.frames.count }
+        let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }
         return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
     }
 

@@ -102,7 +102,7 @@ public final class Preloader: FrameProvider {
             cache.release(current.slot)
             self.current = nil
         }
-        topUp(needed: true)
+        try topUp(needed: true)
         precondition(demandCount > 0 && demandKeys[demandHead] == key,
                      "preloader: the packer asked for \(key), the plan says \(demandCount > 0 ? "\(demandKeys[demandHead])" : "nothing")")
         let slot = demandSlots[demandHead]
@@ -111,7 +111,7 @@ public final class Preloader: FrameProvider {
         demandCount -= 1
         current = (key, slot)
         if let error = cache.wait(slot) { throw error }
-        topUp(needed: false)
+        try topUp(needed: false)
         return cache.bytes(of: slot, key: key)
     }
 
@@ -144,8 +144,9 @@ public final class Preloader: FrameProvider {
 
     /// Extends the demand while there is room in it and a slot for its next new frame; `needed`: the
     /// packer waits for the demand's first frame, so an empty demand gets it whatever the cache's state.
-    private func topUp(needed: Bool) {
-        while demandCount < demandKeys.count, let key = peekDemand() {
+    /// - Throws: `ShardError` when planning the next step needs an index page that cannot be read.
+    private func topUp(needed: Bool) throws(ShardError) {
+        while demandCount < demandKeys.count, let key = try peekDemand() {
             let slot: Int
             if needed && demandCount == 0 {
                 slot = cache.acquireWaiting(key)
@@ -165,14 +166,14 @@ public final class Preloader: FrameProvider {
 
     /// The next frame of the demand, generating the next step's frames when needed; nil at the end of
     /// the run, or when the next step is ``Lookahead/steps`` past the packer's and the demand is not empty.
-    private func peekDemand() -> FrameKey? {
+    private func peekDemand() throws(ShardError) -> FrameKey? {
         while pendingIndex >= pending.count {
             guard nextStep < stepCount, nextStep - packerStep < UInt64(lookahead.steps) || demandCount == 0 else { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
             for j in 0 ..< slice.batchSize {
                 pieces.removeAll(keepingCapacity: true)
-                let record = planner.plan(sequence: slice.sequence(step: nextStep, j), step: nextStep, appendingTo: &pieces)
+                let record = try planner.plan(sequence: slice.sequence(step: nextStep, j), step: nextStep, appendingTo: &pieces)
                 for piece in pieces {
                     let metadata = stream.datasets[Int(record.dataset)].shards[Int(piece.shard)].metadata
                     let first = metadata.frame(containingToken: piece.offset)

@@ -24,11 +24,12 @@ public struct BatchAssembler {
     public var tokenBlockBytes: Int { slice.batchSize * stream.rowTokens * stream.tokenWidth.bytes }
 
     /// Plans `step`'s sequences for this rank (records and pieces), without touching token data.
-    public mutating func plan(step: UInt64) {
+    /// - Throws: `ShardError` when an index page the plan needs cannot be read or is corrupt.
+    public mutating func plan(step: UInt64) throws(ShardError) {
         records.removeAll(keepingCapacity: true)
         pieces.removeAll(keepingCapacity: true)
         for j in 0 ..< slice.batchSize {
-            records.append(planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces))
+            records.append(try planner.plan(sequence: slice.sequence(step: step, j), step: step, appendingTo: &pieces))
         }
     }
 
@@ -39,7 +40,7 @@ public struct BatchAssembler {
     public mutating func assemble(step: UInt64, into tokens: UnsafeMutableRawBufferPointer,
                                   frames: some FrameProvider) throws(ShardError) {
         precondition(tokens.count >= tokenBlockBytes, "token block too small")
-        plan(step: step)
+        try plan(step: step)
         let outWidth = stream.tokenWidth.bytes
         var row = 0
         for record in records {

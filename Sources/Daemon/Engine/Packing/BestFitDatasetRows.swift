@@ -56,9 +56,10 @@ struct BestFitDatasetRows: Sendable {
 
     /// Appends row `k`'s pieces (stream order) to `pieces`; returns the epoch the row is in and
     /// how many padding tokens end it.
-    mutating func row(_ k: UInt64, appendingTo pieces: inout [SequencePiece]) -> (epoch: UInt64, paddedTokens: Int) {
-        let (epoch, shard, q) = locate(k)
-        let r = rowInGroup(shard: shard, row: q)
+    /// - Throws: `ShardError` when a shard's document-end page cannot be read or is corrupt.
+    mutating func row(_ k: UInt64, appendingTo pieces: inout [SequencePiece]) throws(ShardError) -> (epoch: UInt64, paddedTokens: Int) {
+        let (epoch, shard, q) = try locate(k)
+        let r = try rowInGroup(shard: shard, row: q)
         for p in packer.rowStarts[r] ..< packer.rowStarts[r + 1] {
             let piece = packer.pieces[p]
             pieces.append(SequencePiece(shard: UInt32(shard), document: UInt64(piece.document),
@@ -68,13 +69,13 @@ struct BestFitDatasetRows: Sendable {
     }
 
     /// The epoch, shard and row within the shard of row `k`.
-    private mutating func locate(_ k: UInt64) -> (epoch: UInt64, shard: Int, row: UInt64) {
+    private mutating func locate(_ k: UInt64) throws(ShardError) -> (epoch: UInt64, shard: Int, row: UInt64) {
         let shardCount = folder.shards.count
         missesInThisLocate = 0
         if epochRows == nil {
             while epoch0Starts.count <= shardCount && epoch0Starts.last! <= k {
                 let s = epoch0Starts.count - 1
-                epoch0Starts.append(epoch0Starts.last! + rows(ofShard: s))
+                epoch0Starts.append(epoch0Starts.last! + (try rows(ofShard: s)))
             }
             if epoch0Starts.count == shardCount + 1 { epochRows = epoch0Starts.last! }
             if k < epoch0Starts.last! {
@@ -86,7 +87,7 @@ struct BestFitDatasetRows: Sendable {
         precondition(perEpoch > 0, "dataset \(name) packs into no rows")
         let epoch = k / perEpoch
         let q = k % perEpoch
-        let layout = self.layout(of: epoch)
+        let layout = try self.layout(of: epoch)
         let j = Self.firstAbove(q, in: layout.starts)
         return (epoch, layout.order[j - 1], q - layout.starts[j - 1])
     }
@@ -106,20 +107,21 @@ struct BestFitDatasetRows: Sendable {
     /// A second miss within one ``locate(_:)`` means a far jump (the row lies more than one batch of
     /// shards past what is counted, or in a later epoch): then every shard of every dataset is counted
     /// in one parallel pass (``BestFitRowCache/countAllOnce()``), once per process.
-    private mutating func rows(ofShard s: Int) -> UInt64 {
+    private mutating func rows(ofShard s: Int) throws(ShardError) -> UInt64 {
         if let known = cache.rows(dataset: dataset, shard: s) { return known }
         if missesInThisLocate > 0 {
-            cache.countAllOnce()
+            try cache.countAllOnce()
             if let known = cache.rows(dataset: dataset, shard: s) { return known }
         }
         missesInThisLocate += 1
-        cache.count(dataset: dataset, shards: s ..< min(folder.shards.count, s + BestFitRowCache.batch))
+        try cache.count(dataset: dataset, shards: s ..< min(folder.shards.count, s + BestFitRowCache.batch))
         return cache.rows(dataset: dataset, shard: s)!
     }
 
     /// Packs (when needed) the group of `shard` holding its row `q` and returns the row's index in it.
-    private mutating func rowInGroup(shard: Int, row q: UInt64) -> Int {
-        let metadata = folder.shards[shard].metadata
+    private mutating func rowInGroup(shard: Int, row q: UInt64) throws(ShardError) -> Int {
+        let reader = folder.shards[shard]
+        let metadata = reader.metadata
         if tableShard != shard {
             tableShard = shard
             groupStarts.removeAll(keepingCapacity: true)
@@ -129,7 +131,7 @@ struct BestFitDatasetRows: Sendable {
         let groups = groupCount(metadata)
         while groupStarts.last! <= q && groupStarts.count - 1 < groups {
             let g = groupStarts.count - 1
-            groupStarts.append(groupStarts.last! + UInt64(packer.pack(metadata, documents: documents(ofGroup: g, metadata))))
+            groupStarts.append(groupStarts.last! + UInt64(try packer.pack(reader, documents: documents(ofGroup: g, metadata))))
             packedGroup = g
             materialized = false
             if groupStarts.count - 1 == groups && cache.rows(dataset: dataset, shard: shard) == nil {
@@ -139,7 +141,7 @@ struct BestFitDatasetRows: Sendable {
         precondition(q < groupStarts.last!, "dataset \(name): row \(q) of shard \(shard) is past its \(groupStarts.last!) rows")
         let g = Self.firstAbove(q, in: groupStarts) - 1
         if packedGroup != g {
-            packer.pack(metadata, documents: documents(ofGroup: g, metadata))
+            try packer.pack(reader, documents: documents(ofGroup: g, metadata))
             packedGroup = g
             materialized = false
         }
@@ -159,12 +161,12 @@ struct BestFitDatasetRows: Sendable {
     }
 
     /// Epoch `epoch`'s shard order and the rows before each of its shards (last two epochs kept).
-    private mutating func layout(of epoch: UInt64) -> RowLayout {
+    private mutating func layout(of epoch: UInt64) throws(ShardError) -> RowLayout {
         if let hit = layouts.first(where: { $0.epoch == epoch }) { return hit }
         let order = EpochOrder.shardOrder(datasetName: name, epoch: epoch, shardCount: folder.shards.count, seed: seed)
         var starts: [UInt64] = [0]
         starts.reserveCapacity(order.count + 1)
-        for s in order { starts.append(starts.last! + rows(ofShard: s)) }
+        for s in order { starts.append(starts.last! + (try rows(ofShard: s))) }
         let layout = RowLayout(epoch: epoch, order: order, starts: starts)
         if layouts.count == 2 { layouts.removeFirst() }
         layouts.append(layout)

@@ -37,8 +37,9 @@ struct BestFitPacker: Sendable {
     /// Tokens of documents in row `r` of the last materialised group (the rest is padding).
     private(set) var rowFill: [Int] = []
 
-    // The last packed group.
-    private var shardDocumentEnds: [UInt64] = []
+    // The last packed group: its documents' ends, and where its first document starts.
+    private var groupEnds: [UInt64] = []
+    private var groupStart: UInt64 = 0
     private var firstDocument = 0
     private var documentCount = 0
     private var fullRows = 0
@@ -65,22 +66,28 @@ struct BestFitPacker: Sendable {
     }
 
     /// Packs documents `[first, first + count)` of a shard and returns how many rows they fill.
-    /// Call ``materialize()`` afterwards for the rows' pieces.
+    /// Call ``materialize()`` afterwards for the rows' pieces. The group's document ends are read
+    /// from the shard's index pages (through the page cache) into a reused buffer.
+    /// - Throws: `ShardError` when an index page cannot be read or is corrupt.
     @discardableResult
-    mutating func pack(_ metadata: ShardMetadata, documents range: Range<Int>) -> Int {
-        precondition(range.lowerBound >= 0 && range.upperBound <= metadata.documentCount)
+    mutating func pack(_ shard: ShardReader, documents range: Range<Int>) throws(ShardError) -> Int {
+        precondition(range.lowerBound >= 0 && range.upperBound <= shard.metadata.documentCount)
         let R = rowTokens
-        let ends = metadata.documentEnds
-        shardDocumentEnds = ends
+        groupEnds.removeAll(keepingCapacity: true)
+        if !range.isEmpty {
+            groupStart = try shard.documentStart(range.lowerBound)
+            try shard.documentEnds(range, into: &groupEnds)
+        }
         firstDocument = range.lowerBound
         documentCount = range.count
         keys.removeAll(keepingCapacity: true)
         itemBin.removeAll(keepingCapacity: true)
         fullRows = 0
-        var start = metadata.documentStart(range.lowerBound)
+        var start = groupStart
         for d in range {
-            let length = ends[d] - start
-            start = ends[d]
+            let end = groupEnds[d - range.lowerBound]
+            let length = end - start
+            start = end
             fullRows += Int(length / UInt64(R))
             let rest = Int(length % UInt64(R))
             if rest > 0 { keys.append(UInt64(R - rest) << 32 | UInt64(d - range.lowerBound)) }
@@ -117,12 +124,14 @@ struct BestFitPacker: Sendable {
     }
 
     /// Rows a whole shard packs into: its documents in groups of `lookahead`, each packed on its own.
-    mutating func countRows(_ metadata: ShardMetadata, lookahead: Int) -> UInt64 {
+    /// - Throws: `ShardError` when an index page cannot be read or is corrupt.
+    mutating func countRows(_ shard: ShardReader, lookahead: Int) throws(ShardError) -> UInt64 {
         var rows: UInt64 = 0
         var first = 0
-        while first < metadata.documentCount {
-            let end = min(metadata.documentCount, first + lookahead)
-            rows += UInt64(pack(metadata, documents: first ..< end))
+        let count = shard.metadata.documentCount
+        while first < count {
+            let end = min(count, first + lookahead)
+            rows += UInt64(try pack(shard, documents: first ..< end))
             first = end
         }
         return rows
@@ -196,12 +205,11 @@ struct BestFitPacker: Sendable {
     }
 
     private func start(ofDocumentInGroup i: Int) -> UInt64 {
-        let d = firstDocument + i
-        return d == 0 ? 0 : shardDocumentEnds[d - 1]
+        i == 0 ? groupStart : groupEnds[i - 1]
     }
 
     private func length(ofDocumentInGroup i: Int) -> UInt64 {
-        shardDocumentEnds[firstDocument + i] - start(ofDocumentInGroup: i)
+        groupEnds[i] - start(ofDocumentInGroup: i)
     }
 
     /// The least room ≥ `length` that some open row has.

@@ -21,8 +21,9 @@ import Darwin
 ///
 /// Lock-free for the planners: each entry is an `Atomic<UInt64>`: 0 = not counted, 1 = being counted
 /// by the thread that claimed it (compare-exchange from 0), `rows + 2` = counted (stored with release,
-/// loaded with acquire). A planner that needs a shard another thread is counting or loading waits for
-/// that value; counting is pure and cannot fail, so the wait ends. Storing a count twice stores the
+/// loaded with acquire), `UInt64.max` = its index could not be read (the error is kept in `failure`).
+/// A planner that needs a shard another thread is counting or loading waits for that value; counting
+/// either ends or fails, so the wait ends. Storing a count twice stores the
 /// same value. The shard keys of the persisted files sit behind a lock, touched only when loading and
 /// writing.
 final class BestFitRowCache: @unchecked Sendable {
@@ -49,6 +50,9 @@ final class BestFitRowCache: @unchecked Sendable {
     let report: @Sendable (String) -> Void
     /// Per dataset, once loaded: the key of each shard (nil where it could not be taken).
     private let keys: LockedValue<[[BestFitShardKey?]?]>
+    /// The first shard error a count met (its entry holds `UInt64.max`).
+    private let failure = LockedValue<ShardError?>(nil)
+    private static let failed = UInt64.max
 
     /// - Parameters:
     ///   - folders: the datasets, in curriculum order.
@@ -98,7 +102,7 @@ final class BestFitRowCache: @unchecked Sendable {
     /// The rows shard `shard` of dataset `dataset` packs into, if they have been counted.
     func rows(dataset: Int, shard: Int) -> UInt64? {
         let value = entries[firstEntry[dataset] + shard].load(ordering: .acquiring)
-        return value < 2 ? nil : value - 2
+        return value < 2 || value == Self.failed ? nil : value - 2
     }
 
     /// Records the rows of shard `shard` of dataset `dataset` (counted by walking all its groups).
@@ -116,19 +120,21 @@ final class BestFitRowCache: @unchecked Sendable {
     /// Counts the rows of those of `shards` not counted yet, in parallel on all cores (each shard by
     /// one thread, whichever claims it first), and returns once all of them are counted. Loads the
     /// dataset's persisted counts first. Metadata only.
-    func count(dataset: Int, shards: Range<Int>) {
+    /// - Throws: `ShardError` when one of the shards' index pages cannot be read or is corrupt.
+    func count(dataset: Int, shards: Range<Int>) throws(ShardError) {
         loadIfNeeded(dataset: dataset)
         let first = firstEntry[dataset]
         DispatchQueue.concurrentPerform(iterations: shards.count) { j in
             countIfUnclaimed(dataset: dataset, shard: shards.lowerBound + j, entry: first + shards.lowerBound + j)
         }
-        for shard in shards { waitFor(dataset: dataset, shard: shard) }
+        for shard in shards { try waitFor(dataset: dataset, shard: shard) }
     }
 
     /// Counts every shard of every dataset not counted yet — loading the persisted counts of all
     /// datasets first, then counting what is missing as one parallel pass over all cores — and writes
     /// the datasets' files. Returns once every shard is counted.
-    func countAll() {
+    /// - Throws: `ShardError` when a shard's index pages cannot be read or are corrupt.
+    func countAll() throws(ShardError) {
         DispatchQueue.concurrentPerform(iterations: folders.count) { d in loadIfNeeded(dataset: d) }
         var missing: [(dataset: Int, shard: Int)] = []
         for d in 0 ..< folders.count {
@@ -139,14 +145,14 @@ final class BestFitRowCache: @unchecked Sendable {
             let (d, s) = pending[j]
             countIfUnclaimed(dataset: d, shard: s, entry: firstEntry[d] + s)
         }
-        for (d, s) in missing { waitFor(dataset: d, shard: s) }
+        for (d, s) in missing { try waitFor(dataset: d, shard: s) }
     }
 
     /// ``countAll()``, unless a planner of this process has already called this: the pass a far jump
     /// starts, once per process (planners arriving during it count lazily and share its work).
-    func countAllOnce() {
+    func countAllOnce() throws(ShardError) {
         guard !wholePassClaimed.exchange(true, ordering: .relaxed) else { return }
-        countAll()
+        try countAll()
     }
 
     /// Loads the persisted counts of dataset `dataset` when there is a store and they were not loaded
@@ -203,16 +209,26 @@ final class BestFitRowCache: @unchecked Sendable {
     private func countIfUnclaimed(dataset: Int, shard: Int, entry: Int) {
         guard entries[entry].compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return }
         var packer = BestFitPacker(rowTokens: rowTokens)
-        let metadata = folders[dataset].shards[shard].metadata
-        let rows = packer.countRows(metadata, lookahead: lookahead)
+        let reader = folders[dataset].shards[shard]
+        let rows: UInt64
+        do { rows = try packer.countRows(reader, lookahead: lookahead) } catch {
+            failure.withLock { $0 = $0 ?? error }
+            entries[entry].store(Self.failed, ordering: .releasing)
+            return
+        }
         countedTotal.add(1, ordering: .relaxed)
-        countedDocuments.add(metadata.documentCount, ordering: .relaxed)
+        countedDocuments.add(reader.metadata.documentCount, ordering: .relaxed)
         record(rows: rows, dataset: dataset, shard: shard)
     }
 
     /// Waits until shard `shard` of dataset `dataset` is counted (by another thread).
-    private func waitFor(dataset: Int, shard: Int) {
-        Self.wait(until: { rows(dataset: dataset, shard: shard) != nil })
+    /// - Throws: `ShardError` when its count failed.
+    private func waitFor(dataset: Int, shard: Int) throws(ShardError) {
+        let entry = firstEntry[dataset] + shard
+        Self.wait(until: { entries[entry].load(ordering: .acquiring) >= 2 })
+        if entries[entry].load(ordering: .acquiring) == Self.failed {
+            throw failure.withLock { $0 } ?? ShardError(path: folders[dataset].shards[shard].path, "bestfit: counting its rows failed")
+        }
     }
 
     /// Returns once `done()` holds: yields, then sleeps 100 µs between checks.

@@ -23,11 +23,12 @@ public struct PaddingReport: Sendable, Hashable {
 
     /// Packs one epoch of `folder`'s documents into rows of `sequenceLength + 1` tokens, best fit
     /// from groups of `lookahead` documents, and counts the padding. Metadata only.
-    public init(folder: DatasetFolder, sequenceLength: Int, lookahead: Int) {
+    /// - Throws: `ShardError` when a shard's document-end page cannot be read or is corrupt.
+    public init(folder: DatasetFolder, sequenceLength: Int, lookahead: Int) throws(ShardError) {
         precondition(sequenceLength >= 1 && lookahead >= 1, "sequence length and look-ahead must be positive")
         var packer = BestFitPacker(rowTokens: sequenceLength + 1)
         var rows: UInt64 = 0
-        for shard in folder.shards { rows += packer.countRows(shard.metadata, lookahead: lookahead) }
+        for shard in folder.shards { rows += try packer.countRows(shard, lookahead: lookahead) }
         self.rows = rows
         self.rowTokens = sequenceLength + 1
         self.documentTokens = folder.tokenCount

@@ -3,7 +3,8 @@ import TokenfeedShards
 
 /// One dataset's token stream: its shards concatenated, epoch after epoch, each epoch in the
 /// shard order ``EpochOrder`` gives (epoch 0 in file-name order). Maps a stream position to the
-/// shard, offset and document that hold it. Metadata only: nothing is read or decompressed.
+/// shard, offset and document that hold it. Metadata only: document ends come from the shard's
+/// index pages (through the page cache; the page in use is kept), nothing is decompressed.
 ///
 /// Keeps the shard order and prefix sums of the last two epochs it was asked about, so walking
 /// the stream forwards costs two binary searches a piece.
@@ -15,6 +16,8 @@ public struct DatasetStream: Sendable {
     public let epochTokens: UInt64
 
     private var cached: [EpochLayout] = []
+    /// The document-end page last used (walking forwards stays on it).
+    private var locator = DocumentLocator()
 
     public init(name: String, folder: DatasetFolder, seed: UInt64) {
         precondition(folder.tokenCount > 0, "dataset \(name) holds no tokens")
@@ -26,7 +29,8 @@ public struct DatasetStream: Sendable {
 
     /// Where stream position `p` lies: epoch, shard (index in file-name order), token offset in the
     /// shard, the document holding it and how many tokens remain in that document.
-    public mutating func locate(_ p: UInt64) -> StreamLocation {
+    /// - Throws: `ShardError` when the shard's document-end page cannot be read or is corrupt.
+    public mutating func locate(_ p: UInt64) throws(ShardError) -> StreamLocation {
         let epoch = p / epochTokens
         let q = p % epochTokens
         let layout = self.layout(of: epoch)
@@ -38,10 +42,9 @@ public struct DatasetStream: Sendable {
         }
         let shard = layout.order[lo]
         let offset = q - layout.starts[lo]
-        let metadata = folder.shards[shard].metadata
-        let document = metadata.document(containingToken: offset)
+        let (document, end) = try locator.document(containingToken: offset, in: folder.shards[shard])
         return StreamLocation(epoch: epoch, shard: shard, offset: offset, document: document,
-                              remainingInDocument: metadata.documentEnds[document] - offset)
+                              remainingInDocument: end - offset)
     }
 
     private mutating func layout(of epoch: UInt64) -> EpochLayout {

@@ -41,14 +41,17 @@ public final class GlobalStream: Sendable {
     ///     memory only. A daemon passes a folder of its state directory (`<state-dir>/bestfit-rows`).
     ///   - bestFitCacheReport: receives one line for each cache file ignored (corrupt, another row
     ///     length or look-ahead, changed shards) or written; for a log.
+    ///   - manifestReport: receives one line for each dataset manifest found missing, stale or
+    ///     corrupt (``DatasetFolder/open(path:report:)``); nil prints them on standard error.
     public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
-                            bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
+                            bestFitCacheReport: (@Sendable (String) -> Void)? = nil,
+                            manifestReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
         var datasets: [DatasetFolder] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
                 throw EngineError("dataset \(spec.name): no folder (give a data root)")
             }
-            do { datasets.append(try DatasetFolder.open(path: folder)) } catch {
+            do { datasets.append(try DatasetFolder.open(path: folder, report: manifestReport)) } catch {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
@@ -161,8 +164,9 @@ public final class GlobalStream: Sendable {
     /// cache directory first, counting what is missing in one pass on all cores, writing the cache —
     /// so that no planner waits for counts later. A planner does this by itself on its first far
     /// jump; call it to pay the cost up front (e.g. before serving a resumed run). No-op with `concat`.
-    public func countBestFitRows() {
-        if padToken != nil { bestFitRows.countAll() }
+    /// - Throws: `ShardError` when a shard's index pages cannot be read or are corrupt.
+    public func countBestFitRows() throws(ShardError) {
+        if padToken != nil { try bestFitRows.countAll() }
     }
 
     /// Where the bestfit row counts came from so far: the cache directory or counting.
@@ -235,7 +239,8 @@ public struct SequencePlanner: Sendable {
     /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
     /// `firstPiece` = the index of its first piece in `pieces`). The pieces, read from their shards
     /// in order, give the row's tokens; with `bestfit` packing `paddedTokens` pad ids follow them.
-    public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) -> SequenceRecord {
+    /// - Throws: `ShardError` when an index page the plan needs cannot be read or is corrupt.
+    public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) throws(ShardError) -> SequenceRecord {
         let source = stream.plan.source(ofSequence: i)
         let row = shuffle.map { $0.rowIndex(source.ordinal, datasetKey: shuffleKeys[source.dataset]) } ?? source.ordinal
         let first = pieces.count
@@ -246,7 +251,7 @@ public struct SequencePlanner: Sendable {
             var position = row * length
             var remaining = length + 1
             while remaining > 0 {
-                let at = datasetStreams[source.dataset].locate(position)
+                let at = try datasetStreams[source.dataset].locate(position)
                 if pieces.count == first { epoch = at.epoch }
                 let n = min(remaining, at.remainingInDocument)
                 pieces.append(SequencePiece(shard: UInt32(at.shard), document: UInt64(at.document),
@@ -255,7 +260,7 @@ public struct SequencePlanner: Sendable {
                 remaining -= n
             }
         } else {
-            (epoch, padded) = bestFitRows[source.dataset].row(row, appendingTo: &pieces)
+            (epoch, padded) = try bestFitRows[source.dataset].row(row, appendingTo: &pieces)
         }
         return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
                               firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),
