@@ -78,7 +78,18 @@ final class ExportRunner: Sendable {
         let frames = max(4, min(2 * stream.datasets.count + 2, frameCacheBytes / workers / frameBytes))
         // Fewer parts than threads: the shard writers compress on the spare cores.
         let compression = max(1, threads / workers)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in work(frames: frames, compression: compression) }
+        // Workers run on threads of their own, not on Dispatch's pool: the shard writers compress
+        // on the pool and a worker waits for its writer's batch, so workers holding the pool's
+        // threads would leave the compression queued behind them (two threads ran like one).
+        let finished = DispatchGroup()
+        for _ in 0 ..< workers {
+            finished.enter()
+            DedicatedThread.run { [self] in
+                work(frames: frames, compression: compression)
+                finished.leave()
+            }
+        }
+        finished.wait()
         reporter?.stop()
         if let error = failure.withLock({ $0 }) { throw error }
         return manifest.withLock { $0 }
