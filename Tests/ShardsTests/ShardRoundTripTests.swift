@@ -90,4 +90,25 @@ import TokenfeedMixing
             #expect(error.description.contains("holds no shard"))
         }
     }
+
+    /// A folder of tokenized files that were never imported says what to run.
+    @Test func aFolderOfUnimportedFilesSaysHowToImportThem() throws {
+        let dir = TemporaryDirectory()
+        let datatrove = dir.sub("dt", create: true)
+        try SyntheticCorpus.writeDatatrove([[1, 2, 3], [4, 5]], width: .uint16, prefix: datatrove + "/part")
+        do {
+            _ = try DatasetFolder.open(path: datatrove)
+            Issue.record("a folder of .ds files opened")
+        } catch {
+            #expect(error.description.contains("holds 1 datatrove file(s) (*.ds): import them with `tokenfeed shard import --from datatrove \(datatrove) --out SHARD_FOLDER`"), "\(error)")
+        }
+        let megatron = dir.sub("mg", create: true)
+        for name in ["a.bin", "a.idx"] { _ = FileManager.default.createFile(atPath: megatron + "/" + name, contents: Data()) }
+        do {
+            _ = try DatasetFolder.open(path: megatron)
+            Issue.record("a folder of Megatron files opened")
+        } catch {
+            #expect(error.description.contains("holds 1 Megatron dataset(s) (*.bin + *.idx): import them with `tokenfeed shard import --from megatron"), "\(error)")
+        }
+    }
 }

@@ -91,15 +91,28 @@ public final class DatasetFolder: Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ShardError(path: path, "dataset folder does not exist")
         }
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: path)
-                .filter { $0.hasSuffix("." + ShardFormat.fileExtension) }
-                .sorted()
-        } catch {
+        let all: [String]
+        do { all = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
             throw ShardError(path: path, "cannot list the dataset folder: \(error)")
         }
-        guard !names.isEmpty else { throw ShardError(path: path, "dataset folder holds no shard (*.zst)") }
+        names = all.filter { $0.hasSuffix("." + ShardFormat.fileExtension) }.sorted()
+        guard !names.isEmpty else {
+            throw ShardError(path: path, "dataset folder holds no shard (*.zst)" + importHint(path: path, files: all))
+        }
         return names.map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
+    }
+
+    /// For a folder without shards: what to run when it holds tokenized files tokenfeed can import.
+    static func importHint(path: String, files: [String]) -> String {
+        let datatrove = files.filter { $0.hasSuffix(".ds") }.count
+        let megatron = files.filter { $0.hasSuffix(".bin") && files.contains(String($0.dropLast(4)) + ".idx") }.count
+        if datatrove > 0 {
+            return "; it holds \(datatrove) datatrove file(s) (*.ds): import them with `tokenfeed shard import --from datatrove \(path) --out SHARD_FOLDER`"
+        }
+        if megatron > 0 {
+            return "; it holds \(megatron) Megatron dataset(s) (*.bin + *.idx): import them with `tokenfeed shard import --from megatron \(path) --out SHARD_FOLDER`"
+        }
+        return ""
     }
 
     /// A dataset made of already open shards, in the given order.
