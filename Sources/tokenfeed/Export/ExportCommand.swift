@@ -67,7 +67,7 @@ struct Export: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: ArgumentHelp("Decompressed source frames kept, over all threads (K, M, G suffixes).", valueName: "bytes"))
+    @Option(help: ArgumentHelp("Decompressed source frames kept, over all threads (K, M, G, KiB, MiB, GiB suffixes).", valueName: "bytes"))
     var frameCacheBytes: String = "1G"
 
     @Option(help: "--format shards: tokens per zstd frame.")
@@ -92,7 +92,7 @@ struct Export: ParsableCommand {
         }
         guard shardTokens > 0 else { throw ValidationError("--shard-tokens must be positive") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        guard Self.bytes(frameCacheBytes) != nil else { throw ValidationError("--frame-cache-bytes: '\(frameCacheBytes)' is not a size (e.g. 512M, 2G)") }
+        guard (ConfigFile.parseByteCount(frameCacheBytes) ?? 0) > 0 else { throw ValidationError("--frame-cache-bytes: '\(frameCacheBytes)' is not a size (e.g. 512M, 2G)") }
         guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
             throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
         }
@@ -151,12 +151,12 @@ struct Export: ParsableCommand {
             try ExportRunner.write(manifest, to: manifestPath)
         }
         let done = Set(manifest.groups.map(\.firstSequence))
-        let runner = ExportRunner(context: context, format: format, documents: documents, range: range,
-                                  sequencesPerFile: perFile, chunks: [], manifest: manifest)
-        let todo = (0 ..< chunkCount).filter { !done.contains(runner.sequences(ofChunk: $0).lowerBound) }
+        let todo = (0 ..< chunkCount).filter {
+            !done.contains(ExportRunner.sequences(ofChunk: $0, range: range, sequencesPerFile: perFile).lowerBound)
+        }
         let work = ExportRunner(context: context, format: format, documents: documents, range: range,
                                 sequencesPerFile: perFile, chunks: todo, manifest: manifest)
-        manifest = try work.run(threads: threads, frameCacheBytes: Self.bytes(frameCacheBytes) ?? 1 << 30)
+        manifest = try work.run(threads: threads, frameCacheBytes: ConfigFile.parseByteCount(frameCacheBytes) ?? 1 << 30)
         manifest.complete = true
         try ExportRunner.write(manifest, to: manifestPath)
         if format == .shards {
@@ -167,17 +167,6 @@ struct Export: ParsableCommand {
         print("\(out): \(range.given): sequences \(range.first)..<\(range.end) (\(range.count)), "
               + "\(tokensOut) tokens, \(documentsOut) documents in \(manifest.groups.count) file group(s), format \(format.rawValue)"
               + (documents ? ", documents" : ""))
-    }
-
-    /// `512M`, `2G`, `1048576` (binary multiples), or nil.
-    static func bytes(_ text: String) -> Int? {
-        let scales: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        if let last = text.uppercased().last, let scale = scales[last] {
-            guard let n = Int(text.dropLast()), n > 0 else { return nil }
-            let (v, o) = n.multipliedReportingOverflow(by: scale)
-            return o ? nil : v
-        }
-        return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
     /// Before resuming: removes what a killed run can leave besides complete files — `.partial`

@@ -61,6 +61,10 @@ final class ExportRunner: Sendable {
 
     /// The global sequences chunk `c` holds.
     func sequences(ofChunk c: Int) -> Range<UInt64> {
+        Self.sequences(ofChunk: c, range: range, sequencesPerFile: sequencesPerFile)
+    }
+
+    static func sequences(ofChunk c: Int, range: ExportRange, sequencesPerFile: UInt64) -> Range<UInt64> {
         let lo = range.first + UInt64(c) * sequencesPerFile
         return lo ..< min(range.end, lo + sequencesPerFile)
     }
