@@ -228,7 +228,7 @@ final class ProgressReporter: Sendable {
                 let rate = Double(tokens) / max(seconds, 1e-3)
                 let fraction = total == 0 ? 1 : Double(sequences) / Double(total)
                 let eta = fraction > 0 ? seconds * (1 - fraction) / fraction : 0
-                let line = "\rexport: \(Self.count(tokens)) tokens, \(Self.count(UInt64(rate)))/s, "
+                let line = "\rexport: \(human(tokens)) tokens, \(human(UInt64(rate)))/s, "
                     + "\(Int(fraction * 100)) %, ETA \(Self.duration(eta))   "
                 writeToStandardError(line)
             }
@@ -240,15 +240,6 @@ final class ProgressReporter: Sendable {
     func stop() {
         done.store(true, ordering: .relaxed)
         finished.wait()
-    }
-
-    static func count(_ n: UInt64) -> String {
-        let units: [(Double, String)] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")]
-        for (scale, unit) in units where Double(n) >= scale {
-            let v = Double(n) / scale
-            return (v < 10 ? String(Double(Int(v * 100)) / 100) : String(Int(v))) + unit
-        }
-        return String(n)
     }
 
     static func duration(_ seconds: Double) -> String {
