@@ -47,6 +47,8 @@ final class Connection: @unchecked Sendable {
     private var statsOnly = false
     /// Whether the read source is suspended because the client's answers pile up in the outbox.
     private var readPaused = false
+    /// Whether a Credit arrived, which lets the session's packer run ahead of the Hello's credits.
+    private var packingAheadAllowed = false
     /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
     private let outboxBytes = Atomic<Int>(0)
     /// Bytes of session memory reserved from the server's total (released when the connection ends).
@@ -198,6 +200,11 @@ final class Connection: @unchecked Sendable {
                 fail(ProtocolError(.unexpectedMessage, "Credit before Hello"))
                 return
             }
+            if !packingAheadAllowed {
+                // The client reads: its packer may now fill the ring (it packed only the Hello's credits).
+                packingAheadAllowed = true
+                readSession?.feed.allowPackingAhead()
+            }
             let balance = credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent).newValue
             guard balance <= UInt64(UInt32.max) else {
                 fail(ProtocolError(.malformedFrame, "Credit.count at offset 24: the credit balance would be \(balance), above 2^32 - 1",
@@ -251,7 +258,7 @@ final class Connection: @unchecked Sendable {
                 startStep = try SessionStart.step(for: hello, served: served)
                 (feed, created) = try server.registry.claimReplica(hello, startStep: startStep, owner: self) {
                     RankFeed(stream: served.stream, slice: slice, startStep: startStep, ringSlots: server.options.ringSlots,
-                             frameCache: server.frameCache, replicas: Int(hello.replicas))
+                             frameCache: server.frameCache, replicas: Int(hello.replicas), packAhead: UInt64(hello.initialCredits))
                 }
             } catch {
                 releaseMemory()
@@ -271,7 +278,7 @@ final class Connection: @unchecked Sendable {
                 return
             }
             feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
-                            ringSlots: server.options.ringSlots, frameCache: server.frameCache)
+                            ringSlots: server.options.ringSlots, frameCache: server.frameCache, packAhead: UInt64(hello.initialCredits))
         }
         loggerBox.withLock {
             $0[metadataKey: "rank"] = "\(hello.rank)"
