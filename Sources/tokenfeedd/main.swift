@@ -83,6 +83,12 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
 
+    @Option(help: "Sessions one client process may set up per second once it has used its burst; more get a busy error (0: no limit; default 16).")
+    var sessionRate: Int?
+
+    @Option(help: "Sessions one client process may set up at once before --session-rate applies (default 64).")
+    var sessionBurst: Int?
+
     @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
     var outboxBytes: String?
 
@@ -176,6 +182,14 @@ struct TokenfeedDaemon: ParsableCommand {
             }
             limits.outboxBytes = bytes
         } else if let bytes = file.outboxBytes { limits.outboxBytes = bytes }
+        if let n = sessionRate {
+            guard ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-rate: expected 0...1000000 set-ups per second (0: no limit), got \(n)") }
+            limits.sessionSetupsPerSecond = n
+        } else if let n = file.sessionSetupsPerSecond { limits.sessionSetupsPerSecond = n }
+        if let n = sessionBurst {
+            guard n >= 1, ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-burst: expected 1...1000000 set-ups, got \(n)") }
+            limits.sessionSetupBurst = n
+        } else if let n = file.sessionSetupBurst { limits.sessionSetupBurst = n }
     }
 
     private func resolveOptions() throws -> ServerOptions {

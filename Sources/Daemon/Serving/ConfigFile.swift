@@ -35,12 +35,14 @@ public struct ConfigFile: Sendable, Hashable {
     public var logFile: String?
     public var allowUsers: [UInt32]?
     public var allowGroups: [UInt32]?
-    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`.
+    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`, `session_rate`, `session_burst`.
     public var maxConnections: Int?
     public var handshakeTimeoutSeconds: Int?
     public var sessionMemoryBytes: Int?
     public var totalMemoryBytes: Int?
     public var outboxBytes: Int?
+    public var sessionSetupsPerSecond: Int?
+    public var sessionSetupBurst: Int?
 
     /// An empty config (nothing set).
     public init() {}
@@ -49,7 +51,8 @@ public struct ConfigFile: Sendable, Hashable {
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
                               "ring_slots", "log_level", "log_format", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
-                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes"]
+                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes",
+                              "session_rate", "session_burst"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -145,6 +148,14 @@ public struct ConfigFile: Sendable, Hashable {
             case "outbox_bytes":
                 if let bytes = parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) { config.outboxBytes = bytes } else {
                     fail("expected a byte count in 64KiB...1GiB like 4MiB, got \"\(text)\"")
+                }
+            case "session_rate":
+                if let n = Int(text), ServingLimits.sessionSetupRange.contains(n) { config.sessionSetupsPerSecond = n } else {
+                    fail("expected session set-ups per second per client process in 0...1000000 (0: no limit), got \"\(text)\"")
+                }
+            case "session_burst":
+                if let n = Int(text), n >= 1, ServingLimits.sessionSetupRange.contains(n) { config.sessionSetupBurst = n } else {
+                    fail("expected a number of session set-ups in 1...1000000, got \"\(text)\"")
                 }
             default:
                 problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))

@@ -31,6 +31,8 @@ final class Connection: @unchecked Sendable {
     }
 
     let id: UInt64
+    /// The peer process (`SO_PEERCRED`), whose session set-ups are rate-limited.
+    let peerPID: Int32
     let fd: Int32
     private let server: Server
     /// The connection's logger; the handshake adds the rank while `close(reason:)` may log from any
@@ -76,9 +78,10 @@ final class Connection: @unchecked Sendable {
     /// The session's identity for Stats, set once at the handshake.
     let sessionInfo = LockedValue<Session?>(nil)
 
-    init(id: UInt64, fd: Int32, server: Server, logger: Logger) {
+    init(id: UInt64, fd: Int32, server: Server, logger: Logger, peerPID: Int32) {
         self.id = id
         self.fd = fd
+        self.peerPID = peerPID
         self.server = server
         var logger = logger
         logger[metadataKey: "connection"] = "\(id)"
@@ -240,6 +243,11 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
+        // Then the process's set-up rate (nothing is allocated before it), then memory.
+        do { try server.takeSessionSetup(pid: peerPID) } catch {
+            fail(error, requestID: requestID, logged: false)      // the server logs these at most once per second
+            return
+        }
         // The frames come from the daemon's shared cache, reserved once at start: a session takes its ring.
         let needed = RankFeed.ringBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots)
         do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
@@ -315,9 +323,9 @@ final class Connection: @unchecked Sendable {
         close(reason: "replica lost")
     }
 
-    /// Sends a typed error, then closes.
-    private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
+    /// Sends a typed error, then closes; logs a warning unless `logged` is false (the caller logs it, rate-limited).
+    private func fail(_ error: ProtocolError, requestID: UInt32 = 0, logged: Bool = true) {
+        if logged { logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"]) }
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
