@@ -296,7 +296,11 @@ final class Connection: @unchecked Sendable {
         readSession = session
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
-        if created { feed.start() }
+        if created { feed.start() } else {
+            // A replica joining its rank's feed: the feed was bounded by the first replica's credits; this
+            // one's may be more, and no replica should wait for another's first Credit.
+            feed.allowPackingAhead()
+        }
         let start = served.cursor(nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
         served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
