@@ -242,21 +242,89 @@ struct CurriculumAssembler {
         return units
     }
 
+    /// Reports dataset folders that are missing, not folders, or empty. When folders are missing,
+    /// a summary comes first ("3 of 72 dataset folders found under DIR; it holds: …"), each missing
+    /// folder names the closest existing one ("did you mean …?"), and when most are missing only the
+    /// first few get a line of their own — a wrong data root gives a few lines, not one per dataset.
     func checkFolders(_ datasets: [DatasetSpec], _ diagnostics: inout Diagnostics) {
+        var missing: [(spec: DatasetSpec, folder: String)] = []
+        var problems: [(SourceLocation, String)] = []
         for dataset in datasets {
             guard let folder = dataset.folder else { continue }
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
-                diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) does not exist; create it or fix the data root")
+                missing.append((dataset, folder))
             } else if !isDirectory.boolValue {
-                diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder")
+                problems.append((dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder"))
             } else {
                 let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
                 if !contents.contains(where: { !$0.hasPrefix(".") }) {
-                    diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is empty; put its shards there")
+                    problems.append((dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is empty; put its shards there"))
                 }
             }
         }
+        if let first = missing.first {
+            let total = datasets.filter { $0.folder != nil }.count
+            diagnostics.error(first.spec.location, Self.missingFoldersSummary(found: total - missing.count, of: total,
+                                                                               parents: missing.map { Self.parent(of: $0.folder) }))
+            let shown = total - missing.count == 0 ? Self.missingFoldersShownWhenNoneFound : missing.count
+            for item in missing.prefix(shown) {
+                var message = "the folder of dataset '\(item.spec.name)' (\(item.folder)) does not exist"
+                if let near = Self.closestEntry(to: Self.lastComponent(of: item.folder), in: Self.parent(of: item.folder)) {
+                    message += "; did you mean '\(near)'?"
+                } else {
+                    message += "; create it or fix the data root"
+                }
+                diagnostics.error(item.spec.location, message)
+            }
+            if missing.count > shown {
+                let rest = missing.dropFirst(shown).map { $0.spec.name }
+                diagnostics.error(missing[shown].spec.location,
+                                  "\(rest.count) more dataset folders do not exist: \(rest.joined(separator: ", "))")
+            }
+        }
+        for (location, message) in problems { diagnostics.error(location, message) }
+    }
+
+    /// Missing folders listed one per line when none was found at all (a wrong data root).
+    static let missingFoldersShownWhenNoneFound = 3
+
+    /// "0 of 72 dataset folders found under DIR; it holds: a, b, c" (or "it does not exist").
+    static func missingFoldersSummary(found: Int, of total: Int, parents: [String]) -> String {
+        let distinct = Array(Set(parents)).sorted()
+        guard distinct.count == 1, let root = distinct.first else {
+            return "\(found) of \(total) dataset folders found; \(total - found) are missing (below)"
+        }
+        var summary = "\(found) of \(total) dataset folders found under \(root)"
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            return summary + "; \(root) does not exist (check --data-root or the config's data_root)"
+        }
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        if entries.isEmpty { return summary + "; \(root) is empty" }
+        let shown = entries.prefix(8).joined(separator: ", ")
+        summary += "; it holds: \(shown)" + (entries.count > 8 ? ", … (\(entries.count) entries)" : "")
+        return summary
+    }
+
+    /// The entry of folder `directory` closest to `name` (by edit distance, ignoring case), if it is close.
+    static func closestEntry(to name: String, in directory: String) -> String? {
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+        return closestCandidate(to: name, among: entries)
+    }
+
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+
+    static func lastComponent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
     }
 
     func resolve(_ reference: FolderReference) -> String? {
