@@ -242,48 +242,47 @@ struct CurriculumAssembler {
         return units
     }
 
-    /// Reports dataset folders that are missing, not folders, or empty. When folders are missing,
-    /// a summary comes first ("3 of 72 dataset folders found under DIR; it holds: …"), each missing
-    /// folder names the closest existing one ("did you mean …?"), and when most are missing only the
-    /// first few get a line of their own — a wrong data root gives a few lines, not one per dataset.
+    /// Reports dataset folders that are missing, not folders, or empty, in dataset order. When
+    /// several are missing, a summary comes first ("3 of 72 dataset folders found under DIR; it
+    /// holds: …"); each missing folder names the closest existing one ("did you mean …?"); and when
+    /// none was found only the first few get a line of their own, the rest one line together — a
+    /// wrong data root gives a few lines, not one per dataset.
     func checkFolders(_ datasets: [DatasetSpec], _ diagnostics: inout Diagnostics) {
-        var missing: [(spec: DatasetSpec, folder: String)] = []
-        var problems: [(SourceLocation, String)] = []
-        for dataset in datasets {
+        let checked = datasets.filter { $0.folder != nil }
+        let missing = checked.filter { !FileManager.default.fileExists(atPath: $0.folder ?? "") }
+        if missing.count >= 2 {
+            diagnostics.error(missing[0].location, Self.missingFoldersSummary(found: checked.count - missing.count, of: checked.count,
+                                                                             parents: missing.map { Self.parent(of: $0.folder ?? "") }))
+        }
+        let shownMissing = missing.count == checked.count ? Self.missingFoldersShownWhenNoneFound : missing.count
+        var reportedMissing = 0
+        for dataset in checked {
             guard let folder = dataset.folder else { continue }
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
-                missing.append((dataset, folder))
-            } else if !isDirectory.boolValue {
-                problems.append((dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder"))
-            } else {
-                let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-                if !contents.contains(where: { !$0.hasPrefix(".") }) {
-                    problems.append((dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is empty; put its shards there"))
-                }
-            }
-        }
-        if let first = missing.first {
-            let total = datasets.filter { $0.folder != nil }.count
-            diagnostics.error(first.spec.location, Self.missingFoldersSummary(found: total - missing.count, of: total,
-                                                                               parents: missing.map { Self.parent(of: $0.folder) }))
-            let shown = total - missing.count == 0 ? Self.missingFoldersShownWhenNoneFound : missing.count
-            for item in missing.prefix(shown) {
-                var message = "the folder of dataset '\(item.spec.name)' (\(item.folder)) does not exist"
-                if let near = Self.closestEntry(to: Self.lastComponent(of: item.folder), in: Self.parent(of: item.folder)) {
+                reportedMissing += 1
+                guard reportedMissing <= shownMissing else { continue }
+                var message = "the folder of dataset '\(dataset.name)' (\(folder)) does not exist"
+                if let near = Self.closestEntry(to: Self.lastComponent(of: folder), in: Self.parent(of: folder)) {
                     message += "; did you mean '\(near)'?"
                 } else {
                     message += "; create it or fix the data root"
                 }
-                diagnostics.error(item.spec.location, message)
-            }
-            if missing.count > shown {
-                let rest = missing.dropFirst(shown).map { $0.spec.name }
-                diagnostics.error(missing[shown].spec.location,
-                                  "\(rest.count) more dataset folders do not exist: \(rest.joined(separator: ", "))")
+                diagnostics.error(dataset.location, message)
+            } else if !isDirectory.boolValue {
+                diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder")
+            } else {
+                let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+                if !contents.contains(where: { !$0.hasPrefix(".") }) {
+                    diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is empty; put its shards there")
+                }
             }
         }
-        for (location, message) in problems { diagnostics.error(location, message) }
+        if missing.count > shownMissing {
+            let rest = missing.dropFirst(shownMissing)
+            diagnostics.error(rest[rest.startIndex].location,
+                              "\(rest.count) more dataset folders do not exist: \(rest.map(\.name).joined(separator: ", "))")
+        }
     }
 
     /// Missing folders listed one per line when none was found at all (a wrong data root).
