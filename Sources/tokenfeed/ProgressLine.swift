@@ -78,6 +78,13 @@ final class ProgressLine: Sendable {
     }
 }
 
+/// A count any thread may increment and read (progress of parallel work).
+final class DoneCounter: Sendable {
+    private let count = Atomic<UInt64>(0)
+    var value: UInt64 { count.load(ordering: .relaxed) }
+    func increment() { count.add(1, ordering: .relaxed) }
+}
+
 /// One write(2) of `text` to standard error (progress lines; no buffering to interleave).
 private func writeToStandardError(_ text: String) {
     var bytes = Array(text.utf8)

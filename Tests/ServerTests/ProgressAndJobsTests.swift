@@ -49,13 +49,20 @@ import TestSupport
         #expect(!piped.stderr.contains("tokens/s") && !piped.stderr.contains("done in"), "no progress into a pipe: \(piped.stderr)")
 
         // `script` runs the command on a pseudo-terminal and copies what it printed.
+        let curriculum = dir.path + "/c.yaml"
+        try "sequence_length: 64\nstages:\n  - {name: s, start: 0, end: 1M, mixture: {shards: 1}}\n"
+            .write(toFile: curriculum, atomically: true, encoding: .utf8)
         let command = "\(Self.tokenfeed) shard import --from datatrove \(source) --out \(out) --jobs 1"
             + " && \(Self.tokenfeed) shard verify \(out)"
+            + " && \(Self.tokenfeed) dump --offline \(curriculum) --data-root \(dir.path) --count 5 > \(dir.path)/dump.txt"
         let onTerminal = try run("/usr/bin/script", ["-qec", command, "/dev/null"])
         let text = String(decoding: onTerminal.stdout, as: UTF8.self)
         #expect(onTerminal.status == 0, "\(text)")
         #expect(text.contains("import: ") && text.contains("tokens/s") && text.contains("done in "), "\(text)")
         #expect(text.contains("verify: 1 of 1 shards"), "\(text)")
         #expect(text.contains("verified 1 shard: 0 bad"), "\(text)")
+        #expect(text.contains("dump: 5 of 5 steps"), "a dump into a file shows its progress: \(text)")
+        let dumped = try String(contentsOfFile: dir.path + "/dump.txt", encoding: .utf8)
+        #expect(!dumped.contains("steps") && !dumped.isEmpty, "records only in the file")
     }
 }

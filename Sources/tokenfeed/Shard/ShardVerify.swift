@@ -2,7 +2,6 @@ import ArgumentParser
 import CommandLineSupport
 import Dispatch
 import Foundation
-import Synchronization
 import TokenfeedShards
 
 /// `tokenfeed shard verify PATH...`
@@ -79,11 +78,4 @@ func shardPaths(_ paths: [String]) throws -> [String] {
 func isDirectory(_ path: String) -> Bool {
     var isDirectory: ObjCBool = false
     return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-}
-
-/// A count any thread may increment and read (progress of parallel work).
-final class DoneCounter: Sendable {
-    private let count = Atomic<UInt64>(0)
-    var value: UInt64 { count.load(ordering: .relaxed) }
-    func increment() { count.add(1, ordering: .relaxed) }
 }
