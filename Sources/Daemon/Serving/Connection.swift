@@ -51,6 +51,8 @@ final class Connection: @unchecked Sendable {
     private var readPaused = false
     /// Whether a Credit arrived, which lets the session's packer run ahead of the Hello's credits.
     private var packingAheadAllowed = false
+    /// Whether the Hello was refused by the session set-up rate and the answer waits (frames are ignored).
+    private var helloRefusalPending = false
     /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
     private let outboxBytes = Atomic<Int>(0)
     /// Bytes of session memory reserved from the server's total (released when the connection ends).
@@ -190,6 +192,7 @@ final class Connection: @unchecked Sendable {
 
     private func handle(_ message: Message, requestID: UInt32) {
         dispatchPrecondition(condition: .onQueue(queue))
+        guard !helloRefusalPending else { return }
         switch message {
         case .hello(let hello):
             guard readSession == nil, !statsOnly else {
@@ -244,8 +247,15 @@ final class Connection: @unchecked Sendable {
             return
         }
         // Then the process's set-up rate (nothing is allocated before it), then memory.
-        do { try server.takeSessionSetup(pid: peerPID) } catch {
-            fail(error, requestID: requestID, logged: false)      // the server logs these at most once per second
+        if let (error, wait) = server.refuseSessionSetup(pid: peerPID) {
+            // Answered when the process could set up its next session (at most a second from now), so a
+            // client that retries at once is paced to the rate rather than spinning through refusals.
+            // Frames meanwhile are ignored; the server logs these refusals at most once per second.
+            helloRefusalPending = true
+            queue.asyncAfter(deadline: .now() + .nanoseconds(Int(min(wait, 1_000_000_000)))) { [self] in
+                guard !isClosing else { return }
+                fail(error, requestID: requestID, logged: false)
+            }
             return
         }
         // The frames come from the daemon's shared cache, reserved once at start: a session takes its ring.

@@ -241,18 +241,20 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Takes one session set-up from process `pid`'s allowance (``SessionSetupRate``).
-    /// - Throws: `busy` (`detail` `session_rate`) naming the limit, when the process has set up its
-    ///   burst of sessions and the rate has not yet given it another.
-    func takeSessionSetup(pid: Int32) throws(ProtocolError) {
+    /// - Returns: nil when the session may be set up; else the refusal — `busy` (`detail`
+    ///   `session_rate`) naming the limit — and the nanoseconds until the process may set up another.
+    func refuseSessionSetup(pid: Int32) -> (error: ProtocolError, retryAfterNanoseconds: UInt64)? {
         let now = monotonicNanoseconds()
-        guard !sessionSetups.take(pid: pid, now: now) else { return }
+        let wait = sessionSetups.take(pid: pid, now: now)
+        guard wait > 0 else { return nil }
         let last = lastSessionRateLog.load(ordering: .relaxed)
         if now &- last >= 1_000_000_000, lastSessionRateLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
             logger.warning("session refused: busy, the process sets up sessions faster than --session-rate (logged at most once per second)",
                            metadata: ["pid": "\(pid)", "session_rate": "\(sessionSetups.perSecond)", "session_burst": "\(sessionSetups.burst)"])
         }
-        throw ProtocolError(.busy, "process \(pid) has set up \(sessionSetups.burst) sessions and may set up \(sessionSetups.perSecond) more a second "
-                            + "(--session-rate, --session-burst); retry in a second or reuse sessions", detail: "session_rate")
+        let error = ProtocolError(.busy, "process \(pid) has set up \(sessionSetups.burst) sessions and may set up \(sessionSetups.perSecond) more a second "
+                                  + "(--session-rate, --session-burst); retry now or reuse sessions", detail: "session_rate")
+        return (error, wait)
     }
 
     /// Reserves `bytes` of session memory for a Hello of `batchSize` rows.

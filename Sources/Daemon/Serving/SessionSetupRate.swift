@@ -8,7 +8,8 @@ import TokenfeedShards
 /// thread started and the batches its Hello's credits ask for packed, whether or not it reads one. A
 /// process that says Hello and closes in a loop would take the cores from every other session; the
 /// bucket lets it set up `perSecond` sessions a second (after a first `burst`) and refuses the rest
-/// with `busy`. Keyed by process, not by user: a trainer job's ranks and data-loader workers are
+/// with `busy`, answered only when the process could set up its next session (``Server``), so that a
+/// client retrying at once is paced to the rate instead of spinning through refusals. Keyed by process, not by user: a trainer job's ranks and data-loader workers are
 /// processes of their own, each with its own bucket, so a job that opens all its sessions at once is
 /// never refused, and a process that abuses the daemon does not lock its user's other jobs out.
 ///
@@ -35,10 +36,10 @@ final class SessionSetupRate: Sendable {
     }
 
     /// Takes one set-up from the bucket of process `pid` at `now` (monotonic nanoseconds).
-    /// - Returns: true when the session may be set up; false when the process has used its burst and
-    ///   the bucket has not refilled one set-up yet (always true without a limit).
-    func take(pid: Int32, now: UInt64) -> Bool {
-        guard perSecond > 0 else { return true }
+    /// - Returns: 0 when the session may be set up (always without a limit); else, the process having
+    ///   used its burst, the nanoseconds until its bucket holds one set-up again.
+    func take(pid: Int32, now: UInt64) -> UInt64 {
+        guard perSecond > 0 else { return 0 }
         let rate = Double(perSecond) / 1e9
         let capacity = Double(burst)
         return buckets.withLock { table in
@@ -51,7 +52,7 @@ final class SessionSetupRate: Sendable {
             let allowed = bucket.tokens >= 1
             if allowed { bucket.tokens -= 1 }
             table[pid] = bucket
-            return allowed
+            return allowed ? 0 : max(1, UInt64((1 - bucket.tokens) / rate))
         }
     }
 }
