@@ -36,14 +36,24 @@ import TokenfeedShards
 
     /// Rows `positions` of `folder`, planned in order by one planner over `cache`.
     static func rows(_ folder: DatasetFolder, _ cache: BestFitRowCache, _ positions: [UInt64]) throws -> [Row] {
+        try rowsAndWork(folder, cache, positions).rows
+    }
+
+    /// Rows `positions` of `folder`, planned in order by one planner over `cache`, and the most
+    /// groups one lookup packed.
+    static func rowsAndWork(_ folder: DatasetFolder, _ cache: BestFitRowCache, _ positions: [UInt64]) throws -> (rows: [Row], mostGroups: Int) {
         var rows = BestFitDatasetRows(dataset: 0, name: "many", folder: folder, seed: 11, rowTokens: rowTokens,
                                       lookahead: lookahead, cache: cache)
         var pieces: [SequencePiece] = []
-        return try positions.map { k in
+        var most = 0
+        let planned = try positions.map { k in
             pieces.removeAll()
+            let before = rows.groupsPacked
             let (epoch, padded) = try rows.row(k, appendingTo: &pieces)
+            most = max(most, rows.groupsPacked - before)
             return Row(pieces: pieces, epoch: epoch, padded: padded)
         }
+        return (planned, most)
     }
 
     /// Random rows over three epochs, in random order, then runs of consecutive rows from random starts.
@@ -68,13 +78,17 @@ import TokenfeedShards
         let dir = TemporaryDirectory("tokenfeed-checkpoints")
         let folder = try Self.folder(dir)
         let positions = Self.positions(epochRows: try Self.epochRows(folder), seed: UInt64(groupsPerCheckpoint))
-        let replay = try Self.rows(folder, BestFitRowCache(folders: [folder], rowTokens: Self.rowTokens, lookahead: Self.lookahead,
-                                                           groupsPerCheckpoint: Self.noCheckpoints), positions)
+        let (replay, replayWork) = try Self.rowsAndWork(folder, BestFitRowCache(folders: [folder], rowTokens: Self.rowTokens, lookahead: Self.lookahead,
+                                                                                groupsPerCheckpoint: Self.noCheckpoints), positions)
         let cache = BestFitRowCache(folders: [folder], rowTokens: Self.rowTokens, lookahead: Self.lookahead,
                                     groupsPerCheckpoint: groupsPerCheckpoint)
-        let direct = try Self.rows(folder, cache, positions)
+        let (direct, directWork) = try Self.rowsAndWork(folder, cache, positions)
         let differing = positions.indices.filter { replay[$0] != direct[$0] }
         #expect(differing.isEmpty, "rows \(differing.prefix(5).map { positions[$0] }) differ")
+        // A lookup packs at most the K groups from its checkpoint, and the row's group once more;
+        // the replay packs up to every group of a shard before the row.
+        #expect(directWork <= groupsPerCheckpoint + 1, "a lookup packed \(directWork) groups")
+        #expect(replayWork > 100)
         // The shards do have checkpoints: 375 groups of the first shard, one every K.
         #expect(try cache.checkpoints(dataset: 0, shard: 0).count == 374 / groupsPerCheckpoint)
         #expect(try cache.checkpoints(dataset: 0, shard: 1).count == 2 / groupsPerCheckpoint)

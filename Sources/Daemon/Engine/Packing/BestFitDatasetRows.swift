@@ -49,6 +49,8 @@ struct BestFitDatasetRows: Sendable {
     private var materialized = false
     /// Shard counts missing from the cache during the current ``locate(_:)``.
     private var missesInThisLocate = 0
+    /// Groups packed to find rows so far (the work a lookup costs: at most K + 1 groups a row).
+    private(set) var groupsPacked = 0
 
     init(dataset: Int, name: String, folder: DatasetFolder, seed: UInt64, rowTokens: Int, lookahead: Int,
          cache: BestFitRowCache) {
@@ -155,6 +157,7 @@ struct BestFitDatasetRows: Sendable {
         while groupStarts.last! <= q && windowGroup + groupStarts.count - 1 < groups {
             let g = windowGroup + groupStarts.count - 1
             groupStarts.append(groupStarts.last! + UInt64(try packer.pack(reader, documents: documents(ofGroup: g, metadata))))
+            groupsPacked += 1
             packedGroup = g
             materialized = false
         }
@@ -165,6 +168,7 @@ struct BestFitDatasetRows: Sendable {
         let g = windowGroup + Self.firstAbove(q, in: groupStarts) - 1
         if packedGroup != g {
             try packer.pack(reader, documents: documents(ofGroup: g, metadata))
+            groupsPacked += 1
             packedGroup = g
             materialized = false
         }
