@@ -51,6 +51,8 @@ public final class DatasetFolder: Sendable {
             warnings.append("dataset \(path): ignored \(error); read the metadata of its \(paths.count) shards instead; \(fix)")
         }
         let table = known
+        // One folder string for all the shards (``join(_:_:)`` spells their paths `folder/name`).
+        let shared = path.hasSuffix("/") ? String(path.dropLast()) : path
         // One directory descriptor for the stats: each resolves the file name only.
         let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
         defer { try? directory?.close() }
@@ -62,7 +64,7 @@ public final class DatasetFolder: Sendable {
             if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
                let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
                    try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
-                results.set(i, .success(ShardReader(path: paths[i], metadata: metadata, identity: entry.identity)))
+                results.set(i, .success(ShardReader(folder: shared, fileName: name, metadata: metadata, identity: entry.identity)))
                 stale.set(i, false)
             } else {
                 results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
