@@ -53,6 +53,12 @@ public final class DatasetFolder: Sendable {
         let table = known
         // One folder string for all the shards (``join(_:_:)`` spells their paths `folder/name`).
         let shared = path.hasSuffix("/") ? String(path.dropLast()) : path
+        // The tokenizer name the first listed shard records: shards naming the same one keep this
+        // string, not a copy each (a name such as `HuggingFaceTB/SmolLM3-3B` is stored on the heap).
+        let commonTokenizer = names.first.flatMap { table[$0] }.flatMap { entry in
+            try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+                try ShardMetadata.decode(payload: b, path: paths[0], metadataOffset: entry.metadataOffset) }).tokenizer
+        }
         // One directory descriptor for the stats: each resolves the file name only.
         let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
         defer { try? directory?.close() }
@@ -62,8 +68,9 @@ public final class DatasetFolder: Sendable {
             let name = names[i]
             let found = directory.map { FileIdentity.of(name: name, inDirectory: $0) } ?? FileIdentity.of(path: paths[i])
             if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
-               let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+               var metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
                    try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
+                if metadata.tokenizer == commonTokenizer { metadata.tokenizer = commonTokenizer }    // one string a dataset
                 results.set(i, .success(ShardReader(folder: shared, fileName: name, metadata: metadata, identity: entry.identity)))
                 stale.set(i, false)
             } else {
