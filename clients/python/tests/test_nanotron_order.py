@@ -15,8 +15,9 @@ code:
 - ``MegatronPretrainingSampler``: micro-batch ``m`` of step ``s`` for DP rank ``r`` holds samples
   ``s·GBS + m·mbs·dp + r·mbs + [0, mbs)``.
 
-The data: datatrove folders (raw ``.ds`` + ``.ds.index``, one EOS at the end of every document, as
-datatrove's tokenizer writes them) for every dataset of the official SmolLM3 stage files, imported with
+The data: datatrove folders (``.ds`` + ``.ds.index``, one EOS at the end of every document, as
+datatrove's tokenizer writes them; written by datatrove's ``TokenizedFile`` when datatrove is installed,
+else the same bytes with numpy) for every dataset of the official SmolLM3 stage files, imported with
 ``tokenfeed shard import --from datatrove``; the official ``stage3_9T_11T.yaml`` with its three stages and
 all their datasets and weights, scaled down in batch size, sequence length and steps so that the whole
 run is a few thousand samples (the rules do not depend on the scale). With datatrove installed (and
@@ -38,6 +39,10 @@ import tokenfeed
 from tokenfeed import protocol as P
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the nanotron configs")
+try:  # datatrove's writer when datatrove is installed (it needs `tokenizers`), else the same format written with numpy
+    from datatrove.pipeline.tokens.tokenizer import TokenizedFile
+except ImportError:
+    TokenizedFile = None
 
 OFFICIAL = REPO / "fixtures" / "curricula" / "smollm3" / "stage3_9T_11T.yaml"
 L = 31                 # sequence_length: windows of 32 tokens
@@ -88,7 +93,13 @@ def write_datatrove_file(path: pathlib.Path, rng, tokens_at_least: int) -> None:
     tokens = rng.integers(0, 128000, size=total, dtype=np.uint32)
     ends = np.cumsum(lengths).astype("<u8")
     tokens[ends - 1] = EOS
-    tokens.astype("<u4").tofile(path)
+    if TokenizedFile is not None:  # datatrove's own writer: X.ds and X.ds.index
+        out = TokenizedFile(str(path.parent), path.name, save_index=True, token_size=4)
+        for a, b in zip(np.concatenate([[0], ends[:-1]]), ends):
+            out.write(tokens[int(a):int(b)].tolist(), None)
+        out.close()
+        return
+    tokens.astype("<u4").tofile(path)  # the same bytes, written here
     ends.tofile(str(path) + ".index")
 
 
