@@ -7,6 +7,7 @@ import ArgumentParser
 import CommandLineSupport
 import Dispatch
 import Logging
+import TokenfeedCurriculum
 import TokenfeedProtocol
 import TokenfeedServer
 import TokenfeedShards
@@ -62,6 +63,9 @@ struct TokenfeedDaemon: ParsableCommand {
 
     @Option(help: "Shard checks before listening: none (metadata checksums) or startup (every frame of every shard) (default none; startup under --on-corrupt quarantine).")
     var verifyShards: String?
+
+    @Option(help: "The order sequences are drawn in: quota (tokenfeed's, the default) or nanotron (nanotron's samples, bit for bit; docs/CURRICULUM.md, \"Orders\").")
+    var order: String?
 
     @Option(help: "Append the log to this file instead of standard error; SIGHUP re-opens it (for logrotate).")
     var logFile: String?
@@ -237,6 +241,10 @@ struct TokenfeedDaemon: ParsableCommand {
             verification = mode
         } else { verification = file.verifyShards }
         options.logFile = logFile ?? file.logFile
+        if let text = order {
+            guard let value = StreamOrder(rawValue: text) else { throw ValidationError("--order: expected quota or nanotron, got \(text)") }
+            options.order = value
+        } else if let value = file.order { options.order = value }
         do throws(PeerPolicyError) {
             if let list = allowUsers { options.peerPolicy.users = try PeerPolicy.userIDs(list) } else if let users = file.allowUsers { options.peerPolicy.users = users }
             if let list = allowGroups { options.peerPolicy.groups = try PeerPolicy.groupIDs(list) } else if let groups = file.allowGroups { options.peerPolicy.groups = groups }

@@ -16,6 +16,7 @@ import TokenfeedCurriculum
 /// log_format: text           # or json
 /// on_corrupt: fail           # or quarantine
 /// verify_shards: none        # or startup
+/// order: quota               # or nanotron (nanotron's sample stream, bit for bit)
 /// log_file: /var/log/tokenfeed/tokenfeedd.log   # default: standard error; re-opened on SIGHUP
 /// allow_users: [alice, 1001] # or "alice, 1001"; root and the daemon's user are always allowed
 /// allow_groups: [trainers]   # default: the daemon's group
@@ -32,6 +33,7 @@ public struct ConfigFile: Sendable, Hashable {
     public var logFormat: LogFormat?
     public var onCorrupt: CorruptDataPolicy?
     public var verifyShards: ShardVerificationMode?
+    public var order: StreamOrder?
     public var logFile: String?
     public var allowUsers: [UInt32]?
     public var allowGroups: [UInt32]?
@@ -52,7 +54,7 @@ public struct ConfigFile: Sendable, Hashable {
                               "ring_slots", "log_level", "log_format", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
                               "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes",
-                              "session_rate", "session_burst"]
+                              "session_rate", "session_burst", "order"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -136,6 +138,10 @@ public struct ConfigFile: Sendable, Hashable {
             case "verify_shards":
                 if let mode = ShardVerificationMode(rawValue: text) { config.verifyShards = mode } else {
                     fail("expected one of \(ShardVerificationMode.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                }
+            case "order":
+                if let order = StreamOrder(rawValue: text) { config.order = order } else {
+                    fail("expected one of \(StreamOrder.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
                 }
             case "max_connections":
                 if let n = Int(text), n >= 1, n <= 1 << 20 { config.maxConnections = n } else { fail("expected a number of connections in 1...1048576, got \"\(text)\"") }

@@ -74,10 +74,11 @@ public final class Server: @unchecked Sendable {
     ///   shard, frame and problem.
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
         try prepareStateDirectory(options.stateDirectory)
-        let curriculum: Curriculum
+        var curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
         }
+        curriculum.order = options.order
         for warning in curriculum.warnings { logger.warning("\(warning.description)") }
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
                                                               verification: options.verifyShards,
@@ -153,6 +154,7 @@ public final class Server: @unchecked Sendable {
             "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(hex16(stream.fingerprint))",
             "datasets": "\(stream.datasets.count)", "stages": "\(stream.stages.count)",
             "sequences": "\(stream.stream.plan.totalSequences)", "on_corrupt": "\(options.onCorrupt.rawValue)",
+            "order": "\(stream.stream.curriculum.order.rawValue)",
             "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
         ])
         let served = ServiceWatchdog.boundPath(fd: socket.fd) ?? options.socketPath
