@@ -19,6 +19,8 @@ import TokenfeedCurriculum
 /// log_file: /var/log/tokenfeed/tokenfeedd.log   # default: standard error; re-opened on SIGHUP
 /// allow_users: [alice, 1001] # or "alice, 1001"; root and the daemon's user are always allowed
 /// allow_groups: [trainers]   # default: the daemon's group
+/// metrics_listen: 127.0.0.1:9464   # GET /metrics; default: none
+/// metrics_listen_any: false  # true allows an address other hosts can reach
 /// ```
 public struct ConfigFile: Sendable, Hashable {
     public var curriculumPath: String?
@@ -41,6 +43,9 @@ public struct ConfigFile: Sendable, Hashable {
     public var sessionMemoryBytes: Int?
     public var totalMemoryBytes: Int?
     public var outboxBytes: Int?
+    /// `metrics_listen`, `metrics_listen_any`.
+    public var metricsListen: MetricsAddress?
+    public var metricsListenAny: Bool?
 
     /// An empty config (nothing set).
     public init() {}
@@ -49,7 +54,8 @@ public struct ConfigFile: Sendable, Hashable {
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
                               "ring_slots", "log_level", "log_format", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
-                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes"]
+                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes",
+                              "metrics_listen", "metrics_listen_any"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -145,6 +151,14 @@ public struct ConfigFile: Sendable, Hashable {
             case "outbox_bytes":
                 if let bytes = parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) { config.outboxBytes = bytes } else {
                     fail("expected a byte count in 64KiB...1GiB like 4MiB, got \"\(text)\"")
+                }
+            case "metrics_listen":
+                do throws(MetricsAddressError) { config.metricsListen = try MetricsAddress(parsing: text) } catch { fail(error.description) }
+            case "metrics_listen_any":
+                switch text {
+                case "true", "yes", "on": config.metricsListenAny = true
+                case "false", "no", "off": config.metricsListenAny = false
+                default: fail("expected true or false, got \"\(text)\"")
                 }
             default:
                 problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))
