@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tokenfeed needs to build and test, where it is missing:
 # Debian packages libzstd-dev, libyaml-dev, zlib1g-dev, pkg-config, zstd, python3-venv; Python packages
-# for the client tests (numpy, pytest; with torch: torch, torchdata, transformers, accelerate).
+# for the client tests (numpy, pytest, prometheus_client — its text parser checks the daemon's
+# /metrics; with torch: torch, torchdata, transformers, accelerate).
 # Swift 6.1 or later must already be on PATH.
 #
 # Python: the packages go into a virtual environment, .venv at the repository root, when the system
@@ -49,7 +50,7 @@ fi
 py="$(scripts/python.sh)"
 
 # Python packages used by the Python client and its tests.
-"$py" -c "import numpy, pytest" 2>/dev/null || "$py" -m pip install -q numpy pytest
+"$py" -c "import numpy, pytest, prometheus_client" 2>/dev/null || "$py" -m pip install -q numpy pytest prometheus_client
 if [ "$want_torch" = 1 ] && ! "$py" -c "import torch, torchdata, transformers, accelerate" 2>/dev/null; then
   echo "setup: installing torch (CPU), torchdata, transformers and accelerate into $py" >&2
   if [ -n "$torch_wheel" ]; then

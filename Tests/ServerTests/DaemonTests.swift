@@ -103,7 +103,8 @@ import TokenfeedServer
         let stats = try run(tool, ["stats", "--socket", fixture.socketPath])
         #expect(stats.status == 0, "\(stats.stderr)")
         let text = String(decoding: stats.stdout, as: UTF8.self)
-        #expect(text.contains("▶ last") && text.contains("served:") && text.contains("datasets in stage last"))
+        #expect(text.contains("▶ last") && text.contains("served by this daemon") && text.contains("stream position")
+                && text.contains("datasets in stage last"))
         let json = try run(tool, ["stats", "--socket", fixture.socketPath, "--json"])
         let object = try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any]
         #expect(object?["current_stage"] as? Int == 2)

@@ -214,9 +214,11 @@ final class Connection: @unchecked Sendable {
                 return
             }
             wakeWriter()
-        case .statsRequest:
+        case .statsRequest(let request):
             if readSession == nil { statsOnly = true }
-            send(server.statsSnapshot(), requestID: requestID)
+            var stats = server.statsSnapshot()
+            if request.prometheus { stats.prometheusText = server.metricsText() }
+            send(stats, requestID: requestID)
         case .goodbye:
             guard readSession != nil || statsOnly else {
                 fail(ProtocolError(.unexpectedMessage, "Goodbye as the first frame (a connection starts with Hello or StatsRequest)"))

@@ -118,7 +118,7 @@ final class MetricsEndpoint: Sendable {
                 guard client >= 0 else { continue }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 answer(client)
-                Glibc.close(client)
+                Self.closeGracefully(client)
             }
             Glibc.close(fd)
         }
@@ -127,6 +127,23 @@ final class MetricsEndpoint: Sendable {
     /// Stops serving and closes the listening socket (within 200 ms).
     func stop() {
         stopping.store(true, ordering: .releasing)
+    }
+
+    /// Closes `client` after its answer: shuts down the sending side, then reads and drops what the
+    /// client still sends (at most 64 KiB, for at most 1 s), so that unread request bytes do not make
+    /// the kernel reset the connection before the client has read the answer.
+    private static func closeGracefully(_ client: Int32) {
+        _ = shutdown(client, Int32(SHUT_WR))
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        _ = setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var drained = 0
+        var sink = [UInt8](repeating: 0, count: 4096)
+        while drained < 65536 {
+            let n = sink.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            drained += n
+        }
+        _ = Glibc.close(client)
     }
 
     /// Reads one request head from `client` and answers it.
