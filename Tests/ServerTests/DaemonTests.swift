@@ -164,7 +164,7 @@ import TokenfeedServer
         let cursor = client.cursor
         client.close()
         #expect(daemon.terminate() == 0)
-        let saved = try Cursor(text: try String(contentsOfFile: state + "/rank-0.cursor", encoding: .utf8))
+        let saved = try Cursor(text: try String(contentsOfFile: state + "/jobs/_/rank-0.cursor", encoding: .utf8))
         #expect(saved.nextStep >= cursor.nextStep, "the daemon's cursor counts the batches it sent")
         #expect(saved.fingerprint == cursor.fingerprint)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state + "/stats.json"))) as? [String: Any]

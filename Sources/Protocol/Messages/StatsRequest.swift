@@ -20,7 +20,8 @@ public struct StatsRequest: WireMessage, Hashable {
     }
 
     /// Decodes the payload (empty, or four bytes of flags).
-    /// - Throws: `malformed_frame` naming `flags` for a payload of another size or a reserved bit set.
+    /// - Throws: `malformed_frame` naming `flags` for a payload of another size, flags 0 (sent empty
+    ///   instead, so that every request has one encoding) or a reserved bit set.
     public init(payload: UnsafeRawBufferPointer) throws(ProtocolError) {
         var r = ByteReader(payload, message: "StatsRequest")
         guard payload.count != 0 else {
@@ -32,6 +33,7 @@ public struct StatsRequest: WireMessage, Hashable {
         guard flags & ~Self.prometheusFlag == 0 else {
             throw r.failure("flags", "reserved bits set: 0x\(String(flags & ~Self.prometheusFlag, radix: 16))", at: 0)
         }
+        guard flags != 0 else { throw r.failure("flags", "0: a StatsRequest without flags is sent empty", at: 0) }
         prometheus = flags & Self.prometheusFlag != 0
         try r.expectEnd()
     }
