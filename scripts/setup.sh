@@ -3,7 +3,7 @@
 # Debian packages libzstd-dev, libyaml-dev, zlib1g-dev, pkg-config, zstd, python3-venv; Python packages
 # for the client tests (numpy, pytest, prometheus_client — its text parser checks the daemon's
 # /metrics; with torch: torch, torchdata, transformers, accelerate).
-# Swift 6.1 or later must already be on PATH.
+# Swift 6.2 or later must already be on PATH (swift-metrics 2.13 and swift-prometheus 2.4 need 6.2).
 #
 # Python: the packages go into a virtual environment, .venv at the repository root, when the system
 # Python is externally managed (PEP 668: stock Debian 12 / Ubuntu 23.04 and later), when torch is
@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.2 or later is required)" >&2; exit 1; }
 
 # Torch wanted?
 wheels="${TOKENFEED_WHEELS:-/opt/wheels}"

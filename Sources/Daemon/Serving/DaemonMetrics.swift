@@ -38,7 +38,37 @@ final class DaemonMetrics: Sendable {
     func render(_ server: Server) -> String {
         let registry = PrometheusCollectorRegistry()
         Snapshot(server: server, registry: registry).fill()
-        return registry.emitToString() + events.emitToString()
+        return Self.inStableOrder(registry.emitToString() + events.emitToString())
+    }
+
+    /// `text` (swift-prometheus' output, whose families and series come in hash order, different in
+    /// every process and scrape) with its families sorted by name and, within a counter or gauge
+    /// family, its series sorted; a histogram's lines keep their order (bucket bounds ascending). So the
+    /// same state always gives the same bytes, and two scrapes diff line by line. Lines are moved, never
+    /// rewritten.
+    static func inStableOrder(_ text: String) -> String {
+        var families: [(name: String, comments: [Substring], samples: [Substring], histogram: Bool)] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# ") {
+                let parts = line.split(separator: " ", maxSplits: 3)
+                let name = parts.count > 2 ? String(parts[2]) : ""
+                if families.last?.name != name || !(families.last?.samples.isEmpty ?? false) {
+                    families.append((name, [], [], false))
+                }
+                families[families.count - 1].comments.append(line)
+                if parts.count > 3, parts[1] == "TYPE", parts[3] == "histogram" { families[families.count - 1].histogram = true }
+            } else if !families.isEmpty {
+                families[families.count - 1].samples.append(line)
+            }
+        }
+        var out = ""
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            for line in family.comments + (family.histogram ? family.samples : family.samples.sorted()) {
+                out += line
+                out += "\n"
+            }
+        }
+        return out
     }
 }
 

@@ -20,7 +20,7 @@ public struct MetricsAddress: Sendable, Hashable, CustomStringConvertible {
         guard let colon = text.lastIndex(of: ":") else { throw MetricsAddressError("expected ADDR:PORT (e.g. 127.0.0.1:9464), got \"\(text)\"") }
         var host = String(text[..<colon])
         let portText = text[text.index(after: colon)...]
-        guard let port = UInt16(portText), port > 0 else { throw MetricsAddressError("expected a port in 1...65535 after the last ':', got \"\(portText)\"") }
+        guard let port = UInt16(portText) else { throw MetricsAddressError("expected a port in 0...65535 (0: any free port) after the last ':', got \"\(portText)\"") }
         isIPv6 = host.hasPrefix("[") && host.hasSuffix("]")
         if isIPv6 { host = String(host.dropFirst().dropLast()) }
         if host == "localhost" { host = "127.0.0.1" }
