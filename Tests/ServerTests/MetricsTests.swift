@@ -69,6 +69,32 @@ import TokenfeedProtocol
         #expect(try httpGet(port: port, path: "/metrics", method: "DELETE").hasPrefix("HTTP/1.1 405 "))
     }
 
+    /// `tokenfeed stats`: this daemon's counts and the stream position in two named columns; the current
+    /// stage's datasets only (warmup has web and code, not tiny) unless `--all-stages`.
+    @Test func statsTextNamesBothCountsAndListsTheCurrentStagesDatasets() throws {
+        let fixture = try ServerFixture()
+        let server = try fixture.startServer()
+        defer { server.shutdown() }
+        let client = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, credits: 1)
+        _ = try client.rows(batches: 2)
+        defer { client.close() }
+        let tool = productsFolder + "/tokenfeed"
+        let current = try run(tool, ["stats", "--socket", fixture.socketPath])
+        #expect(current.status == 0, "\(current.stderr)")
+        let text = String(decoding: current.stdout, as: UTF8.self)
+        let lines = text.split(separator: "\n")
+        let header = try #require(lines.first { $0.contains("served by this daemon") })
+        #expect(header.contains("stream position"))
+        #expect(lines.contains { $0.hasPrefix("tokens ") } && lines.contains { $0.hasPrefix("batches ") })
+        #expect(text.contains("datasets in stage warmup (--all-stages for every stage's)"))
+        #expect(lines.contains { $0.hasPrefix("  web ") } && lines.contains { $0.hasPrefix("  code ") })
+        #expect(!lines.contains { $0.hasPrefix("  tiny ") }, "tiny has no weight in warmup")
+        let all = String(decoding: try run(tool, ["stats", "--socket", fixture.socketPath, "--all-stages"]).stdout, as: UTF8.self)
+        #expect(all.split(separator: "\n").contains { $0.hasPrefix("  tiny ") })
+        let both = try run(tool, ["stats", "--socket", fixture.socketPath, "--json", "--prometheus"])
+        #expect(both.status != 0 && both.stderr.contains("at most one of --json and --prometheus"))
+    }
+
     /// One HTTP/1.1 request; the whole answer (the endpoint closes after it).
     private func httpGet(port: UInt16, path: String, method: String = "GET") throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
