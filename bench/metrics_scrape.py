@@ -16,7 +16,6 @@ second, median and p99 scrape latency, and the size of one scrape.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import socket
 import statistics
@@ -24,7 +23,7 @@ import sys
 import time
 import urllib.request
 
-from python_client import find, run_bare, served_corpus
+from python_client import consumer_arguments, find, run_bare, served_corpus
 
 
 def free_port() -> int:
@@ -42,12 +41,7 @@ def scraper(port: int, stop, latencies, interval: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bin", help="folder holding tokenfeed and tokenfeedd")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--batches", type=int, default=1500)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--sequence-length", type=int, default=2048)
+    ap = consumer_arguments(__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=64)
     ap.add_argument("--interval", type=float, default=0.0, help="seconds between scrapes (0: back to back)")
     args = ap.parse_args()
