@@ -66,15 +66,20 @@ let package = Package(
                 dependencies: ["TokenfeedProtocol", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Client", swiftSettings: strict),
 
+        // What both executables share on the command line: the exit status convention.
+        .target(name: "CommandLineSupport",
+                dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+                path: "Sources/CommandLineSupport", swiftSettings: strict),
+
         // Executables: thin mains over the modules above.
         .executableTarget(name: "tokenfeedd",
-                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards",
+                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "CommandLineSupport",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/tokenfeedd", swiftSettings: strict),
         .executableTarget(name: "tokenfeed",
                           dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing",
-                                         "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient", "TokenfeedProtocol",
+                                         "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient", "TokenfeedProtocol", "CommandLineSupport",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "SystemPackage", package: "swift-system")],
                           path: "Sources/tokenfeed", swiftSettings: strict),
@@ -93,7 +98,7 @@ let package = Package(
                     path: "Tests/EngineTests", swiftSettings: strict),
         .testTarget(name: "ServerTests",
                     dependencies: ["TokenfeedServer", "TokenfeedClient", "TokenfeedEngine", "TokenfeedCurriculum",
-                                   "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed",
+                                   "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed", "CommandLineSupport",
                                    .product(name: "Logging", package: "swift-log")],
                     path: "Tests/ServerTests", swiftSettings: strict),
         .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol", "TokenfeedMixing"],

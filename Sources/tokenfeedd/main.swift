@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import ArgumentParser
+import CommandLineSupport
 import Dispatch
 import Logging
 import TokenfeedProtocol
@@ -99,14 +100,14 @@ struct TokenfeedDaemon: ParsableCommand {
         DaemonSignals.block()
         guard maxOpenShards >= 1 else {
             printError("tokenfeedd: --max-open-shards must be at least 1")
-            throw ExitCode(2)
+            throw ExitCode(ExitStatus.usage)
         }
         DescriptorCache.shared.setCapacity(maxOpenShards)
         let options: ServerOptions
         do { options = try resolveOptions() } catch let error as ValidationError {
             printError("tokenfeedd: \(error.message)")
             StartupFailureAnswer.answerPending(reason: error.message)
-            throw ExitCode(2)
+            throw ExitCode(ExitStatus.usage)
         }
         let log: DaemonLog
         do { log = try DaemonLog(path: options.logFile, level: options.logLevel, format: options.logFormat) } catch {
@@ -258,7 +259,7 @@ func printError(_ message: String) {
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
-TokenfeedDaemon.main()
+ExitStatus.main(TokenfeedDaemon.self)
 
 /// The daemon's signal sources, alive for the whole process (written once by `main` before
 /// `dispatchMain`, never read).

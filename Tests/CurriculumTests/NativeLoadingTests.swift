@@ -119,11 +119,14 @@ import TokenfeedCurriculum
             _ = try CurriculumLoader.load(path: Fixtures.smolLM3Stage3, dataRoot: folder)
             Issue.record("accepted missing folders")
         } catch {
-            // One diagnostic per distinct dataset, at its first read path.
+            // None found: a summary, the first three datasets at their first read paths, the rest on one line.
             let curriculum = try CurriculumLoader.load(path: Fixtures.smolLM3Stage3, dataRoot: nil)
-            #expect(error.diagnostics.count == curriculum.datasets.count)
-            #expect(error.diagnostics[0].line == 14 && error.diagnostics[0].column == 9)
-            #expect(error.diagnostics[0].message.contains(folder + "/fineweb-edu"))
+            #expect(error.diagnostics.count == 5)
+            #expect(error.diagnostics[0].message.hasPrefix("0 of \(curriculum.datasets.count) dataset folders found under \(folder)"))
+            #expect(error.diagnostics[1].line == 14 && error.diagnostics[1].column == 9)
+            #expect(error.diagnostics[1].message.contains(folder + "/fineweb-edu"))
+            #expect(error.diagnostics[4].message.hasPrefix("\(curriculum.datasets.count - 3) more dataset folders do not exist: "))
+            #expect(error.diagnostics[4].message.contains("stack-edu-HTML"))
         }
     }
 

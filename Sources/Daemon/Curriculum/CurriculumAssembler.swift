@@ -242,12 +242,33 @@ struct CurriculumAssembler {
         return units
     }
 
+    /// Reports dataset folders that are missing, not folders, or empty, in dataset order. When
+    /// several are missing, a summary comes first ("3 of 72 dataset folders found under DIR; it
+    /// holds: …"); each missing folder names the closest existing one ("did you mean …?"); and when
+    /// none was found only the first few get a line of their own, the rest one line together — a
+    /// wrong data root gives a few lines, not one per dataset.
     func checkFolders(_ datasets: [DatasetSpec], _ diagnostics: inout Diagnostics) {
-        for dataset in datasets {
+        let checked = datasets.filter { $0.folder != nil }
+        let missing = checked.filter { !FileManager.default.fileExists(atPath: $0.folder ?? "") }
+        if missing.count >= 2 {
+            diagnostics.error(missing[0].location, Self.missingFoldersSummary(found: checked.count - missing.count, of: checked.count,
+                                                                             parents: missing.map { Self.parent(of: $0.folder ?? "") }))
+        }
+        let shownMissing = missing.count == checked.count ? Self.missingFoldersShownWhenNoneFound : missing.count
+        var reportedMissing = 0
+        for dataset in checked {
             guard let folder = dataset.folder else { continue }
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
-                diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) does not exist; create it or fix the data root")
+                reportedMissing += 1
+                guard reportedMissing <= shownMissing else { continue }
+                var message = "the folder of dataset '\(dataset.name)' (\(folder)) does not exist"
+                if let near = Self.closestEntry(to: Self.lastComponent(of: folder), in: Self.parent(of: folder)) {
+                    message += "; did you mean '\(near)'?"
+                } else {
+                    message += "; create it or fix the data root"
+                }
+                diagnostics.error(dataset.location, message)
             } else if !isDirectory.boolValue {
                 diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder")
             } else {
@@ -257,6 +278,52 @@ struct CurriculumAssembler {
                 }
             }
         }
+        if missing.count > shownMissing {
+            let rest = missing.dropFirst(shownMissing)
+            diagnostics.error(rest[rest.startIndex].location,
+                              "\(rest.count) more dataset folders do not exist: \(rest.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    /// Missing folders listed one per line when none was found at all (a wrong data root).
+    static let missingFoldersShownWhenNoneFound = 3
+
+    /// "0 of 72 dataset folders found under DIR; it holds: a, b, c" (or "it does not exist").
+    static func missingFoldersSummary(found: Int, of total: Int, parents: [String]) -> String {
+        let distinct = Array(Set(parents)).sorted()
+        guard distinct.count == 1, let root = distinct.first else {
+            return "\(found) of \(total) dataset folders found; \(total - found) are missing (below)"
+        }
+        var summary = "\(found) of \(total) dataset folders found under \(root)"
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            return summary + "; \(root) does not exist (check --data-root or the config's data_root)"
+        }
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        if entries.isEmpty { return summary + "; \(root) is empty" }
+        let shown = entries.prefix(8).joined(separator: ", ")
+        summary += "; it holds: \(shown)" + (entries.count > 8 ? ", … (\(entries.count) entries)" : "")
+        return summary
+    }
+
+    /// The entry of folder `directory` closest to `name` (by edit distance, ignoring case), if it is close.
+    static func closestEntry(to name: String, in directory: String) -> String? {
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+        return closestCandidate(to: name, among: entries)
+    }
+
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+
+    static func lastComponent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
     }
 
     func resolve(_ reference: FolderReference) -> String? {

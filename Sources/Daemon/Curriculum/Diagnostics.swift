@@ -126,14 +126,28 @@ struct MappingReader {
     func rejectUnknownKeys(allowed: [String], in what: String, _ diagnostics: inout Diagnostics) {
         for entry in entries where !allowed.contains(entry.key) {
             var message = "unknown key '\(entry.key)' in \(what)"
-            if let near = allowed.min(by: { editDistance($0, entry.key) < editDistance($1, entry.key) }),
-               editDistance(near, entry.key) <= max(2, entry.key.count / 3) {
+            if let near = closestCandidate(to: entry.key, among: allowed) {
                 message += "; did you mean '\(near)'?"
             }
             message += " (expected one of: \(allowed.joined(separator: ", ")))"
             diagnostics.error(entry.keyLocation, message)
         }
     }
+}
+
+/// The candidate closest to `word` for a "did you mean" suggestion: the one at the smallest edit
+/// distance, ignoring case, when that distance is at most max(2, a third of the word); nil when
+/// nothing is that close (or `word` itself is a candidate).
+public func closestCandidate(to word: String, among candidates: [String]) -> String? {
+    let key = word.lowercased()
+    var best: (candidate: String, distance: Int)?
+    for candidate in candidates where candidate != word {
+        let distance = editDistance(candidate.lowercased(), key)
+        if let current = best, current.distance <= distance { continue }
+        best = (candidate, distance)
+    }
+    guard let best, best.distance <= max(2, word.count / 3) else { return nil }
+    return best.candidate
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.

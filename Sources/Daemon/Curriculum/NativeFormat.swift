@@ -63,9 +63,27 @@ enum NativeFormat {
                 }
             }
         }
+        reportMisspelledNames(stages, declared: folders, &diagnostics)
         var raw = RawCurriculum(format: .tokenfeed, sequenceLength: sequenceLength, seed: seed, packing: packing, stages: stages)
         raw.shuffle = root.value("shuffle").map { readShuffle($0, &diagnostics) } ?? .off
         return raw
+    }
+
+    /// A mixture name not under `datasets:` reads the folder of that name. When it is close to a
+    /// declared name that no stage uses, it is a typo that would read the wrong folder (or none):
+    /// an error naming the declared one.
+    static func reportMisspelledNames(_ stages: [RawStage], declared: [String: DatasetEntry], _ diagnostics: inout Diagnostics) {
+        guard !declared.isEmpty else { return }
+        let used = Set(stages.flatMap { $0.entries.map(\.name) })
+        let unused = declared.keys.filter { !used.contains($0) }.sorted()
+        guard !unused.isEmpty else { return }
+        for stage in stages {
+            for entry in stage.entries where declared[entry.name] == nil {
+                if let near = closestCandidate(to: entry.name, among: unused) {
+                    diagnostics.error(entry.location, "'\(entry.name)' in stage '\(stage.name)' is not under 'datasets:', where '\(near)' is declared and used by no stage; did you mean '\(near)'? (a name not listed there reads the folder of that name)")
+                }
+            }
+        }
     }
 
     static func readStage(_ map: MappingReader, index: Int, folders: [String: DatasetEntry],

@@ -161,7 +161,8 @@ public struct ConfigFile: Sendable, Hashable {
                 default: fail("expected true or false, got \"\(text)\"")
                 }
             default:
-                problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"; known: \(keys.joined(separator: ", "))"))
+                let hint = closestCandidate(to: entry.key, among: keys).map { "; did you mean \"\($0)\"?" } ?? ""
+                problems.append(CurriculumError(entry.keyLocation, "unknown setting \"\(entry.key)\"\(hint) (known: \(keys.joined(separator: ", ")))"))
             }
         }
         if !problems.isEmpty { throw CurriculumErrors(problems) }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ArgumentParser
 import struct TokenfeedProtocol.Hello
 import TokenfeedCurriculum
@@ -100,7 +105,13 @@ struct Dump: ParsableCommand {
         let tokens = UnsafeMutableRawBufferPointer.allocate(byteCount: assembler.tokenBlockBytes, alignment: 64)
         defer { tokens.deallocate() }
         let stepsInRun = stream.plan.totalSequences / UInt64(slice.globalBatch)
+        // Progress only when the records go to a file or pipe and stderr is a terminal.
+        let done = DoneCounter()
+        let progressLine = isatty(1) == 1 ? nil
+            : ProgressLine.start(label: "dump", total: UInt64(count), unit: "steps") { (done.value, nil) }
+        defer { progressLine?.stop() }
         for s in step ..< step + UInt64(count) {
+            defer { done.increment() }
             guard s < stepsInRun else {
                 printError("step \(s) is past the end of the curriculum (\(stepsInRun) steps of \(slice.globalBatch) sequences)")
                 throw ExitCode(1)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import TokenfeedCurriculum
 import TokenfeedEngine
@@ -64,8 +65,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Continue the interrupted export in --out (same options).")
     var resume = false
 
-    @Option(help: "Threads (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: [.customLong("jobs"), .customLong("threads")],
+            help: "Threads (default: the CPUs this process may use — its affinity mask and cgroup CPU quota).")
+    var threads: Int = AvailableProcessors.count
 
     @Option(help: ArgumentHelp("Decompressed source frames kept, over all threads (K, M, G, KiB, MiB, GiB suffixes).", valueName: "bytes"))
     var frameCacheBytes: String = "1G"

@@ -73,7 +73,7 @@ final class ExportRunner: Sendable {
     /// - Returns: the manifest with every chunk listed (not yet marked complete).
     /// - Throws: the first `ExportError` a thread met; the other threads stop at their next chunk.
     func run(threads: Int, frameCacheBytes: Int) throws(ExportError) -> ExportManifest {
-        let reporter = isatty(2) == 1 ? startProgress() : nil
+        let reporter = startProgress()
         let workers = max(1, min(threads, chunks.count))
         // Each worker keeps the frames its rows read: one or two a dataset (rows come from every
         // dataset of the stage in turn), within its share of the budget.
@@ -189,9 +189,9 @@ final class ExportRunner: Sendable {
 
     // MARK: - Progress
 
-    private func startProgress() -> ProgressReporter {
+    private func startProgress() -> ProgressLine? {
         let total = chunks.reduce(UInt64(0)) { $0 + UInt64(sequences(ofChunk: $1).count) }
-        return ProgressReporter(total: total) { [self] in
+        return ProgressLine.start(label: "export", total: total, unit: nil) { [self] in
             (sequencesDone.load(ordering: .relaxed), tokensWritten.load(ordering: .relaxed))
         }
     }
@@ -213,43 +213,3 @@ struct DocumentBuffer {
     func deallocate() { buffer.deallocate() }
 }
 
-/// Prints `export: … tokens, … M tokens/s, … % , ETA …` on one terminal line twice a second.
-final class ProgressReporter: Sendable {
-    private let done = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
-
-    init(total: UInt64, sample: @escaping @Sendable () -> (sequences: UInt64, tokens: UInt64)) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.global().async { [self] in
-            while !done.load(ordering: .relaxed) {
-                usleep(500_000)
-                let (sequences, tokens) = sample()
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                let rate = Double(tokens) / max(seconds, 1e-3)
-                let fraction = total == 0 ? 1 : Double(sequences) / Double(total)
-                let eta = fraction > 0 ? seconds * (1 - fraction) / fraction : 0
-                let line = "\rexport: \(human(tokens)) tokens, \(human(UInt64(rate)))/s, "
-                    + "\(Int(fraction * 100)) %, ETA \(Self.duration(eta))   "
-                writeToStandardError(line)
-            }
-            writeToStandardError("\n")
-            finished.signal()
-        }
-    }
-
-    func stop() {
-        done.store(true, ordering: .relaxed)
-        finished.wait()
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
-    }
-}
-
-/// One write(2) of `text` to standard error (progress lines; no buffering to interleave).
-private func writeToStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}

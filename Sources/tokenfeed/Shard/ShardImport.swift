@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import TokenfeedShards
 
@@ -10,7 +11,8 @@ struct ShardImport: ParsableCommand {
         discussion: """
             Each source file becomes one shard DIR/NAME.zst. A source may be a file (X.ds for datatrove; \
             X.bin, X.idx or the prefix X for Megatron) or a folder, whose matching files are all imported. \
-            Import streams: memory stays near the read chunk plus a few frames, and frames are compressed on all cores.
+            Import streams: memory stays near the read chunk plus a few frames, and frames are compressed on --jobs cores. \
+            On a terminal, a progress line shows files, tokens, rate and ETA.
             """)
 
     enum Source: String, ExpressibleByArgument, CaseIterable { case datatrove, megatron }
@@ -39,7 +41,11 @@ struct ShardImport: ParsableCommand {
     @Flag(help: "datatrove: import X.ds even when an X.ds.loss mask exists, dropping the mask (masks are not kept).")
     var ignoreLossMasks = false
 
+    @Option(help: "Frames compressed at once (default: the CPUs this process may use — its affinity mask and cgroup CPU quota).")
+    var jobs: Int = AvailableProcessors.count
+
     func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
             throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
         }
@@ -50,8 +56,16 @@ struct ShardImport: ParsableCommand {
         var options = ImportOptions(tokensPerFrame: tokensPerFrame, level: level, vocabularySize: vocabSize)
         options.tokenizer = tokenizer
         options.ignoreLossMasks = ignoreLossMasks
+        options.parallelism = jobs
+        let inputs = try expandSources()
+        let progress = ImportProgress()
+        options.progress = progress
+        let totalBytes = inputs.reduce(UInt64(0)) { $0 + sourceBytes($1) }
+        let progressLine = ProgressLine.start(label: "import", total: totalBytes, unit: nil) {
+            (progress.bytesRead, progress.tokensRead)
+        }
         var failures = 0
-        for input in try expandSources() {
+        for input in inputs {
             do {
                 let summary = switch from {
                 case .datatrove: try DatatroveImporter.importFile(input, into: out, options: options)
@@ -61,18 +75,27 @@ struct ShardImport: ParsableCommand {
                 let ratio = Double(summary.rawBytes) / Double(max(m.compressedBytes, 1))
                 var line = "\(summary.shard): \(m.tokenCount) tokens, \(m.documentCount) documents, \(m.frameCount) frames, \(String(format: "%.2f", ratio))× compression"
                 if summary.emptyDocumentsSkipped > 0 { line += ", \(summary.emptyDocumentsSkipped) empty documents skipped" }
+                progressLine?.clear()
                 print(line)
             } catch {
+                progressLine?.clear()
                 failures += 1
                 printError("error: \(error)")
             }
         }
+        progressLine?.stop()
         // The folder's manifest covers every shard in it, imported now or before.
         do { try writeManifest(folder: out) } catch {
             failures += 1
             printError("error: \(error) (the folder's manifest was not written; fix it and run `tokenfeed shard index \(out)`)")
         }
         if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// Bytes of tokens in source `input` (the `.ds` or `.bin` file), for the progress line's ETA.
+    private func sourceBytes(_ input: String) -> UInt64 {
+        let path = from == .datatrove ? input : input + ".bin"
+        return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
     }
 
     private func expandSources() throws -> [String] {

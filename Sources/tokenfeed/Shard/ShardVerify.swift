@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Dispatch
 import Foundation
 import TokenfeedShards
@@ -8,7 +9,10 @@ struct ShardVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check shards completely: structure, metadata and frame checksums, decompression.",
-        discussion: "Prints one line per bad shard (file, frame, problem) and exits non-zero if any is bad.")
+        discussion: """
+            Prints one line per bad shard (file, frame, problem) and exits 1 if any is bad. Shards are checked \
+            --jobs at a time; on a terminal, a progress line shows shards done, rate and ETA.
+            """)
 
     @Argument(help: "Shard files or folders of shards.")
     var paths: [String]
@@ -16,12 +20,26 @@ struct ShardVerify: ParsableCommand {
     @Flag(help: "Also print a line for every good shard.")
     var verbose = false
 
+    @Option(help: "Shards checked at once (default: the CPUs this process may use — its affinity mask and cgroup CPU quota).")
+    var jobs: Int = AvailableProcessors.count
+
+    func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+    }
+
     func run() throws {
         let shards = try shardPaths(paths)
         let problems = ParallelResults<[ShardError]>(count: shards.count)
-        DispatchQueue.concurrentPerform(iterations: shards.count) { i in
-            problems.set(i, ShardVerifier.verify(path: shards[i]))
+        let done = DoneCounter()
+        let progressLine = ProgressLine.start(label: "verify", total: UInt64(shards.count), unit: "shards") { (done.value, nil) }
+        let workers = min(jobs, max(shards.count, 1))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for i in stride(from: w, to: shards.count, by: workers) {
+                problems.set(i, ShardVerifier.verify(path: shards[i]))
+                done.increment()
+            }
         }
+        progressLine?.stop()
         var bad = 0
         for (path, found) in zip(shards, problems.values) {
             if found.isEmpty {

@@ -189,3 +189,42 @@ def test_rank_and_world_size_come_from_the_environment(monkeypatch, daemon):
     with pytest.raises(ValueError, match="socket"):
         monkeypatch.delenv("TOKENFEED_SOCKET")
         TokenfeedIterableDataset(batch_size=4)
+
+
+def test_tensor_parallel_replicas_each_receive_the_ranks_batches(daemon):
+    """Two processes of one tensor-parallel group (replicas of data-parallel rank 1 of 2) each get
+    every batch of that rank, the same tensors a single owner of the rank gets."""
+    n = 12
+    with tokenfeed.Client(daemon.socket, 1, 2, 4, job_id="torch-tp-ref", timeout=TIMEOUT) as c:
+        ref = [b.tokens.astype(np.int64) for _, b in zip(range(n), c)]
+    got: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def replica(index: int) -> None:
+        try:
+            ds = dataset(daemon, "torch-tp", rank=1, world_size=2, replicas=2, replica_index=index)
+            got[index] = [(item["input_ids"].numpy().copy(), item["labels"].numpy().copy(), ds.state_dict()["cursor"])
+                          for _, item in zip(range(n), ds)]
+            ds.close()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=replica, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT * 2)
+    assert not errors, errors
+    assert len(got[0]) == len(got[1]) == n
+    for (ids0, labels0, cursor0), (ids1, labels1, cursor1), tokens in zip(got[0], got[1], ref):
+        assert np.array_equal(ids0, tokens[:, :-1]) and np.array_equal(ids1, ids0)
+        assert np.array_equal(labels0, tokens[:, 1:]) and np.array_equal(labels1, labels0)
+        assert cursor0 == cursor1, "the cursor is the rank's, the same for every replica"
+
+
+def test_replica_arguments_are_checked_and_replica_lost_is_retried(daemon):
+    from tokenfeed.torch.dataset import RETRYABLE
+
+    with pytest.raises(ValueError, match="replica_index"):
+        dataset(daemon, "torch-tp-bad", replicas=2, replica_index=2)
+    assert E.ReplicaLostError in RETRYABLE

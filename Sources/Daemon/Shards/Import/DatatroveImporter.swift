@@ -45,7 +45,8 @@ public enum DatatroveImporter {
         let name = baseName(dsPath, droppingSuffix: ".ds")
         let shardPath = outputFolder + "/" + name + "." + ShardFormat.fileExtension
         let writer = try ShardWriter(path: shardPath, tokenWidth: inferred, vocabularySize: options.vocabularySize,
-                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: tokenizer)
+                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: tokenizer,
+                                     parallelism: options.parallelism)
         for end in ends { try writer.markDocumentEnd(at: end) }
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.readChunkBytes - options.readChunkBytes % 4, alignment: 64)
         defer { chunk.deallocate() }
@@ -58,6 +59,7 @@ public enum DatatroveImporter {
             }
             guard n == want else { throw ShardError(path: dsPath, "file shrank while reading (ends at byte \(offset + UInt64(n)))") }
             try writer.write(tokens: UnsafeRawBufferPointer(rebasing: chunk[..<n]))
+            options.progress?.add(bytes: n, width: inferred)
             offset += UInt64(n)
         }
         let metadata = try writer.finish()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// How imported shards are written.
 public struct ImportOptions: Sendable {
     public var tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame
@@ -12,6 +14,10 @@ public struct ImportOptions: Sendable {
     /// datatrove: import a `.ds` whose `.ds.loss` mask exists, dropping the mask (shards do not keep
     /// loss masks); without it such an import is refused.
     public var ignoreLossMasks = false
+    /// Frames compressed at once (nil: the machine's online CPUs).
+    public var parallelism: Int?
+    /// Counts what the import has read, for a progress line; nil counts nothing.
+    public var progress: ImportProgress?
 
     public init(tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame, level: Int32 = 3, vocabularySize: UInt32? = nil) {
         self.tokensPerFrame = tokensPerFrame
@@ -29,4 +35,23 @@ public struct ImportSummary: Sendable {
     public var rawBytes: UInt64
     /// Documents of the source left out because they were empty.
     public var emptyDocumentsSkipped: Int = 0
+}
+
+/// What imports have read so far: source bytes of tokens and tokens, updated after every chunk
+/// (counters only; any thread may read them at any time).
+public final class ImportProgress: Sendable {
+    private let bytes = Atomic<UInt64>(0)
+    private let tokenCount = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Source bytes of tokens read.
+    public var bytesRead: UInt64 { bytes.load(ordering: .relaxed) }
+    /// Tokens read.
+    public var tokensRead: UInt64 { tokenCount.load(ordering: .relaxed) }
+
+    func add(bytes count: Int, width: TokenWidth) {
+        bytes.add(UInt64(count), ordering: .relaxed)
+        tokenCount.add(UInt64(count / width.bytes), ordering: .relaxed)
+    }
 }

@@ -28,7 +28,8 @@ public enum MegatronImporter {
         let name = baseName(prefix, droppingSuffix: "")
         let shardPath = outputFolder + "/" + name + "." + ShardFormat.fileExtension
         let writer = try ShardWriter(path: shardPath, tokenWidth: width, vocabularySize: options.vocabularySize,
-                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: options.tokenizer)
+                                     tokensPerFrame: options.tokensPerFrame, level: options.level, tokenizer: options.tokenizer,
+                                     parallelism: options.parallelism)
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.readChunkBytes, alignment: 64)
         defer { chunk.deallocate() }
 
@@ -44,6 +45,7 @@ public enum MegatronImporter {
                 guard n == want else { throw ShardError(path: binPath, "file ends at byte \(at + UInt64(n))") }
                 if width == .uint32 { try checkNonNegative(UnsafeRawBufferPointer(rebasing: chunk[..<n]), at: at, path: binPath) }
                 try writer.write(tokens: UnsafeRawBufferPointer(rebasing: chunk[..<n]))
+                options.progress?.add(bytes: n, width: width)
                 at += UInt64(n)
             }
         }

@@ -16,6 +16,7 @@ from ..errors import (
     ConnectionClosedError,
     ProtocolTimeoutError,
     RankInUseError,
+    ReplicaLostError,
     ShuttingDownError,
 )
 from ..protocol import Cursor
@@ -26,8 +27,9 @@ log = logging.getLogger("tokenfeed")
 
 #: Errors after which the dataset reconnects from the last consumed cursor: the daemon restarting
 #: (``shutting_down``, the connection lost or refused), or its previous session of this rank not yet
-#: gone (``rank_in_use``), or it being full (``busy``).
-RETRYABLE = (ShuttingDownError, ConnectionClosedError, RankInUseError, BusyError)
+#: gone (``rank_in_use``), or it being full (``busy``), or another replica of this rank's group
+#: leaving (``replica_lost``: the group reconnects and resumes together).
+RETRYABLE = (ShuttingDownError, ConnectionClosedError, RankInUseError, BusyError, ReplicaLostError)
 
 
 def _distributed() -> tuple[int, int] | None:
@@ -49,6 +51,12 @@ class TokenfeedIterableDataset(torch.utils.data.IterableDataset):
             and world size when it is initialised, else ``$RANK`` / ``$WORLD_SIZE``, else 0 / 1. With
             tensor or pipeline parallelism the global rank is *not* the data-parallel rank: pass the
             data-parallel rank and size yourself.
+        replicas, replica_index: tensor/pipeline parallelism. The processes that train on the same
+            data-parallel rank's batches (a tensor-parallel group) each create a dataset with the same
+            ``rank``, ``world_size``, ``batch_size`` and cursor, ``replicas`` = the group's size and
+            their own ``replica_index`` (e.g. the tensor-parallel rank). The daemon packs the rank's
+            batches once and every replica receives every batch; if one replica leaves early the others
+            get ``replica_lost`` and reconnect, and the group resumes together from the rank's cursor.
         job: the job id (default ``$TOKENFEED_JOB`` or none); auth_token as in the Hello.
         fields: a key map name (``"tokenfeed"``, ``"hf"``, ``"hf_varlen"``, ``"nanotron"``,
             ``"megatron"``; see :mod:`tokenfeed.torch.keymaps`) or a ``(fields, function)`` pair.
@@ -79,7 +87,7 @@ class TokenfeedIterableDataset(torch.utils.data.IterableDataset):
                  world_size: int | None = None, job: str | None = None, fields="tokenfeed",
                  device=None, pin_memory: bool = False, eod_mask: bool = False, dtype: torch.dtype = torch.int64,
                  cursor=None, credits: int = 4, timeout: float = 300.0, reconnect_timeout: float = 600.0,
-                 auth_token: str = ""):
+                 auth_token: str = "", replicas: int = 1, replica_index: int = 0):
         super().__init__()
         socket = socket or os.environ.get("TOKENFEED_SOCKET")
         if not socket:
@@ -94,6 +102,9 @@ class TokenfeedIterableDataset(torch.utils.data.IterableDataset):
                 rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..<{world_size}")
+        if not 0 <= replica_index < replicas <= 0xFFFF:
+            raise ValueError(f"replica_index {replica_index} is not in 0..<replicas ({replicas})")
+        self.replicas, self.replica_index = replicas, replica_index
         self.socket, self.batch_size, self.rank, self.world_size = socket, batch_size, rank, world_size
         self.job = job if job is not None else os.environ.get("TOKENFEED_JOB", "")
         self.fields_needed, self._build = keymaps.resolve(fields)
@@ -130,7 +141,8 @@ class TokenfeedIterableDataset(torch.utils.data.IterableDataset):
         while True:
             try:
                 return Client(self.socket, self.rank, self.world_size, self.batch_size, cursor=self._cursor,
-                              credits=self.credits, job_id=self.job, auth_token=self.auth_token, timeout=self.timeout)
+                              credits=self.credits, job_id=self.job, auth_token=self.auth_token, timeout=self.timeout,
+                              replicas=self.replicas, replica_index=self.replica_index)
             except RETRYABLE as e:
                 if time.monotonic() + delay > deadline:
                     raise
