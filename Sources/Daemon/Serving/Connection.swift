@@ -28,6 +28,8 @@ final class Connection: @unchecked Sendable {
     struct Outbox {
         var frames: [[UInt8]] = []
         var session: Session?
+        /// What the daemon served the session's rank (handed to the writer with the session).
+        var tally: RankTally?
     }
 
     let id: UInt64
@@ -60,6 +62,13 @@ final class Connection: @unchecked Sendable {
 
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
+    /// The session's rank tally, the client wait not yet recorded (a wait `.waited` interrupted) and
+    /// when the writer began waiting for credit with a batch to send (0: not waiting); writer only.
+    private var writerTally: RankTally?
+    private var pendingClientWait: UInt64 = 0
+    private var creditWaitStart: UInt64 = 0
+    /// The session's rank tally, for ending it when the connection closes.
+    private let sessionTally = LockedValue<RankTally?>(nil)
 
     private let outbox = LockedValue(Outbox())
     private let outboxPending = Atomic<Bool>(false)
@@ -218,9 +227,11 @@ final class Connection: @unchecked Sendable {
                 return
             }
             wakeWriter()
-        case .statsRequest:
+        case .statsRequest(let request):
             if readSession == nil { statsOnly = true }
-            send(server.statsSnapshot(), requestID: requestID)
+            var stats = server.statsSnapshot()
+            if request.prometheus { stats.prometheusText = server.metricsText() }
+            send(stats, requestID: requestID)
         case .goodbye:
             guard readSession != nil || statsOnly else {
                 fail(ProtocolError(.unexpectedMessage, "Goodbye as the first frame (a connection starts with Hello or StatsRequest)"))
@@ -311,12 +322,16 @@ final class Connection: @unchecked Sendable {
             // one's may be more, and no replica should wait for another's first Credit.
             feed.allowPackingAhead()
         }
+        let tally = server.counters.tally(jobID: hello.jobID, rank: hello.rank,
+                                          startSequence: startStep &* UInt64(hello.worldSize) &* UInt64(hello.batchSize))
+        sessionTally.withLock { $0 = tally }
         let start = served.cursor(nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
         served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
         outbox.withLock {
             $0.frames.append(welcome)
             $0.session = session
+            $0.tally = tally
         }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
@@ -348,6 +363,7 @@ final class Connection: @unchecked Sendable {
 
     /// Queues a control frame for the writer.
     func send(_ message: some WireMessage, requestID: UInt32) {
+        if let error = message as? ErrorMessage { server.counters.recordError(error.code) }
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes, requestID: requestID)
         outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
@@ -387,6 +403,7 @@ final class Connection: @unchecked Sendable {
         var cursorStep = nextStep.load(ordering: .relaxed)
         if let session { cursorStep = server.registry.release(session: session, owner: self, nextStep: cursorStep) }
         if let session, session.replicas <= 1 { session.feed.stop() }
+        sessionTally.withLock { $0 }?.sessionEnded()
         releaseMemory()
         _ = Glibc.close(fd)
         server.connectionClosed(self, session: session, nextStep: cursorStep)
@@ -433,6 +450,8 @@ final class Connection: @unchecked Sendable {
                 continue
             }
             guard let writer, credits.load(ordering: .sequentiallyConsistent) > 0 else {
+                // The client has not asked for more: the daemon waits on it (measured until the next batch goes out).
+                if writer != nil, creditWaitStart == 0 { creditWaitStart = monotonicNanoseconds() }
                 writerScheduled.store(false, ordering: .sequentiallyConsistent)
                 let work = outboxPending.load(ordering: .sequentiallyConsistent) || closing.load(ordering: .sequentiallyConsistent)
                     || (writer != nil && credits.load(ordering: .sequentiallyConsistent) > 0)
@@ -444,14 +463,25 @@ final class Connection: @unchecked Sendable {
             }) {
             case .sent(let step, let waited):
                 if waited > 0 { recordWait(waited) }
+                if waited > 0 || pendingClientWait > 0 {
+                    server.metrics.clientWait.recordNanoseconds(Int64(clamping: pendingClientWait &+ waited))
+                    pendingClientWait = 0
+                }
+                if creditWaitStart != 0 {
+                    server.metrics.daemonWait.recordNanoseconds(Int64(clamping: monotonicNanoseconds() &- creditWaitStart))
+                    creditWaitStart = 0
+                }
                 credits.wrappingSubtract(1, ordering: .sequentiallyConsistent)
                 batchesSent.wrappingAdd(1, ordering: .relaxed)
                 nextStep.store(step + 1, ordering: .relaxed)
                 let global = UInt64(writer.session.worldSize) * UInt64(writer.session.batchSize)
                 server.counters.recordBatch(rows: writer.session.batchSize, sequenceLength: server.stream.sequenceLength,
                                             endSequence: (step + 1) * global)
+                writerTally?.recordBatch(rows: writer.session.batchSize, sequenceLength: server.stream.sequenceLength,
+                                         endSequence: (step + 1) * global)
             case .waited(let nanoseconds):
                 recordWait(nanoseconds)
+                pendingClientWait &+= nanoseconds
             case .writeFailed(let error):
                 writerFailureReason = error.description
                 writeFailed()
@@ -497,6 +527,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func enqueue(_ message: some WireMessage) {
+        if let error = message as? ErrorMessage { server.counters.recordError(error.code) }
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes)
         outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
@@ -534,6 +565,7 @@ final class Connection: @unchecked Sendable {
         resumeReadingIfPaused()
         if let session = taken.session {
             writer = BatchWriter(session: session, served: server.stream, fd: fd, giveUp: giveUpWaiting)
+            writerTally = taken.tally
         }
         return true
     }
