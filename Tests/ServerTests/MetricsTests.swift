@@ -95,6 +95,25 @@ import TokenfeedProtocol
         #expect(both.status != 0 && both.stderr.contains("at most one of --json and --prometheus"))
     }
 
+    /// An older daemon's `rank-R.cursor` files at the top of the state directory are named in a notice
+    /// at start and left untouched; the new cursor goes to the job's folder.
+    @Test func legacyCursorFilesAreNamedAndLeftAlone() throws {
+        let fixture = try ServerFixture()
+        let state = fixture.dir.sub("state")
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let legacy = "tfc1-old\n"
+        try legacy.write(toFile: state + "/rank-0.cursor", atomically: true, encoding: .utf8)
+        let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot, "--socket", fixture.socketPath,
+                                        "--preload-bytes", "1MiB", "--state-dir", state], socket: fixture.socketPath)
+        let client = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, credits: 1, jobID: "new")
+        _ = try client.rows(batches: 2)
+        client.close()
+        #expect(eventually(within: 10) { FileManager.default.fileExists(atPath: state + "/jobs/new/rank-0.cursor") })
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.stderr.contains("cursors are now kept per job") && daemon.stderr.contains("rank-0.cursor"), "\(daemon.stderr)")
+        #expect(try String(contentsOfFile: state + "/rank-0.cursor", encoding: .utf8) == legacy)
+    }
+
     /// One HTTP/1.1 request; the whole answer (the endpoint closes after it).
     private func httpGet(port: UInt16, path: String, method: String = "GET") throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
