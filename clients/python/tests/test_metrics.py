@@ -207,6 +207,12 @@ def test_metrics_listen_refuses_other_hosts_unless_told(tmp_path, tokenfeedd_bin
     assert refused.returncode == 2 and "--metrics-listen-any" in refused.stderr, refused.stderr
     bad = subprocess.run(args + ["--metrics-listen", "127.0.0.1"], capture_output=True, text=True, timeout=TIMEOUT)
     assert bad.returncode == 2 and "ADDR:PORT" in bad.stderr, bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(args + ["--metrics-listen", f"127.0.0.1:{taken.getsockname()[1]}"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert busy.returncode == 1 and "bind --metrics-listen" in busy.stderr and "in use" in busy.stderr, busy.stderr
+    assert not os.path.exists(tmp_path / "s.sock"), "a daemon that cannot serve its metrics leaves no socket behind"
 
 
 def test_stats_json_is_rewritten_while_a_session_runs(metrics_daemon):
