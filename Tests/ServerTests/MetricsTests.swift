@@ -69,6 +69,35 @@ import TokenfeedProtocol
         #expect(try httpGet(port: port, path: "/metrics", method: "DELETE").hasPrefix("HTTP/1.1 405 "))
     }
 
+    /// Waits recorded with atomics reach the histogram with exact bucket counts and sum, across drains.
+    @Test func waitHistogramsKeepExactBucketsAndSums() throws {
+        let metrics = DaemonMetrics()
+        func sample(_ text: String, _ name: String) -> String? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map { String($0.split(separator: " ").last!) }
+        }
+        // 100 µs is the first bound: 100,000 ns falls in it, 100,001 in the next; 31 s is above every bound.
+        let waits: [UInt64] = [1, 99_999, 100_000, 100_001, 700_000, 3_000_000, 3_000_001, 31_000_000_000]
+        for wait in waits { metrics.clientWait.record(nanoseconds: wait) }
+        var text = metrics.waitsText()
+        #expect(sample(text, "tokenfeed_client_wait_seconds_count") == "8")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.0001\"}") == "3")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.0005\"}") == "4")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.001\"}") == "5")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.005\"}") == "7")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"30.0\"}") == "7")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_sum") == "31.007000002", "the exact sum of the waits")
+        #expect(sample(text, "tokenfeed_daemon_wait_seconds_count") == "0")
+        // A second drain adds only what came since.
+        metrics.clientWait.record(nanoseconds: 2_000_000_000)
+        metrics.daemonWait.record(nanoseconds: 5)
+        text = metrics.waitsText()
+        #expect(sample(text, "tokenfeed_client_wait_seconds_count") == "9")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"5.0\"}") == "8")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_sum") == "33.007000002")
+        #expect(sample(text, "tokenfeed_daemon_wait_seconds_count") == "1")
+        #expect(metrics.waitsText() == text, "nothing new, nothing added")
+    }
+
     /// `tokenfeed stats`: this daemon's counts and the stream position in two named columns; the current
     /// stage's datasets only (warmup has web and code, not tiny) unless `--all-stages`.
     @Test func statsTextNamesBothCountsAndListsTheCurrentStagesDatasets() throws {

@@ -131,19 +131,7 @@ public final class Server: @unchecked Sendable {
     private func startLocked() throws(ServerStartupError) {
         guard !stopping.load(ordering: .acquiring) else { return }
         try Self.prepareStateDirectory(options.stateDirectory)
-        let socket: ListeningSocket
-        if let activated = ListeningSocket.activated() {
-            socket = activated
-            logger.info("listening on the socket passed by systemd (fd 3)")
-        } else {
-            do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
-                throw ServerStartupError(error.description)
-            }
-            logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
-        }
-        do { try stream.writeRecord() } catch {
-            logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
-        }
+        // The metrics endpoint first: when the socket appears, GET /metrics answers.
         if let address = options.metricsListen {
             do {
                 let endpoint = try MetricsEndpoint(address: address) { [weak self] in self?.metricsText() ?? "" }
@@ -151,9 +139,23 @@ public final class Server: @unchecked Sendable {
                 metricsEndpoint = endpoint
                 logger.info("serving metrics", metadata: ["address": "\(address.isIPv6 ? "[\(address.host)]" : address.host):\(endpoint.boundPort)"])
             } catch {
-                socket.close()
                 throw ServerStartupError(error.description)
             }
+        }
+        let socket: ListeningSocket
+        if let activated = ListeningSocket.activated() {
+            socket = activated
+            logger.info("listening on the socket passed by systemd (fd 3)")
+        } else {
+            do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
+                metricsEndpoint?.stop()
+                metricsEndpoint = nil
+                throw ServerStartupError(error.description)
+            }
+            logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
+        }
+        do { try stream.writeRecord() } catch {
+            logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
         }
         listener = socket
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)

@@ -158,9 +158,10 @@ def test_stats_prometheus_gives_the_endpoints_families(metrics_daemon, tokenfeed
     with tokenfeed.Client(d.socket, 0, 1, 4, job_id="equal", timeout=TIMEOUT) as c:
         for _ in range(7):
             assert c.next() is not None
-    # Once the session has ended, only the uptime and the connection counts move between two reads.
+    # Once the connection is gone (its writer done), only the uptime and the connection counts move
+    # between two reads.
     deadline = time.monotonic() + 10
-    while value(endpoint := families(scrape(d.port)), "tokenfeed_sessions") != 0 and time.monotonic() < deadline:
+    while value(endpoint := families(scrape(d.port)), "tokenfeed_connections") != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     cli = subprocess.run([tokenfeed_bin, "stats", "--socket", d.socket, "--prometheus"], capture_output=True, text=True, timeout=TIMEOUT)
     assert cli.returncode == 0, cli.stderr
