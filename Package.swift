@@ -73,7 +73,7 @@ let package = Package(
 
         // Executables: thin mains over the modules above.
         .executableTarget(name: "tokenfeedd",
-                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "CommandLineSupport",
+                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "TokenfeedCurriculum", "CommandLineSupport",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/tokenfeedd", swiftSettings: strict),

@@ -7,6 +7,7 @@ import ArgumentParser
 import CommandLineSupport
 import Dispatch
 import Logging
+import TokenfeedCurriculum
 import TokenfeedProtocol
 import TokenfeedServer
 import TokenfeedShards
@@ -63,6 +64,9 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Shard checks before listening: none (metadata checksums) or startup (every frame of every shard) (default none; startup under --on-corrupt quarantine).")
     var verifyShards: String?
 
+    @Option(help: "The order sequences are drawn in: quota (tokenfeed's, the default) or nanotron (nanotron's samples, bit for bit; docs/CURRICULUM.md, \"Orders\").")
+    var order: String?
+
     @Option(help: "Append the log to this file instead of standard error; SIGHUP re-opens it (for logrotate).")
     var logFile: String?
 
@@ -83,6 +87,12 @@ struct TokenfeedDaemon: ParsableCommand {
 
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
+
+    @Option(help: "Sessions one client process may set up per second once it has used its burst; more get a busy error (0: no limit; default 16).")
+    var sessionRate: Int?
+
+    @Option(help: "Sessions one client process may set up at once before --session-rate applies (default 64).")
+    var sessionBurst: Int?
 
     @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
     var outboxBytes: String?
@@ -183,6 +193,14 @@ struct TokenfeedDaemon: ParsableCommand {
             }
             limits.outboxBytes = bytes
         } else if let bytes = file.outboxBytes { limits.outboxBytes = bytes }
+        if let n = sessionRate {
+            guard ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-rate: expected 0...1000000 set-ups per second (0: no limit), got \(n)") }
+            limits.sessionSetupsPerSecond = n
+        } else if let n = file.sessionSetupsPerSecond { limits.sessionSetupsPerSecond = n }
+        if let n = sessionBurst {
+            guard n >= 1, ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-burst: expected 1...1000000 set-ups, got \(n)") }
+            limits.sessionSetupBurst = n
+        } else if let n = file.sessionSetupBurst { limits.sessionSetupBurst = n }
     }
 
     private func resolveOptions() throws -> ServerOptions {
@@ -229,6 +247,10 @@ struct TokenfeedDaemon: ParsableCommand {
             verification = mode
         } else { verification = file.verifyShards }
         options.logFile = logFile ?? file.logFile
+        if let text = order {
+            guard let value = StreamOrder(rawValue: text) else { throw ValidationError("--order: expected quota or nanotron, got \(text)") }
+            options.order = value
+        } else if let value = file.order { options.order = value }
         if let text = metricsListen {
             do throws(MetricsAddressError) { options.metricsListen = try MetricsAddress(parsing: text) } catch {
                 throw ValidationError("--metrics-listen: \(error)")

@@ -33,6 +33,8 @@ final class Connection: @unchecked Sendable {
     }
 
     let id: UInt64
+    /// The peer process (`SO_PEERCRED`), whose session set-ups are rate-limited.
+    let peerPID: Int32
     let fd: Int32
     private let server: Server
     /// The connection's logger; the handshake adds the rank while `close(reason:)` may log from any
@@ -49,6 +51,10 @@ final class Connection: @unchecked Sendable {
     private var statsOnly = false
     /// Whether the read source is suspended because the client's answers pile up in the outbox.
     private var readPaused = false
+    /// Whether a Credit arrived, which lets the session's packer run ahead of the Hello's credits.
+    private var packingAheadAllowed = false
+    /// Whether the Hello was refused by the session set-up rate and the answer waits (frames are ignored).
+    private var helloRefusalPending = false
     /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
     private let outboxBytes = Atomic<Int>(0)
     /// Bytes of session memory reserved from the server's total (released when the connection ends).
@@ -83,9 +89,10 @@ final class Connection: @unchecked Sendable {
     /// The session's identity for Stats, set once at the handshake.
     let sessionInfo = LockedValue<Session?>(nil)
 
-    init(id: UInt64, fd: Int32, server: Server, logger: Logger) {
+    init(id: UInt64, fd: Int32, server: Server, logger: Logger, peerPID: Int32) {
         self.id = id
         self.fd = fd
+        self.peerPID = peerPID
         self.server = server
         var logger = logger
         logger[metadataKey: "connection"] = "\(id)"
@@ -194,6 +201,7 @@ final class Connection: @unchecked Sendable {
 
     private func handle(_ message: Message, requestID: UInt32) {
         dispatchPrecondition(condition: .onQueue(queue))
+        guard !helloRefusalPending else { return }
         switch message {
         case .hello(let hello):
             guard readSession == nil, !statsOnly else {
@@ -206,6 +214,11 @@ final class Connection: @unchecked Sendable {
             guard readSession != nil else {
                 fail(ProtocolError(.unexpectedMessage, "Credit before Hello"))
                 return
+            }
+            if !packingAheadAllowed {
+                // The client reads: its packer may now fill the ring (it packed only the Hello's credits).
+                packingAheadAllowed = true
+                readSession?.feed.allowPackingAhead()
             }
             let balance = credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent).newValue
             guard balance <= UInt64(UInt32.max) else {
@@ -244,6 +257,18 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
+        // Then the process's set-up rate (nothing is allocated before it), then memory.
+        if let (error, wait) = server.refuseSessionSetup(pid: peerPID) {
+            // Answered when the process could set up its next session (at most a second from now), so a
+            // client that retries at once is paced to the rate rather than spinning through refusals.
+            // Frames meanwhile are ignored; the server logs these refusals at most once per second.
+            helloRefusalPending = true
+            queue.asyncAfter(deadline: .now() + .nanoseconds(Int(min(wait, 1_000_000_000)))) { [self] in
+                guard !isClosing else { return }
+                fail(error, requestID: requestID, logged: false)
+            }
+            return
+        }
         // The frames come from the daemon's shared cache, reserved once at start: a session takes its ring.
         let needed = RankFeed.ringBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots)
         do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
@@ -262,7 +287,7 @@ final class Connection: @unchecked Sendable {
                 startStep = try SessionStart.step(for: hello, served: served)
                 (feed, created) = try server.registry.claimReplica(hello, startStep: startStep, owner: self) {
                     RankFeed(stream: served.stream, slice: slice, startStep: startStep, ringSlots: server.options.ringSlots,
-                             frameCache: server.frameCache, replicas: Int(hello.replicas))
+                             frameCache: server.frameCache, replicas: Int(hello.replicas), packAhead: UInt64(hello.initialCredits))
                 }
             } catch {
                 releaseMemory()
@@ -282,7 +307,7 @@ final class Connection: @unchecked Sendable {
                 return
             }
             feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
-                            ringSlots: server.options.ringSlots, frameCache: server.frameCache)
+                            ringSlots: server.options.ringSlots, frameCache: server.frameCache, packAhead: UInt64(hello.initialCredits))
         }
         loggerBox.withLock {
             $0[metadataKey: "rank"] = "\(hello.rank)"
@@ -292,7 +317,11 @@ final class Connection: @unchecked Sendable {
         readSession = session
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
-        if created { feed.start() }
+        if created { feed.start() } else {
+            // A replica joining its rank's feed: the feed was bounded by the first replica's credits; this
+            // one's may be more, and no replica should wait for another's first Credit.
+            feed.allowPackingAhead()
+        }
         let tally = server.counters.tally(jobID: hello.jobID, rank: hello.rank,
                                           startSequence: startStep &* UInt64(hello.worldSize) &* UInt64(hello.batchSize))
         sessionTally.withLock { $0 = tally }
@@ -323,9 +352,9 @@ final class Connection: @unchecked Sendable {
         close(reason: "replica lost")
     }
 
-    /// Sends a typed error, then closes.
-    private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
+    /// Sends a typed error, then closes; logs a warning unless `logged` is false (the caller logs it, rate-limited).
+    private func fail(_ error: ProtocolError, requestID: UInt32 = 0, logged: Bool = true) {
+        if logged { logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"]) }
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }

@@ -50,9 +50,13 @@ public final class Server: @unchecked Sendable {
     /// Memory reserved from `limits.totalMemoryBytes`: the frame cache's pool, then each accepted
     /// Hello's ring.
     private let reservedMemory: LockedValue<Int>
+    /// Sessions each client process may set up (`--session-rate`, `--session-burst`).
+    private let sessionSetups: SessionSetupRate
     /// When an accept failure or a `busy` refusal was last logged (logged at most once per second each).
     private var lastAcceptFailureLog: UInt64 = 0
     private var lastBusyLog: UInt64 = 0
+    /// When a Hello refused by the session set-up rate was last logged (any connection's queue).
+    private let lastSessionRateLog = Atomic<UInt64>(0)
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
     /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
@@ -77,10 +81,11 @@ public final class Server: @unchecked Sendable {
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
         let loadStarted = monotonicNanoseconds()
         try prepareStateDirectory(options.stateDirectory)
-        let curriculum: Curriculum
+        var curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
             throw ServerStartupError(error.description)
         }
+        curriculum.order = options.order
         for warning in curriculum.warnings { logger.warning("\(warning.description)") }
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
                                                               verification: options.verifyShards,
@@ -115,6 +120,7 @@ public final class Server: @unchecked Sendable {
         self.peerPolicy = LockedValue(options.peerPolicy)
         self.frameCache = FrameCache(stream: stream.stream, budgetBytes: options.preloadBytes)
         self.reservedMemory = LockedValue(frameCache.residentBytes)
+        self.sessionSetups = SessionSetupRate(perSecond: options.limits.sessionSetupsPerSecond, burst: options.limits.sessionSetupBurst)
     }
 
     /// The socket path clients connect to.
@@ -170,6 +176,7 @@ public final class Server: @unchecked Sendable {
             "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(hex16(stream.fingerprint))",
             "datasets": "\(stream.datasets.count)", "stages": "\(stream.stages.count)",
             "sequences": "\(stream.stream.plan.totalSequences)", "on_corrupt": "\(options.onCorrupt.rawValue)",
+            "order": "\(stream.stream.curriculum.order.rawValue)",
             "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
         ])
         startStatsTimer()
@@ -198,26 +205,26 @@ public final class Server: @unchecked Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
             counters.connectionsAccepted.wrappingAdd(1, ordering: .relaxed)
-            guard admits(fd) else { continue }
+            guard let peer = admittedPeer(fd) else { continue }
             if connectionCount >= options.limits.maxConnections {
                 refuseBusy(fd)
                 continue
             }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-            let connection = Connection(id: id, fd: fd, server: self, logger: logger)
+            let connection = Connection(id: id, fd: fd, server: self, logger: logger, peerPID: peer.pid)
             connections.withLock { $0[id] = connection }
             logger.debug("accepted", metadata: ["connection": "\(id)"])
             connection.start()
         }
     }
 
-    /// Whether the peer of the accepted `fd` may connect (``PeerPolicy``). A refused peer gets an
+    /// The credentials of the accepted `fd`'s peer if it may connect (``PeerPolicy``). A refused peer gets an
     /// `auth_failed` Error frame (the socket's send buffer is empty, so the small frame is written
     /// whole without blocking) before anything is read from it, its descriptor is closed, and the
     /// refusal is logged with its uid, gid and pid.
-    private func admits(_ fd: Int32) -> Bool {
+    private func admittedPeer(_ fd: Int32) -> PeerCredentials? {
         let peer = PeerCredentials(fd: fd)
-        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return true }
+        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return peer }
         let who = peer.map { "uid \($0.uid), gid \($0.gid), pid \($0.pid)" } ?? "unknown peer credentials"
         logger.warning("connection refused: peer not allowed", metadata: [
             "uid": "\(peer.map { String($0.uid) } ?? "?")", "gid": "\(peer.map { String($0.gid) } ?? "?")",
@@ -228,7 +235,7 @@ public final class Server: @unchecked Sendable {
         counters.recordError(.authFailed)
         _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         _ = Glibc.close(fd)
-        return false
+        return nil
     }
 
     /// Applies what SIGHUP re-reads: the log level is the caller's (its log handler), the peer policy is here.
@@ -267,6 +274,23 @@ public final class Server: @unchecked Sendable {
             lastBusyLog = now
             logger.warning("connection refused: busy (logged at most once per second)", metadata: ["max_connections": "\(limit)"])
         }
+    }
+
+    /// Takes one session set-up from process `pid`'s allowance (``SessionSetupRate``).
+    /// - Returns: nil when the session may be set up; else the refusal — `busy` (`detail`
+    ///   `session_rate`) naming the limit — and the nanoseconds until the process may set up another.
+    func refuseSessionSetup(pid: Int32) -> (error: ProtocolError, retryAfterNanoseconds: UInt64)? {
+        let now = monotonicNanoseconds()
+        let wait = sessionSetups.take(pid: pid, now: now)
+        guard wait > 0 else { return nil }
+        let last = lastSessionRateLog.load(ordering: .relaxed)
+        if now &- last >= 1_000_000_000, lastSessionRateLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+            logger.warning("session refused: busy, the process sets up sessions faster than --session-rate (logged at most once per second)",
+                           metadata: ["pid": "\(pid)", "session_rate": "\(sessionSetups.perSecond)", "session_burst": "\(sessionSetups.burst)"])
+        }
+        let error = ProtocolError(.busy, "process \(pid) has set up \(sessionSetups.burst) sessions and may set up \(sessionSetups.perSecond) more a second "
+                                  + "(--session-rate, --session-burst); retry now or reuse sessions", detail: "session_rate")
+        return (error, wait)
     }
 
     /// Reserves `bytes` of session memory for a Hello of `batchSize` rows.

@@ -1,4 +1,5 @@
 import Logging
+import TokenfeedCurriculum
 
 /// Everything `tokenfeedd` needs to serve, from the command line and the config file merged
 /// (docs/OPERATIONS.md, "Options").
@@ -39,6 +40,9 @@ public struct ServerOptions: Sendable, Hashable {
     public var statsIntervalSeconds = 5
     /// Connection, handshake and memory limits (defaults: ``ServingLimits/init()``).
     public var limits = ServingLimits()
+    /// The order sequences are drawn in (`--order`, `order:`; default quota): part of the stream
+    /// fingerprint, so a cursor made under one order is refused under the other.
+    public var order: StreamOrder = .quota
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,

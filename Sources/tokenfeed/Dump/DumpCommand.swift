@@ -73,10 +73,14 @@ struct Dump: ParsableCommand {
         if let job, job.utf8.count > Hello.maxJobIDBytes { throw ValidationError("--job: at most \(Hello.maxJobIDBytes) bytes of UTF-8") }
         if socket != nil, cacheDir != nil { throw ValidationError("--cache-dir works with --offline") }
         if socket != nil, step != 0 { throw ValidationError("with --socket the stream starts at step 0 or at --cursor-in; --step is for --offline") }
+        if socket != nil, order != .quota { throw ValidationError("--order is for --offline; with --socket the daemon's order is served (tokenfeedd --order)") }
     }
 
     @Option(help: "With --offline: shard files kept open at most (least recently used closed first).")
     var maxOpenShards: Int = 256
+
+    @Option(help: "With --offline: the order sequences are drawn in, quota (the default) or nanotron (nanotron's samples; with gradient accumulation give --world-size dp and --batch-size micro_batch_size, one step per micro-batch).")
+    var order: StreamOrder = .quota
 
     func run() throws {
         DescriptorCache.shared.setCapacity(max(1, maxOpenShards))
@@ -86,8 +90,11 @@ struct Dump: ParsableCommand {
             return
         }
         guard let offline else { return }
-        let curriculum: Curriculum
-        do { curriculum = try CurriculumLoader.load(path: offline, dataRoot: dataRoot) } catch {
+        var curriculum: Curriculum
+        do {
+            curriculum = try CurriculumLoader.load(path: offline, dataRoot: dataRoot)
+            curriculum.order = order
+        } catch {
             printError(error.description)
             throw ExitCode(1)
         }
