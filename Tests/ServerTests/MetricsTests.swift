@@ -62,6 +62,7 @@ import TokenfeedProtocol
             #expect(cursor.nextStep * 2 * UInt64(fixture.sequenceLength) == UInt64(served))
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: JobStateFiles.statsPath(stateDirectory: options.stateDirectory!, jobID: job)))) as? [String: Any]
             #expect(json?["position_sequence"] as? Int == Int(cursor.nextStep) * 2)
+            #expect(json?["tokens_served"] as? Int == served, "the job's own count, not the daemon's")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: options.stateDirectory! + "/jobs").sorted() == ["a", "b%2F..%2Fc"])
         #expect(body.contains("tokenfeed_sessions_opened_total 2\n"))

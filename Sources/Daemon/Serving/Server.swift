@@ -444,12 +444,14 @@ public final class Server: @unchecked Sendable {
 
     // MARK: Stats
 
-    /// The daemon's state now, as a Stats message: with `jobID`, the position of that job (the furthest
-    /// of its ranks) and its sessions only; without, the furthest position of any session and every session.
+    /// The daemon's state now, as a Stats message: with `jobID`, that job's — its position (the furthest
+    /// of its ranks), the tokens and batches this daemon sent its ranks, its sessions; without, the
+    /// furthest position of any session, the daemon's totals and every session.
     public func statsSnapshot(jobID: String? = nil) -> Stats {
         let curriculum = stream.stream.curriculum
-        let position = jobID.map { job in counters.allTallies().filter { $0.key.jobID == job }
-            .map { $0.endSequence.load(ordering: .relaxed) }.max() ?? 0 } ?? counters.furthestSequence.load(ordering: .relaxed)
+        let tallies = jobID.map { job in counters.allTallies().filter { $0.key.jobID == job } }
+        let position = tallies.map { $0.map { $0.endSequence.load(ordering: .relaxed) }.max() ?? 0 }
+            ?? counters.furthestSequence.load(ordering: .relaxed)
         let progress = StreamProgress(stream: stream.stream, position: position)
         let stage = progress.stage
         var targets = [Double](repeating: 0, count: curriculum.datasets.count)
@@ -481,8 +483,10 @@ public final class Server: @unchecked Sendable {
                 waitNanosecondsMax: connection.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
         }
         return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: progress.position,
-                     tokensServed: counters.tokensServed.load(ordering: .relaxed),
-                     batchesServed: counters.batchesServed.load(ordering: .relaxed),
+                     tokensServed: tallies.map { $0.reduce(0) { $0 &+ $1.tokens.load(ordering: .relaxed) } }
+                        ?? counters.tokensServed.load(ordering: .relaxed),
+                     batchesServed: tallies.map { $0.reduce(0) { $0 &+ $1.batches.load(ordering: .relaxed) } }
+                        ?? counters.batchesServed.load(ordering: .relaxed),
                      ringCapacity: ringCapacity, ringOccupied: ringOccupied, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
                      uptimeMilliseconds: (monotonicNanoseconds() - counters.startedAt) / 1_000_000,
                      stages: stream.stages, datasets: datasets, clients: clients)
