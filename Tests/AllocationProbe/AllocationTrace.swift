@@ -21,6 +21,7 @@ enum AllocationTrace {
 
     static func install() {
         _ = backtrace(frames, Int32(depth))    // loads the unwinder before counting starts
+        recorded.store(0, ordering: .relaxed)
         MallocInterposerSwift.setAllocationHook { _ in
             guard !AllocationTrace.busy.exchange(true, ordering: .acquiring) else { return }
             let index = AllocationTrace.recorded.load(ordering: .relaxed)

@@ -6,8 +6,11 @@
 //
 // - `cached`: the preload budget holds every frame and the warm-up has touched them all, so what runs
 //   is the packer → ring → socket path (and the preloader's planning, with frame-cache hits only);
-// - `streamed`: a preload budget of a few frames, so frames are decompressed all the time: the
-//   preloader and frame-loading path.
+// - `streamed`: a preload budget of about two dozen frames, so frames are decompressed all the time:
+//   the preloader and frame-loading path;
+// - `lockstep`: as `cached`, with one batch of credit: the client returns a Credit for every batch and
+//   the connection's writer waits for it each time (a trainer slower than the daemon), so the credit
+//   path (reading and decoding Credit frames, waking the writer) runs once per batch.
 //
 // It needs ordo-one's malloc interposer preloaded (`LD_PRELOAD=…/libMallocInterposerSwift.so` on
 // Linux); without it the counts stay 0 and the JSON says `"interposer": false`. ServerTests'
@@ -29,10 +32,11 @@ struct ScenarioResult {
     var mallocBytes: Int
     var frees: Int
     var framesDecompressed: Int
+    var cacheSlots: Int
     var json: String {
         let perBatch = Double(mallocs) / Double(max(1, batches))
         return "{\"name\": \"\(name)\", \"batches\": \(batches), \"mallocs\": \(mallocs), \"mallocBytes\": \(mallocBytes), "
-            + "\"frees\": \(frees), \"framesDecompressed\": \(framesDecompressed), \"mallocsPerBatch\": \(perBatch)}"
+            + "\"frees\": \(frees), \"framesDecompressed\": \(framesDecompressed), \"cacheSlots\": \(cacheSlots), \"mallocsPerBatch\": \(perBatch)}"
     }
 }
 
@@ -47,7 +51,7 @@ func interposerIsActive() -> Bool {
     return MallocInterposerSwift.getStatistics().mallocCount > 0
 }
 
-func run(scenario name: String, corpus: ProbeCorpus, preloadBytes: Int, warmup: Int, batches: Int) throws -> ScenarioResult {
+func run(scenario name: String, corpus: ProbeCorpus, preloadBytes: Int, credits: UInt32, warmup: Int, batches: Int) throws -> ScenarioResult {
     let socketPath = corpus.folder.sub("\(name).sock")
     var options = ServerOptions(curriculumPath: corpus.curriculumPath, dataRoot: corpus.dataRoot, socketPath: socketPath,
                                 preloadBytes: preloadBytes, ringSlots: 4, logLevel: .critical)
@@ -57,7 +61,7 @@ func run(scenario name: String, corpus: ProbeCorpus, preloadBytes: Int, warmup: 
     let server = try Server.open(options: options, logger: logger)
     try server.start()
     defer { server.shutdown() }
-    let reader = try RawBatchReader(socketPath: socketPath, batchSize: 8, credits: 8)
+    let reader = try RawBatchReader(socketPath: socketPath, batchSize: 8, credits: credits)
     for _ in 0 ..< warmup { try reader.readBatch() }
     let framesBefore = server.frameCache.framesDecompressed.load(ordering: .relaxed)
     if tracing { AllocationTrace.install() }
@@ -70,7 +74,7 @@ func run(scenario name: String, corpus: ProbeCorpus, preloadBytes: Int, warmup: 
     let frames = server.frameCache.framesDecompressed.load(ordering: .relaxed) - framesBefore
     try reader.finish()
     return ScenarioResult(name: name, batches: batches, mallocs: statistics.mallocCount, mallocBytes: statistics.mallocBytesCount,
-                          frees: statistics.freeCount, framesDecompressed: frames)
+                          frees: statistics.freeCount, framesDecompressed: frames, cacheSlots: server.frameCache.slotCount)
 }
 
 func argument(_ name: String, default value: Int) -> Int {
@@ -88,10 +92,13 @@ if CommandLine.arguments.contains("--self-check") {
 do {
     let corpus = try ProbeCorpus(datasetCount: argument("--datasets", default: 12))
     let warmup = argument("--warmup", default: 1_000), batches = argument("--batches", default: 2_000)
-    // Every frame fits 64 MiB; 96 KiB holds about a dozen slots of one 2 KiB frame and its compressed bytes.
-    let cached = try run(scenario: "cached", corpus: corpus, preloadBytes: 64 << 20, warmup: warmup, batches: batches)
-    let streamed = try run(scenario: "streamed", corpus: corpus, preloadBytes: 96 << 10, warmup: warmup, batches: batches)
-    print("{\"interposer\": \(active), \"datasets\": \(corpus.datasetCount), \"warmup\": \(warmup), \"scenarios\": [\(cached.json), \(streamed.json)]}")
+    // Every frame fits 64 MiB; 96 KiB holds a few dozen slots (a 2 KiB frame and its compressed bytes each).
+    let results = [
+        try run(scenario: "cached", corpus: corpus, preloadBytes: 64 << 20, credits: 8, warmup: warmup, batches: batches),
+        try run(scenario: "streamed", corpus: corpus, preloadBytes: 96 << 10, credits: 8, warmup: warmup, batches: batches),
+        try run(scenario: "lockstep", corpus: corpus, preloadBytes: 64 << 20, credits: 1, warmup: warmup, batches: batches),
+    ]
+    print("{\"interposer\": \(active), \"datasets\": \(corpus.datasetCount), \"warmup\": \(warmup), \"scenarios\": [\(results.map(\.json).joined(separator: ", "))]}")
 } catch {
     FileHandle.standardError.write(Data("AllocationProbe: \(error)\n".utf8))
     exit(1)
