@@ -71,6 +71,12 @@ struct CursorCheck: ParsableCommand {
     @Option(name: .customLong("previous-data-root"), help: "The data root of --previous (default: --data-root).")
     var previousDataRoot: String?
 
+    @Option(help: "The order the daemon serves: quota (the default) or nanotron; part of the stream's fingerprint.")
+    var order: StreamOrder = .quota
+
+    @Option(name: .customLong("previous-order"), help: "The order of --previous (default: --order).")
+    var previousOrder: StreamOrder?
+
     func run() throws {
         let c = try readCursor(cursor)
         if c.quarantineDigest != 0 {
@@ -78,8 +84,8 @@ struct CursorCheck: ParsableCommand {
                   + "an offline check sees every shard — resume it on a daemon with the same quarantine")
             throw ExitCode(1)
         }
-        let new = try open(curriculum, dataRoot: dataRoot)
-        let old = try previous.map { try open($0, dataRoot: previousDataRoot ?? dataRoot) }
+        let new = try open(curriculum, dataRoot: dataRoot, order: order)
+        let old = try previous.map { try open($0, dataRoot: previousDataRoot ?? dataRoot, order: previousOrder ?? order) }
         let served = StreamDescription(stream: new)
         let verdict = CursorCompatibility.check(fingerprint: c.fingerprint, nextSequence: c.nextSequence, served: served,
                                                 plan: new.plan, previous: old.map { StreamDescription(stream: $0) })
@@ -102,9 +108,12 @@ struct CursorCheck: ParsableCommand {
         }
     }
 
-    private func open(_ path: String, dataRoot: String) throws -> GlobalStream {
-        let loaded: Curriculum
-        do { loaded = try CurriculumLoader.load(path: path, dataRoot: dataRoot) } catch {
+    private func open(_ path: String, dataRoot: String, order: StreamOrder) throws -> GlobalStream {
+        var loaded: Curriculum
+        do {
+            loaded = try CurriculumLoader.load(path: path, dataRoot: dataRoot)
+            loaded.order = order
+        } catch {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(1)
         }

@@ -28,14 +28,18 @@ struct Plan: ParsableCommand {
     @Option(help: "Shard files kept open at most (least recently used closed first).")
     var maxOpenShards: Int = 256
 
+    @Option(help: "The order sequences are drawn in: quota (tokenfeed's, the default) or nanotron (nanotron's samples, bit for bit; docs/CURRICULUM.md, \"Orders\").")
+    var order: StreamOrder = .quota
+
     /// Datasets drawn more often than this many epochs are flagged.
     static let manyEpochs = 4.0
 
     func run() throws {
         DescriptorCache.shared.setCapacity(max(1, maxOpenShards))
-        let loaded: Curriculum
+        var loaded: Curriculum
         do {
             loaded = try CurriculumLoader.load(path: curriculum, dataRoot: dataRoot)
+            loaded.order = order
         } catch {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(1)
@@ -76,6 +80,22 @@ struct Plan: ParsableCommand {
             }
         }
         let plan = StreamPlan(curriculum: loaded)
+        var nanotron: NanotronOrder?
+        if order == .nanotron {
+            do {
+                let built = try GlobalStream.nanotronOrder(curriculum: loaded)
+                let all = folders.compactMap { $0 }
+                if all.count == folders.count {
+                    try GlobalStream.checkNanotronWindows(curriculum: loaded, order: built,
+                                                          windows: all.map { NanotronWindows(folder: $0, rowTokens: loaded.sequenceLength + 1) },
+                                                          datasets: all)
+                }
+                nanotron = built
+            } catch {
+                printError("error: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
         let usage: [DatasetUsage]
         do {
             usage = try loaded.datasets.indices.map { (d) throws(ShardError) in
@@ -86,15 +106,16 @@ struct Plan: ParsableCommand {
             throw ExitCode(1)
         }
         if json {
-            print(renderJSON(loaded, plan: plan, usage: usage))
+            print(renderJSON(loaded, plan: plan, usage: usage, nanotron: nanotron, folders: folders))
         } else {
-            print(renderTable(loaded, plan: plan, usage: usage), terminator: "")
+            print(renderTable(loaded, plan: plan, usage: usage, nanotron: nanotron, folders: folders), terminator: "")
         }
     }
 
     // MARK: Human output
 
-    private func renderTable(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
+    private func renderTable(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage], nanotron: NanotronOrder?,
+                             folders: [DatasetFolder?]) -> String {
         let l = UInt64(c.sequenceLength)
         var out = "Curriculum \(c.sourcePath) (\(c.format.rawValue))\n"
         let packing: String
@@ -109,11 +130,12 @@ struct Plan: ParsableCommand {
         }
         out += "  sequence length \(c.sequenceLength) · seed \(c.seed) · packing \(packing) · \(shuffle)\n"
         out += "  \(grouped(c.endToken)) tokens (\(human(c.endToken))) in \(grouped(plan.totalSequences)) sequences · \(c.datasets.count) datasets · fingerprint \(c.fingerprint)\n"
+        out += "  " + orderLine(c) + "\n"
         let nameWidth = min(40, max(12, c.datasets.map(\.name.count).max() ?? 12))
         for (s, stage) in c.stages.enumerated() {
             let first = plan.firstSequence(ofStage: s), end = plan.firstSequence(ofStage: s + 1)
             out += "\nStage \(s + 1) \"\(stage.name)\": tokens \(grouped(stage.startToken)) → \(grouped(stage.endToken)) (\(human(stage.startToken)) → \(human(stage.endToken))), \(stage.weights.count) datasets, sequences \(grouped(first)) → \(grouped(end))\n"
-            let drawn = plan.counts(inStage: s)
+            let drawn = nanotron?.drawn[s] ?? plan.counts(inStage: s)
             var byCategory: [DatasetCategory: [StageWeight]] = [:]
             for weight in stage.weights { byCategory[DatasetCategory(datasetName: c.datasets[weight.dataset].name), default: []].append(weight) }
             let categories = byCategory.keys.sorted { total(byCategory[$0]!) > total(byCategory[$1]!) || (total(byCategory[$0]!) == total(byCategory[$1]!) && $0.rawValue < $1.rawValue) }
@@ -129,6 +151,10 @@ struct Plan: ParsableCommand {
                     out += line + "\n"
                 }
             }
+        }
+        if let nanotron {
+            out += renderNanotron(c, nanotron: nanotron, folders: folders, nameWidth: nameWidth)
+            return out + renderIdentities(c, nameWidth: nameWidth)
         }
         out += "\nDatasets over the whole curriculum\n"
         out += "  " + pad("dataset", nameWidth) + "  " + lpad("drawn", 9) + "  " + lpad("available", 9) + "  " + lpad("epochs", 7) + "  wraps to epoch 2 at\n"
@@ -146,7 +172,57 @@ struct Plan: ParsableCommand {
             }
             out += line + "\n"
         }
-        out += "\nDataset identities → local folders (a dataset's read position carries over between stages, whatever folder a stage names)\n"
+        return out + renderIdentities(c, nameWidth: nameWidth)
+    }
+
+    /// The line that says which order is in force.
+    func orderLine(_ c: Curriculum) -> String {
+        switch c.order {
+        case .quota:
+            return "order quota: each stage's quota schedule over exact weights, read positions carried over exactly, epochs when a dataset runs out (--order nanotron replays nanotron's samples)"
+        case .nanotron:
+            var line = "order nanotron: nanotron's greedy blend over the float64 weights, windows of \(c.sequenceLength + 1) tokens inside each shard file, nanotron's stage carry-over; no epochs"
+            if let batch = c.nanotronBatch {
+                line += "; nanotron's rank slice: world size \(batch.dp) (dp) × batch size \(batch.microBatchSize) (micro_batch_size), \(batch.accumulation) batch\(batch.accumulation == 1 ? "" : "es") per training step"
+            }
+            return line
+        }
+    }
+
+    /// `--order nanotron`: where every dataset starts in each stage (nanotron's carry, and the
+    /// samples really read before when they differ), and the windows each dataset must hold.
+    private func renderNanotron(_ c: Curriculum, nanotron: NanotronOrder, folders: [DatasetFolder?], nameWidth: Int) -> String {
+        var out = ""
+        for s in 1 ..< max(1, c.stages.count) {
+            out += "\nStage \(s + 1) \"\(c.stages[s].name)\" starts each dataset at sample (nanotron's carry over the previous stages' global index ranges)\n"
+            for weight in c.stages[s].weights {
+                let d = weight.dataset
+                var line = "  " + pad(c.datasets[d].name, nameWidth) + "  " + lpad(grouped(nanotron.carry[s][d]), 15)
+                let exact = nanotron.drawnBefore[s][d]
+                if exact != nanotron.carry[s][d] {
+                    line += "   ⚠ \(grouped(exact)) samples were read before: "
+                    line += exact > nanotron.carry[s][d] ? "nanotron reads \(exact - nanotron.carry[s][d]) again" : "nanotron skips \(nanotron.carry[s][d] - exact)"
+                }
+                out += line + "\n"
+            }
+        }
+        out += "\nDatasets over the whole curriculum (windows of \(c.sequenceLength + 1) tokens; nanotron has no epochs)\n"
+        let needed = nanotron.samplesNeeded
+        for (d, dataset) in c.datasets.enumerated() {
+            var line = "  " + pad(dataset.name, nameWidth) + "  needs " + lpad(grouped(needed[d]), 15)
+            if let folder = folders[d] {
+                line += "  holds " + lpad(grouped(NanotronWindows(folder: folder, rowTokens: c.sequenceLength + 1).count), 15)
+            } else if dataRoot == nil {
+                line += "  (give --data-root to check the windows)"
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    /// Which local folder each dataset identity maps to.
+    private func renderIdentities(_ c: Curriculum, nameWidth: Int) -> String {
+        var out = "\nDataset identities → local folders (a dataset's read position carries over between stages, whatever folder a stage names)\n"
         for dataset in c.datasets {
             var line = "  " + pad(dataset.name, nameWidth)
             if dataset.identity != dataset.name { line += "  " + dataset.identity }
@@ -185,10 +261,27 @@ struct Plan: ParsableCommand {
 
     // MARK: JSON
 
-    private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage]) -> String {
+    private func renderJSON(_ c: Curriculum, plan: StreamPlan, usage: [DatasetUsage], nanotron: NanotronOrder?,
+                            folders: [DatasetFolder?]) -> String {
         var shuffle = "null"
         if case .rows(let span) = c.shuffle { shuffle = "{\"span\":\(span)}" }
-        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"shuffle\":\(shuffle),\"stages\":["
+        var out = "{\"sequence_length\":\(c.sequenceLength),\"seed\":\(c.seed),\"fingerprint\":\(JSONText.string(c.fingerprint)),\"shuffle\":\(shuffle),"
+        out += "\"order\":\(JSONText.string(c.order.rawValue)),"
+        if let nanotron {
+            // Per stage: each dataset's first sample (nanotron's carry), the samples read before it, and the samples the stage reads.
+            out += "\"nanotron\":{\"stages\":["
+            for s in c.stages.indices {
+                if s > 0 { out += "," }
+                out += "[" + c.stages[s].weights.map { w in
+                    "{\"name\":\(JSONText.string(c.datasets[w.dataset].name)),\"first_sample\":\(nanotron.carry[s][w.dataset]),\"read_before\":\(nanotron.drawnBefore[s][w.dataset]),\"drawn\":\(nanotron.drawn[s][w.dataset])}"
+                }.joined(separator: ",") + "]"
+            }
+            out += "],\"samples_needed\":[" + c.datasets.indices.map { d in
+                let held = folders[d].map { String(NanotronWindows(folder: $0, rowTokens: c.sequenceLength + 1).count) } ?? "null"
+                return "{\"name\":\(JSONText.string(c.datasets[d].name)),\"needed\":\(nanotron.samplesNeeded[d]),\"held\":\(held)}"
+            }.joined(separator: ",") + "]},"
+        }
+        out += "\"stages\":["
         for (s, stage) in c.stages.enumerated() {
             if s > 0 { out += "," }
             out += "{\"name\":\(JSONText.string(stage.name)),\"start_token\":\(stage.startToken),\"end_token\":\(stage.endToken),"

@@ -41,6 +41,14 @@ public struct Curriculum: Sendable, Hashable {
     /// Whether each dataset's rows are served in a seeded order (tokenfeed format `shuffle:`; off
     /// for nanotron configs and dataset lists). Part of the fingerprint when on.
     public var shuffle: ShuffleSpec = .off
+    /// The order sequences are drawn in (`--order`; default ``StreamOrder/quota``). Set by the
+    /// command line or the daemon's config file after loading, not by the curriculum file. Part of
+    /// the fingerprint when it is ``StreamOrder/nanotron``.
+    public var order: StreamOrder = .quota
+    /// A nanotron config's `parallelism.dp`, `tokens.micro_batch_size` and
+    /// `tokens.batch_accumulation_per_replica`; nil for the other forms. For reports (`plan` says
+    /// which batch shape reproduces nanotron's rank slice); not part of the fingerprint.
+    public var nanotronBatch: NanotronBatch?
     /// What is allowed but probably not meant (two identities reading the same files), found
     /// while loading; `plan` prints them. Not part of the fingerprint.
     public var warnings: [CurriculumWarning] = []
@@ -50,7 +58,7 @@ public struct Curriculum: Sendable, Hashable {
     /// Computed from the current values.
     public var fingerprint: String {
         CurriculumFingerprint.digest(sequenceLength: sequenceLength, seed: seed, packing: packing, shuffle: shuffle,
-                                     datasets: datasets, stages: stages)
+                                     order: order, datasets: datasets, stages: stages)
     }
 
     /// The token at which the last stage ends (exclusive).

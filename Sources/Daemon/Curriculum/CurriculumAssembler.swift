@@ -77,6 +77,7 @@ struct CurriculumAssembler {
                                     datasets: datasets, stages: stages, packing: raw.packing)
         curriculum.warnings = sharedFolderWarnings(datasets)
         curriculum.shuffle = raw.shuffle
+        curriculum.nanotronBatch = raw.nanotronBatch
         return curriculum
     }
 

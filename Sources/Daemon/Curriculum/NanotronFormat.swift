@@ -37,6 +37,7 @@ enum NanotronFormat {
         var stepTokens: UInt64?
         var trainSteps: UInt64?
         var trainStepsLocation = root.location
+        var batch: NanotronBatch?
         let tokens = root.required("tokens", in: "the nanotron config", &diagnostics).flatMap { diagnostics.mapping($0, "'tokens'") }
         let parallelism = root.required("parallelism", in: "the nanotron config", &diagnostics).flatMap { diagnostics.mapping($0, "'parallelism'") }
         if let tokens {
@@ -55,7 +56,10 @@ enum NanotronFormat {
             if let sequenceLength, let micro, let accumulation, let dp {
                 let (product, overflow) = (dp * micro).multipliedReportingOverflow(by: accumulation * sequenceLength)
                 if overflow { diagnostics.error(tokens.location, "the global batch (dp × micro_batch_size × batch_accumulation_per_replica × sequence_length) does not fit in 64 bits") }
-                else { stepTokens = product }
+                else {
+                    stepTokens = product
+                    batch = NanotronBatch(dp: Int(dp), microBatchSize: Int(micro), accumulation: Int(accumulation))
+                }
             }
         }
 
@@ -129,8 +133,10 @@ enum NanotronFormat {
             raw.declaredFormat = stage.declaredFormat
             stages.append(raw)
         }
-        return RawCurriculum(format: .nanotron, sequenceLength: sequenceLength.map { Int($0) }, seed: seed ?? 0,
-                             packing: .concat, stages: stages)
+        var raw = RawCurriculum(format: .nanotron, sequenceLength: sequenceLength.map { Int($0) }, seed: seed ?? 0,
+                                packing: .concat, stages: stages)
+        raw.nanotronBatch = batch
+        return raw
     }
 
     /// The tokens of the steps before `step` (1-based), `(step − 1) × stepTokens`, or nil after

@@ -8,6 +8,8 @@ struct RawCurriculum {
     var packing: PackingSpec
     var stages: [RawStage]
     var shuffle: ShuffleSpec = .off
+    /// A nanotron config's batch geometry.
+    var nanotronBatch: NanotronBatch?
 }
 
 /// One stage as written. Boundaries are nil when they were missing or invalid (already reported).

@@ -69,22 +69,23 @@ public struct NanotronBlend: Sendable {
     }
 
     /// The greedy choice at sample `j` given the counts before it: the first strictly largest error.
+    ///
+    /// The loop is the hot part of building a stage (10⁹ steps for SmolLM3), so it reads the arrays
+    /// unchecked; Swift never contracts `w·x − c` into a fused multiply-add (it sets no `contract`
+    /// flag), so the product is rounded to double before the subtraction, as nanotron's compiled helper does.
     func choose(at j: UInt64, counts: [UInt64]) -> Int {
         let x = Double(max(j, 1))
-        var best = 0
-        var bestError = Self.error(weights[0], x, counts[0])
-        for d in 1 ..< weights.count {
-            let e = Self.error(weights[d], x, counts[d])
-            if e > bestError { best = d; bestError = e }
+        return weights.withUnsafeBufferPointer { w in
+            counts.withUnsafeBufferPointer { c in
+                var best = 0
+                var bestError = w[0] * x - Double(c[0])
+                for d in 1 ..< w.count {
+                    let e = w[d] * x - Double(c[d])
+                    if e > bestError { best = d; bestError = e }
+                }
+                return best
+            }
         }
-        return best
-    }
-
-    /// `w·x − count` with the product rounded to double first (as a compiler without contraction does).
-    @inline(never)
-    static func error(_ w: Double, _ x: Double, _ count: UInt64) -> Double {
-        let product = w * x
-        return product - Double(count)
     }
 
     /// The stored counts at the checkpoint at or before `j`, computing the missing checkpoints.

@@ -75,7 +75,13 @@ public struct StreamPlan: Sendable {
     /// The stage global sequence `i` (`< totalSequences`) belongs to.
     public func stageIndex(ofSequence i: UInt64) -> Int {
         precondition(i < totalSequences, "sequence \(i) is past the end of the curriculum (\(totalSequences))")
-        var low = 0, high = schedules.count - 1
+        return Self.stage(ofSequence: i, firstSequences: firstSequences)
+    }
+
+    /// The last stage `s` with `firstSequences[s] ≤ i`, by binary search (`firstSequences` holds every
+    /// stage's first sequence, then the end).
+    static func stage(ofSequence i: UInt64, firstSequences: [UInt64]) -> Int {
+        var low = 0, high = firstSequences.count - 2
         while low < high {
             let mid = (low + high + 1) / 2
             if firstSequences[mid] <= i { low = mid } else { high = mid - 1 }

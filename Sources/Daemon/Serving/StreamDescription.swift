@@ -13,8 +13,10 @@ import TokenfeedMixing
 /// seed=<seed>
 /// packing=concat | packing=bestfit,<pad>,<lookahead>
 /// shuffle=rows,<span>                                (only when rows are shuffled)
+/// order=nanotron                                      (only under --order nanotron)
 /// quarantine=<digest, 16 hex digits>                 (only when shards were quarantined)
-/// stage=<start token>;<dataset identity>=<units>;…   (one block per stage, in order:)
+/// stage=<start token>;<dataset identity>=<units>;…   (one block per stage, in order; under --order nanotron
+///                                                     each weight is <units>@<weight as written, float64>)
 /// dataset=<identity>                                  (each dataset the first stage that draws from it)
 /// shard=<path relative to the data root>:<tokens>:<documents>   (its shards, in file-name order;
 ///                                                     <identity>/<file name> outside the data root)
@@ -58,13 +60,18 @@ public struct StreamDescription: Sendable, Equatable {
         case .bestfit(let pad, let lookahead): header.append(Line(text: "packing=bestfit,\(pad),\(lookahead)", place: "packing"))
         }
         if case .rows(let span) = c.shuffle { header.append(Line(text: "shuffle=rows,\(span)", place: "shuffle")) }
+        if c.order != .quota { header.append(Line(text: "order=\(c.order.rawValue)", place: "order")) }
         if !quarantine.isEmpty { header.append(Line(text: "quarantine=\(hex16(quarantine.digest))", place: "quarantined shards")) }
         self.header = header
         var described = Set<Int>()
         stages = c.stages.enumerated().map { s, stage in
             let place = "stage \(s + 1) ('\(stage.name)')"
             var text = "stage=\(stage.startToken)"
-            for weight in stage.weights { text += ";\(c.datasets[weight.dataset].identity)=\(weight.units)" }
+            for weight in stage.weights {
+                text += ";\(c.datasets[weight.dataset].identity)=\(weight.units)"
+                // nanotron's blend computes with the weights as written (float64), not their ratios.
+                if c.order == .nanotron { text += "@\(weight.written)" }
+            }
             var block = [Line(text: text, place: "\(place) start and mixture")]
             for weight in stage.weights where described.insert(weight.dataset).inserted {
                 let d = weight.dataset, spec = c.datasets[d]

@@ -1,3 +1,4 @@
+import Dispatch
 import TokenfeedCurriculum
 import TokenfeedMixing
 import TokenfeedShards
@@ -26,6 +27,11 @@ public final class GlobalStream: Sendable {
     public let vocabularySize: UInt32
     /// Bestfit row counts per shard, shared by the planners (unused with `concat` packing).
     let bestFitRows: BestFitRowCache
+    /// With `--order nanotron` (``Curriculum/order``): nanotron's blend and stage carry-over, and
+    /// each dataset's windows; nil in the quota order.
+    public let nanotronOrder: NanotronOrder?
+    /// Per dataset, its windows (empty in the quota order).
+    public let nanotronWindows: [NanotronWindows]
 
     public var sequenceLength: Int { curriculum.sequenceLength }
     /// Tokens in a served row: `sequenceLength + 1`.
@@ -46,12 +52,23 @@ public final class GlobalStream: Sendable {
     public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                             bestFitCacheReport: (@Sendable (String) -> Void)? = nil,
                             manifestReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
-        var datasets: [DatasetFolder] = []
+        var folders: [String] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
                 throw EngineError("dataset \(spec.name): no folder (give a data root)")
             }
-            do { datasets.append(try DatasetFolder.open(path: folder, report: manifestReport)) } catch {
+            folders.append(folder)
+        }
+        // The datasets open in parallel (each opens its shards in parallel too): listing, reading
+        // and decoding one manifest is a single thread's work per dataset.
+        let opened = ParallelResults<Result<DatasetFolder, ShardError>>(count: folders.count)
+        let paths = folders
+        DispatchQueue.concurrentPerform(iterations: paths.count) { d in
+            opened.set(d, Result { () throws(ShardError) in try DatasetFolder.open(path: paths[d], report: manifestReport) })
+        }
+        var datasets: [DatasetFolder] = []
+        for (spec, result) in zip(curriculum.datasets, opened.values) {
+            do { datasets.append(try result.get()) } catch {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
@@ -94,6 +111,46 @@ public final class GlobalStream: Sendable {
             folders: datasets, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead,
             store: bestFitCacheDirectory.map { BestFitRowStore(directory: $0, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead) },
             report: bestFitCacheReport ?? { _ in })
+        if curriculum.order == .nanotron {
+            let order = try Self.nanotronOrder(curriculum: curriculum)
+            let windows = datasets.map { NanotronWindows(folder: $0, rowTokens: curriculum.sequenceLength + 1) }
+            try Self.checkNanotronWindows(curriculum: curriculum, order: order, windows: windows, datasets: datasets)
+            nanotronOrder = order
+            nanotronWindows = windows
+        } else {
+            nanotronOrder = nil
+            nanotronWindows = []
+        }
+    }
+
+    /// nanotron's order of `curriculum` (computing its stages' blends: see ``NanotronOrder``).
+    /// - Throws: `EngineError` when the curriculum packs or shuffles (nanotron's samples are plain
+    ///   windows: `packing: concat`, no `shuffle`).
+    public static func nanotronOrder(curriculum: Curriculum) throws(EngineError) -> NanotronOrder {
+        guard curriculum.packing == .concat else {
+            throw EngineError("\(curriculum.sourcePath): --order nanotron reads nanotron's windows of sequence_length + 1 tokens; it cannot be combined with bestfit packing (use packing: concat, or --order quota)")
+        }
+        guard curriculum.shuffle == .off else {
+            throw EngineError("\(curriculum.sourcePath): --order nanotron reads each dataset's windows in file order, as nanotron does; it cannot be combined with shuffle (remove it, or use --order quota)")
+        }
+        return NanotronOrder(curriculum: curriculum)
+    }
+
+    /// Checks that every dataset holds the windows nanotron's order reads from it: nanotron has no
+    /// epochs (its `BlendableDataset` asserts enough samples), so a dataset read past its last window
+    /// is an error here, before anything is served.
+    /// - Throws: `EngineError` naming the dataset, its folder, the windows needed and held, and the
+    ///   stage that reads past the end.
+    public static func checkNanotronWindows(curriculum: Curriculum, order: NanotronOrder, windows: [NanotronWindows],
+                                            datasets: [DatasetFolder]) throws(EngineError) {
+        let needed = order.samplesNeeded
+        for d in curriculum.datasets.indices where needed[d] > windows[d].count {
+            let stage = (0 ..< order.stageCount).first { order.carry[$0][d] + order.drawn[$0][d] > windows[d].count } ?? 0
+            throw EngineError("dataset \(curriculum.datasets[d].name) (\(datasets[d].path)): --order nanotron reads \(needed[d]) windows of "
+                              + "\(curriculum.sequenceLength + 1) tokens from it, but its \(datasets[d].shards.count) shard file(s) hold "
+                              + "\(windows[d].count); stage \(stage + 1) ('\(curriculum.stages[stage].name)') reads past the end. nanotron "
+                              + "has no epochs: add data to the dataset, lower its weight, or use --order quota")
+        }
     }
 
     /// Checks that a dataset folder can be served: it must hold at least one token (a dataset of
@@ -213,6 +270,11 @@ public struct SequencePlanner: Sendable {
     /// The row order within blocks, when the curriculum shuffles; per dataset, its key.
     private let shuffle: RowShuffle?
     private let shuffleKeys: [UInt64]
+    /// `--order nanotron`: the order (this planner's copy: it caches blend counts), where it was
+    /// last, and a document locator per dataset.
+    private var nanotron: NanotronOrder?
+    private var nanotronWalker = NanotronWalker()
+    private var nanotronLocators: [DocumentLocator]
 
     init(stream: GlobalStream) {
         self.stream = stream
@@ -234,6 +296,8 @@ public struct SequencePlanner: Sendable {
             shuffle = nil
             shuffleKeys = []
         }
+        nanotron = stream.nanotronOrder
+        nanotronLocators = stream.nanotronOrder == nil ? [] : stream.datasets.map { _ in DocumentLocator() }
     }
 
     /// Appends the pieces of global sequence `i` to `pieces` and returns its record (with
@@ -241,6 +305,9 @@ public struct SequencePlanner: Sendable {
     /// in order, give the row's tokens; with `bestfit` packing `paddedTokens` pad ids follow them.
     /// - Throws: `ShardError` when an index page the plan needs cannot be read or is corrupt.
     public mutating func plan(sequence i: UInt64, step: UInt64, appendingTo pieces: inout [SequencePiece]) throws(ShardError) -> SequenceRecord {
+        if let source = nanotron?.source(ofSequence: i, walker: &nanotronWalker) {
+            return try planNanotron(sequence: i, step: step, source: source, appendingTo: &pieces)
+        }
         let source = stream.plan.source(ofSequence: i)
         let row = shuffle.map { $0.rowIndex(source.ordinal, datasetKey: shuffleKeys[source.dataset]) } ?? source.ordinal
         let first = pieces.count
@@ -265,5 +332,25 @@ public struct SequencePlanner: Sendable {
         return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
                               firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first),
                               paddedTokens: UInt32(padded), epoch: UInt32(truncatingIfNeeded: epoch))
+    }
+
+    /// `--order nanotron`: the pieces of the window `source.ordinal` of the source's dataset — one
+    /// shard file, `L + 1` tokens, split at its documents.
+    private mutating func planNanotron(sequence i: UInt64, step: UInt64, source: SequenceSource,
+                                       appendingTo pieces: inout [SequencePiece]) throws(ShardError) -> SequenceRecord {
+        let first = pieces.count
+        let (shard, start) = stream.nanotronWindows[source.dataset].locate(source.ordinal)
+        let reader = stream.datasets[source.dataset].shards[shard]
+        var offset = start
+        var remaining = UInt64(stream.rowTokens)
+        while remaining > 0 {
+            let (document, end) = try nanotronLocators[source.dataset].document(containingToken: offset, in: reader)
+            let n = min(remaining, end - offset)
+            pieces.append(SequencePiece(shard: UInt32(shard), document: UInt64(document), offset: offset, length: UInt32(n)))
+            offset += n
+            remaining -= n
+        }
+        return SequenceRecord(sequence: i, step: step, stage: UInt32(source.stage), dataset: UInt32(source.dataset),
+                              firstPiece: UInt32(first), pieceCount: UInt32(pieces.count - first), paddedTokens: 0, epoch: 0)
     }
 }
