@@ -6,7 +6,7 @@
 //
 // - `cached`: the preload budget holds every frame and the warm-up has touched them all, so what runs
 //   is the packer → ring → socket path (and the preloader's planning, with frame-cache hits only);
-// - `streamed`: a preload budget of about two dozen frames, so frames are decompressed all the time:
+// - `streamed`: a preload budget of 32 frames (96 KiB), so frames are decompressed all the time:
 //   the preloader and frame-loading path;
 // - `lockstep`: as `cached`, with one batch of credit: the client returns a Credit for every batch and
 //   the connection's writer waits for it each time (a trainer slower than the daemon), so the credit
@@ -92,7 +92,7 @@ if CommandLine.arguments.contains("--self-check") {
 do {
     let corpus = try ProbeCorpus(datasetCount: argument("--datasets", default: 12))
     let warmup = argument("--warmup", default: 1_000), batches = argument("--batches", default: 2_000)
-    // Every frame fits 64 MiB; 96 KiB holds a few dozen slots (a 2 KiB frame and its compressed bytes each).
+    // Every frame fits 64 MiB; 96 KiB holds 32 slots (a 2 KiB frame and its compressed bytes each).
     let results = [
         try run(scenario: "cached", corpus: corpus, preloadBytes: 64 << 20, credits: 8, warmup: warmup, batches: batches),
         try run(scenario: "streamed", corpus: corpus, preloadBytes: 96 << 10, credits: 8, warmup: warmup, batches: batches),

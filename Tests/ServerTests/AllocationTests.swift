@@ -78,7 +78,7 @@ import TestSupport
             #expect(mallocs < batches, "\(name): \(mallocs) allocations over \(batches) batches: \(report)")
         }
         // The scenarios are what they say: no decompression with every frame cached, about two frames
-        // a batch with a budget of a few dozen.
+        // a batch with a budget of 32 frames.
         for name in ["cached", "lockstep"] {
             #expect(byName[name]?["framesDecompressed"] as? Int == 0, "\(report)")
         }
