@@ -62,11 +62,41 @@ import TokenfeedProtocol
             #expect(cursor.nextStep * 2 * UInt64(fixture.sequenceLength) == UInt64(served))
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: JobStateFiles.statsPath(stateDirectory: options.stateDirectory!, jobID: job)))) as? [String: Any]
             #expect(json?["position_sequence"] as? Int == Int(cursor.nextStep) * 2)
+            #expect(json?["tokens_served"] as? Int == served, "the job's own count, not the daemon's")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: options.stateDirectory! + "/jobs").sorted() == ["a", "b%2F..%2Fc"])
         #expect(body.contains("tokenfeed_sessions_opened_total 2\n"))
         #expect(try httpGet(port: port, path: "/").hasPrefix("HTTP/1.1 404 "))
         #expect(try httpGet(port: port, path: "/metrics", method: "DELETE").hasPrefix("HTTP/1.1 405 "))
+    }
+
+    /// Waits recorded with atomics reach the histogram with exact bucket counts and sum, across drains.
+    @Test func waitHistogramsKeepExactBucketsAndSums() throws {
+        let metrics = DaemonMetrics()
+        func sample(_ text: String, _ name: String) -> String? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map { String($0.split(separator: " ").last!) }
+        }
+        // 100 µs is the first bound: 100,000 ns falls in it, 100,001 in the next; 31 s is above every bound.
+        let waits: [UInt64] = [1, 99_999, 100_000, 100_001, 700_000, 3_000_000, 3_000_001, 31_000_000_000]
+        for wait in waits { metrics.clientWait.record(nanoseconds: wait) }
+        var text = metrics.waitsText()
+        #expect(sample(text, "tokenfeed_client_wait_seconds_count") == "8")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.0001\"}") == "3")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.0005\"}") == "4")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.001\"}") == "5")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"0.005\"}") == "7")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"30.0\"}") == "7")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_sum") == "31.007000002", "the exact sum of the waits")
+        #expect(sample(text, "tokenfeed_daemon_wait_seconds_count") == "0")
+        // A second drain adds only what came since.
+        metrics.clientWait.record(nanoseconds: 2_000_000_000)
+        metrics.daemonWait.record(nanoseconds: 5)
+        text = metrics.waitsText()
+        #expect(sample(text, "tokenfeed_client_wait_seconds_count") == "9")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_bucket{le=\"5.0\"}") == "8")
+        #expect(sample(text, "tokenfeed_client_wait_seconds_sum") == "33.007000002")
+        #expect(sample(text, "tokenfeed_daemon_wait_seconds_count") == "1")
+        #expect(metrics.waitsText() == text, "nothing new, nothing added")
     }
 
     /// `tokenfeed stats`: this daemon's counts and the stream position in two named columns; the current
@@ -93,6 +123,25 @@ import TokenfeedProtocol
         #expect(all.split(separator: "\n").contains { $0.hasPrefix("  tiny ") })
         let both = try run(tool, ["stats", "--socket", fixture.socketPath, "--json", "--prometheus"])
         #expect(both.status != 0 && both.stderr.contains("at most one of --json and --prometheus"))
+    }
+
+    /// An older daemon's `rank-R.cursor` files at the top of the state directory are named in a notice
+    /// at start and left untouched; the new cursor goes to the job's folder.
+    @Test func legacyCursorFilesAreNamedAndLeftAlone() throws {
+        let fixture = try ServerFixture()
+        let state = fixture.dir.sub("state")
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let legacy = "tfc1-old\n"
+        try legacy.write(toFile: state + "/rank-0.cursor", atomically: true, encoding: .utf8)
+        let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot, "--socket", fixture.socketPath,
+                                        "--preload-bytes", "1MiB", "--state-dir", state], socket: fixture.socketPath)
+        let client = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, credits: 1, jobID: "new")
+        _ = try client.rows(batches: 2)
+        client.close()
+        #expect(eventually(within: 10) { FileManager.default.fileExists(atPath: state + "/jobs/new/rank-0.cursor") })
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.stderr.contains("cursors are now kept per job") && daemon.stderr.contains("rank-0.cursor"), "\(daemon.stderr)")
+        #expect(try String(contentsOfFile: state + "/rank-0.cursor", encoding: .utf8) == legacy)
     }
 
     /// One HTTP/1.1 request; the whole answer (the endpoint closes after it).

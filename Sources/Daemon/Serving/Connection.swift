@@ -469,11 +469,11 @@ final class Connection: @unchecked Sendable {
             case .sent(let step, let waited):
                 if waited > 0 { recordWait(waited) }
                 if waited > 0 || pendingClientWait > 0 {
-                    server.metrics.clientWait.recordNanoseconds(Int64(clamping: pendingClientWait &+ waited))
+                    server.metrics.clientWait.record(nanoseconds: pendingClientWait &+ waited)
                     pendingClientWait = 0
                 }
                 if creditWaitStart != 0 {
-                    server.metrics.daemonWait.recordNanoseconds(Int64(clamping: monotonicNanoseconds() &- creditWaitStart))
+                    server.metrics.daemonWait.record(nanoseconds: monotonicNanoseconds() &- creditWaitStart)
                     creditWaitStart = 0
                 }
                 credits.wrappingSubtract(1, ordering: .sequentiallyConsistent)

@@ -6,10 +6,10 @@ import TokenfeedProtocol
 /// written by swift-prometheus.
 ///
 /// Two kinds of values:
-/// - **Waits** (`tokenfeed_client_wait_seconds`, `tokenfeed_daemon_wait_seconds`) are events: swift-metrics
-///   `Timer`s backed by swift-prometheus histograms in a registry that lives as long as the daemon. A
-///   writer records one only after it actually waited (for its packer, or for the client's credit), never
-///   for a batch that was ready and allowed.
+/// - **Waits** (`tokenfeed_client_wait_seconds`, `tokenfeed_daemon_wait_seconds`) are events: a writer
+///   records one, with relaxed atomics (``WaitHistogram``), only after it actually waited (for its packer,
+///   or for the client's credit). A scrape hands the waits since the previous scrape to swift-metrics
+///   `Timer`s backed by swift-prometheus histograms in a registry that lives as long as the daemon.
 /// - **Everything else** is read at scrape time from the atomics the serving path already keeps
 ///   (``ServerCounters``, ``RankTally``, the connections, the frame cache) and written into a fresh
 ///   registry per scrape, so a scrape never sees a series of a job the daemon has forgotten.
@@ -23,22 +23,31 @@ final class DaemonMetrics: Sendable {
 
     private let events = PrometheusCollectorRegistry()
     /// A trainer had credit but the daemon had no batch ready: how long until it had (per wait).
-    let clientWait: CoreMetrics.Timer
+    let clientWait = WaitHistogram(bounds: waitBuckets)
     /// The daemon had a batch ready but the trainer had no credit left: how long until it sent credit.
-    let daemonWait: CoreMetrics.Timer
+    let daemonWait = WaitHistogram(bounds: waitBuckets)
+    private let clientWaitTimer: CoreMetrics.Timer
+    private let daemonWaitTimer: CoreMetrics.Timer
 
     init() {
         var factory = PrometheusMetricsFactory(registry: events)
         factory.defaultDurationHistogramBuckets = Self.waitBuckets
-        clientWait = Timer(label: "tokenfeed_client_wait_seconds", dimensions: [], factory: factory)
-        daemonWait = Timer(label: "tokenfeed_daemon_wait_seconds", dimensions: [], factory: factory)
+        clientWaitTimer = Timer(label: "tokenfeed_client_wait_seconds", dimensions: [], factory: factory)
+        daemonWaitTimer = Timer(label: "tokenfeed_daemon_wait_seconds", dimensions: [], factory: factory)
     }
 
     /// The exposition text of `server`'s metrics now.
     func render(_ server: Server) -> String {
         let registry = PrometheusCollectorRegistry()
         Snapshot(server: server, registry: registry).fill()
-        return Self.inStableOrder(registry.emitToString() + events.emitToString())
+        return Self.inStableOrder(registry.emitToString() + waitsText())
+    }
+
+    /// The two wait histograms, with the waits recorded since the last call handed over first.
+    func waitsText() -> String {
+        clientWait.drain(into: clientWaitTimer)
+        daemonWait.drain(into: daemonWaitTimer)
+        return events.emitToString()
     }
 
     /// `text` (swift-prometheus' output, whose families and series come in hash order, different in

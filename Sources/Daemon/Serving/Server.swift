@@ -137,19 +137,7 @@ public final class Server: @unchecked Sendable {
     private func startLocked() throws(ServerStartupError) {
         guard !stopping.load(ordering: .acquiring) else { return }
         try Self.prepareStateDirectory(options.stateDirectory)
-        let socket: ListeningSocket
-        if let activated = ListeningSocket.activated() {
-            socket = activated
-            logger.info("listening on the socket passed by systemd (fd 3)")
-        } else {
-            do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
-                throw ServerStartupError(error.description)
-            }
-            logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
-        }
-        do { try stream.writeRecord() } catch {
-            logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
-        }
+        // The metrics endpoint first: when the socket appears, GET /metrics answers.
         if let address = options.metricsListen {
             do {
                 let endpoint = try MetricsEndpoint(address: address) { [weak self] in self?.metricsText() ?? "" }
@@ -157,9 +145,23 @@ public final class Server: @unchecked Sendable {
                 metricsEndpoint = endpoint
                 logger.info("serving metrics", metadata: ["address": "\(address.isIPv6 ? "[\(address.host)]" : address.host):\(endpoint.boundPort)"])
             } catch {
-                socket.close()
                 throw ServerStartupError(error.description)
             }
+        }
+        let socket: ListeningSocket
+        if let activated = ListeningSocket.activated() {
+            socket = activated
+            logger.info("listening on the socket passed by systemd (fd 3)")
+        } else {
+            do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
+                metricsEndpoint?.stop()
+                metricsEndpoint = nil
+                throw ServerStartupError(error.description)
+            }
+            logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
+        }
+        do { try stream.writeRecord() } catch {
+            logger.warning("cannot record the stream's description in the state directory", metadata: ["error": "\(error)"])
         }
         listener = socket
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: acceptQueue)
@@ -442,12 +444,14 @@ public final class Server: @unchecked Sendable {
 
     // MARK: Stats
 
-    /// The daemon's state now, as a Stats message: with `jobID`, the position of that job (the furthest
-    /// of its ranks) and its sessions only; without, the furthest position of any session and every session.
+    /// The daemon's state now, as a Stats message: with `jobID`, that job's — its position (the furthest
+    /// of its ranks), the tokens and batches this daemon sent its ranks, its sessions; without, the
+    /// furthest position of any session, the daemon's totals and every session.
     public func statsSnapshot(jobID: String? = nil) -> Stats {
         let curriculum = stream.stream.curriculum
-        let position = jobID.map { job in counters.allTallies().filter { $0.key.jobID == job }
-            .map { $0.endSequence.load(ordering: .relaxed) }.max() ?? 0 } ?? counters.furthestSequence.load(ordering: .relaxed)
+        let tallies = jobID.map { job in counters.allTallies().filter { $0.key.jobID == job } }
+        let position = tallies.map { $0.map { $0.endSequence.load(ordering: .relaxed) }.max() ?? 0 }
+            ?? counters.furthestSequence.load(ordering: .relaxed)
         let progress = StreamProgress(stream: stream.stream, position: position)
         let stage = progress.stage
         var targets = [Double](repeating: 0, count: curriculum.datasets.count)
@@ -479,8 +483,10 @@ public final class Server: @unchecked Sendable {
                 waitNanosecondsMax: connection.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
         }
         return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: progress.position,
-                     tokensServed: counters.tokensServed.load(ordering: .relaxed),
-                     batchesServed: counters.batchesServed.load(ordering: .relaxed),
+                     tokensServed: tallies.map { $0.reduce(0) { $0 &+ $1.tokens.load(ordering: .relaxed) } }
+                        ?? counters.tokensServed.load(ordering: .relaxed),
+                     batchesServed: tallies.map { $0.reduce(0) { $0 &+ $1.batches.load(ordering: .relaxed) } }
+                        ?? counters.batchesServed.load(ordering: .relaxed),
                      ringCapacity: ringCapacity, ringOccupied: ringOccupied, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
                      uptimeMilliseconds: (monotonicNanoseconds() - counters.startedAt) / 1_000_000,
                      stages: stream.stages, datasets: datasets, clients: clients)

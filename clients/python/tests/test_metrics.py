@@ -158,9 +158,10 @@ def test_stats_prometheus_gives_the_endpoints_families(metrics_daemon, tokenfeed
     with tokenfeed.Client(d.socket, 0, 1, 4, job_id="equal", timeout=TIMEOUT) as c:
         for _ in range(7):
             assert c.next() is not None
-    # Once the session has ended, only the uptime and the connection counts move between two reads.
+    # Once the connection is gone (its writer done), only the uptime and the connection counts move
+    # between two reads.
     deadline = time.monotonic() + 10
-    while value(endpoint := families(scrape(d.port)), "tokenfeed_sessions") != 0 and time.monotonic() < deadline:
+    while value(endpoint := families(scrape(d.port)), "tokenfeed_connections") != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     cli = subprocess.run([tokenfeed_bin, "stats", "--socket", d.socket, "--prometheus"], capture_output=True, text=True, timeout=TIMEOUT)
     assert cli.returncode == 0, cli.stderr
@@ -207,6 +208,12 @@ def test_metrics_listen_refuses_other_hosts_unless_told(tmp_path, tokenfeedd_bin
     assert refused.returncode == 2 and "--metrics-listen-any" in refused.stderr, refused.stderr
     bad = subprocess.run(args + ["--metrics-listen", "127.0.0.1"], capture_output=True, text=True, timeout=TIMEOUT)
     assert bad.returncode == 2 and "ADDR:PORT" in bad.stderr, bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(args + ["--metrics-listen", f"127.0.0.1:{taken.getsockname()[1]}"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert busy.returncode == 1 and "bind --metrics-listen" in busy.stderr and "in use" in busy.stderr, busy.stderr
+    assert not os.path.exists(tmp_path / "s.sock"), "a daemon that cannot serve its metrics leaves no socket behind"
 
 
 def test_stats_json_is_rewritten_while_a_session_runs(metrics_daemon):
