@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 //
 // tokenfeed — a data-loader daemon for LLM pretraining.
 //
@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries, linked from the system through pkg-config.
@@ -54,6 +56,8 @@ let package = Package(
         .target(name: "TokenfeedServer",
                 dependencies: ["TokenfeedShards", "TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedProtocol",
                                .product(name: "Logging", package: "swift-log"),
+                               .product(name: "CoreMetrics", package: "swift-metrics"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
                                .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Serving", swiftSettings: strict),
 

@@ -13,17 +13,20 @@ hashes every one (tokens per second, ``B × L`` per batch). The scenario ``alone
 nothing else connected; every other scenario first starts an abuser (a separate process, so that it
 does not share the good client's interpreter), waits until it is in place, then measures:
 
-- ``stalled``: 160 sessions (batch size 8) whose Hello grants 100,000 credits and that never read a
+- ``stalled``: 160 sessions (batch size 8, from 4 processes: the daemon lets one process set up 64
+  sessions at once, ``--session-burst``) whose Hello grants 100,000 credits and that never read a
   byte; measured once the daemon has filled their rings and sockets and gone idle (at most 60 s:
   serving what 160 sessions asked for is work, their stalling afterwards must cost nothing);
-- ``slow-readers``: 100 sessions that each read one batch a second;
+- ``slow-readers``: 100 sessions (from 4 processes) that each read one batch a second;
 - ``connections``: 250 idle connections (never a Hello; re-opened when the handshake timeout closes
   them) plus 20 more attempts a second that get ``busy``;
 - ``handshake-stallers``: 100 connections that send half a Hello and stall (re-opened when closed);
 - ``stats-flood``: 8 connections sending StatsRequests as fast as the daemon reads them, never
   reading an answer;
 - ``memory-hogs``: a loop of Hellos with the largest batch size (refused before allocating) and of
-  Hello + close cycles with batch size 1,024 (a ring and a preload pool allocated and freed each time).
+  Hello + close cycles with batch size 1,024 (a ring mapped and freed, a packer started each time; the
+  daemon admits 64 set-ups at once and then 16 a second per process, ``--session-rate``, and answers
+  the rest ``busy``).
 
 Every measured run must receive exactly the bytes of the run alone (same hashes, else it exits 1).
 Prints a Markdown table: per scenario the median tokens/s over the runs, the range, and the ratio of
@@ -36,6 +39,7 @@ import argparse
 import hashlib
 import os
 import pathlib
+import signal
 import socket
 import statistics
 import subprocess
@@ -79,15 +83,41 @@ def hello(batch_size: int, credits: int, job: str) -> bytes:
     return P.Hello(0, 1, batch_size, credits, None, job).encode(1)
 
 
+def in_processes(count: int) -> int:
+    """Forks `count - 1` children (in the abuser's process group, killed with it); returns this
+    process's index, 0 for the parent, which returns once every child has said it is in place (see `ready`)."""
+    global _ready_pipe
+    read_end, write_end = os.pipe()
+    for index in range(1, count):
+        if os.fork() == 0:
+            os.close(read_end)
+            _ready_pipe = write_end
+            return index
+    os.close(write_end)
+    _ready_pipe = read_end
+    return 0
+
+
+_ready_pipe: int | None = None
+
+
 def abuse(name: str, sock: str) -> None:
     """Runs scenario `name` against `sock` until killed; prints "ready" once in place."""
     held: list[socket.socket] = []
+    index, processes = 0, 1
 
     def ready() -> None:
+        if index > 0:                   # a child: tell the parent
+            os.write(_ready_pipe, b"r")
+            return
+        for _ in range(processes - 1):  # the parent: wait for every child
+            os.read(_ready_pipe, 1)
         print("ready", flush=True)
 
     if name == "stalled":
-        for i in range(160):
+        processes = 4
+        index = in_processes(processes)
+        for i in range(index * 40, index * 40 + 40):
             s = connect(sock)
             if s:
                 s.sendall(hello(8, 100_000, f"stalled{i}"))
@@ -96,7 +126,9 @@ def abuse(name: str, sock: str) -> None:
         while True:
             time.sleep(1)
     elif name == "slow-readers":
-        clients = [tokenfeed.Client(sock, 0, 1, 2, credits=1, job_id=f"slow{i}", timeout=60) for i in range(100)]
+        processes = 4
+        index = in_processes(processes)
+        clients = [tokenfeed.Client(sock, 0, 1, 2, credits=1, job_id=f"slow{i}", timeout=60) for i in range(index * 25, index * 25 + 25)]
         ready()
         while True:
             t = time.monotonic()
@@ -235,7 +267,7 @@ def main() -> None:
                     tps, digest = measure(sock, f"good-{run}-{name}", B, N)
                 finally:
                     if abuser:
-                        abuser.kill()
+                        os.killpg(abuser.pid, signal.SIGKILL)   # with the processes it forked
                         abuser.wait()
                 reference = reference or digest
                 if digest != reference:

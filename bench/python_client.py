@@ -217,13 +217,19 @@ def served_corpus(tokenfeed_bin: str, tokenfeedd_bin: str, L: int, keep: str | N
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def consumer_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every consumer benchmark takes: --bin, --runs, --batches, --batch-size, --sequence-length."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--bin", help="folder holding tokenfeed and tokenfeedd")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batches", type=int, default=1500)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--sequence-length", type=int, default=2048)
+    return ap
+
+
+def main() -> None:
+    ap = consumer_arguments(__doc__.split("\n\n")[0])
     ap.add_argument("--keep", help="use this folder for the data root (kept)")
     args = ap.parse_args()
     B, L, N = args.batch_size, args.sequence_length, args.batches

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what tokenfeed needs to build and test, where it is missing:
 # Debian packages libzstd-dev, libyaml-dev, zlib1g-dev, pkg-config, zstd, python3-venv; Python packages
-# for the client tests (numpy, pytest; with torch: torch, torchdata, transformers, accelerate).
-# Swift 6.1 or later must already be on PATH.
+# for the client tests (numpy, pytest, prometheus_client — its text parser checks the daemon's
+# /metrics; with torch: torch, torchdata, transformers, accelerate).
+# Swift 6.2 or later must already be on PATH (swift-metrics 2.13 and swift-prometheus 2.4 need 6.2).
 #
 # Python: the packages go into a virtual environment, .venv at the repository root, when the system
 # Python is externally managed (PEP 668: stock Debian 12 / Ubuntu 23.04 and later), when torch is
@@ -27,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.2 or later is required)" >&2; exit 1; }
 
 # Torch wanted?
 wheels="${TOKENFEED_WHEELS:-/opt/wheels}"
@@ -49,7 +50,7 @@ fi
 py="$(scripts/python.sh)"
 
 # Python packages used by the Python client and its tests.
-"$py" -c "import numpy, pytest" 2>/dev/null || "$py" -m pip install -q numpy pytest
+"$py" -c "import numpy, pytest, prometheus_client" 2>/dev/null || "$py" -m pip install -q numpy pytest prometheus_client
 if [ "$want_torch" = 1 ] && ! "$py" -c "import torch, torchdata, transformers, accelerate" 2>/dev/null; then
   echo "setup: installing torch (CPU), torchdata, transformers and accelerate into $py" >&2
   if [ -n "$torch_wheel" ]; then

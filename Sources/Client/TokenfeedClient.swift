@@ -80,12 +80,14 @@ public final class TokenfeedClient {
     }
 
     /// Asks the daemon for its state over a connection of its own (a stats-only connection).
+    /// - Parameter prometheus: also ask for the daemon's metrics in the Prometheus text format
+    ///   (``Stats/prometheusText``; the text `GET /metrics` serves).
     /// - Throws: `ClientError` for connection failures, refusals and invalid frames.
-    public static func stats(socketPath: String) throws(ClientError) -> Stats {
+    public static func stats(socketPath: String, prometheus: Bool = false) throws(ClientError) -> Stats {
         let socket = try ClientSocket.connect(path: socketPath)
         defer { socket.close() }
         let decoder = FrameDecoder()
-        let frame = try request(StatsRequest().encodeFrame(requestID: 1), socket, decoder)
+        let frame = try request(StatsRequest(prometheus: prometheus).encodeFrame(requestID: 1), socket, decoder)
         switch try decode(frame) {
         case .stats(let stats):
             try? socket.write(Goodbye(reason: .done).encodeFrame())

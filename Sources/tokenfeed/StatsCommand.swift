@@ -8,7 +8,9 @@ struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Show a running daemon's state: stage progress, tokens served, dataset shares, epochs, ring, preload, clients.",
-        discussion: "--json prints the Stats message as one JSON object (the format of the state directory's stats.json).")
+        discussion: """
+            --json prints the Stats message as one JSON object (the format of the state directory's stats.json);             --prometheus prints the daemon's metrics in the Prometheus text format, the text its GET /metrics endpoint serves             (docs/OPERATIONS.md, "Metrics"). The text form lists the datasets of the current stage; --all-stages lists every dataset.
+            """)
 
     @Option(help: "The daemon's Unix socket.")
     var socket: String
@@ -16,19 +18,35 @@ struct StatsCommand: ParsableCommand {
     @Flag(help: "One JSON object.")
     var json = false
 
+    @Flag(help: "The daemon's metrics in the Prometheus text exposition format (what --metrics-listen serves).")
+    var prometheus = false
+
+    @Flag(help: "List every dataset of the curriculum, not only those of the current stage.")
+    var allStages = false
+
+    func validate() throws {
+        guard !(json && prometheus) else { throw ValidationError("give at most one of --json and --prometheus") }
+    }
+
     func run() throws {
         let stats: Stats
-        do { stats = try TokenfeedClient.stats(socketPath: socket) } catch {
+        do { stats = try TokenfeedClient.stats(socketPath: socket, prometheus: prometheus) } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        print(json ? StatsJSON.render(stats) : StatsText.render(stats))
+        if prometheus {
+            print(stats.prometheusText ?? "", terminator: "")
+            return
+        }
+        print(json ? StatsJSON.render(stats) : StatsText.render(stats, allStages: allStages))
     }
 }
 
 /// The human form of a Stats message.
 enum StatsText {
-    static func render(_ s: Stats) -> String {
+    /// The text of `s`: the datasets of the current stage only (those with a target share in it, or
+    /// tokens drawn in it), unless `allStages`.
+    static func render(_ s: Stats, allStages: Bool = false) -> String {
         let position = s.positionSequence * UInt64(s.sequenceLength)
         var out = "tokenfeedd up \(duration(nanoseconds: s.uptimeMilliseconds * 1_000_000)), \(s.clients.count) client\(s.clients.count == 1 ? "" : "s")\n"
         out += "position: sequence \(s.positionSequence), token \(grouped(position))\n"
@@ -44,14 +62,22 @@ enum StatsText {
             }
             out += "\n"
         }
-        out += "served: \(grouped(s.tokensServed)) tokens in \(grouped(s.batchesServed)) batches\n"
+        // Two different counts, in two named columns: what this daemon sent since it started (every
+        // session, every job, replicas each), and where the stream is (the furthest session; a resumed
+        // session starts at its cursor, so this counts across daemon restarts).
+        let served = grouped(s.tokensServed), stream = grouped(position)
+        let width = max(21, served.count, stream.count)
+        out += "          \(leftPad("served by this daemon", width))  \(leftPad("stream position", width))\n"
+        out += "tokens    \(leftPad(served, width))  \(leftPad(stream, width))\n"
+        out += "batches   \(leftPad(grouped(s.batchesServed), width))  \(leftPad("sequence " + grouped(s.positionSequence), width))\n"
         out += "ring: \(s.ringOccupied) of \(s.ringCapacity) slots ready   preload: \(bytes(s.preloadBytes)) held, budget \(bytes(s.preloadBudgetBytes))\n"
         if !s.datasets.isEmpty {
             let stageName = s.stages.indices.contains(Int(s.currentStage)) ? s.stages[Int(s.currentStage)].name : "?"
-            let width = max(7, s.datasets.map(\.name.count).max() ?? 0)
-            out += "datasets in stage \(stageName):\n"
-            out += "  \(pad("dataset", width))  target  realized  share bar (█ realized, │ target)  tokens served   epoch\n"
-            for d in s.datasets {
+            let shown = allStages ? s.datasets : s.datasets.filter { $0.targetShare > 0 || $0.realizedShare > 0 }
+            let width = max(7, shown.map(\.name.count).max() ?? 0)
+            out += allStages ? "datasets (every stage; shares in stage \(stageName)):\n" : "datasets in stage \(stageName) (--all-stages for every stage's):\n"
+            out += "  \(pad("dataset", width))  target  realized  share bar (█ realized, │ target)  stream tokens   epoch\n"
+            for d in shown {
                 out += "  \(pad(d.name, width))  \(percent(d.targetShare))  \(percent(d.realizedShare))    \(shareBar(d.realizedShare, target: d.targetShare))"
                 out += "  \(leftPad(grouped(d.tokensServed), 14))  \(d.epoch)"
                 out += d.quarantinedShards > 0 ? "  ⚠ \(d.quarantinedShards) shard\(d.quarantinedShards == 1 ? "" : "s") quarantined\n" : "\n"
@@ -62,10 +88,10 @@ enum StatsText {
             }
         }
         if !s.clients.isEmpty {
-            out += "clients:\n  rank  world × batch  job         credits  next step  batches  waited total  waited max\n"
+            out += "clients:\n  rank  world × batch  job         credits  next step  sent here  waited total  waited max\n"
             for c in s.clients {
                 out += "  \(leftPad("\(c.rank)", 4))  \(leftPad("\(c.worldSize) × \(c.batchSize)", 13))  \(pad(c.jobID.isEmpty ? "-" : c.jobID, 10))"
-                out += "  \(leftPad("\(c.credits)", 7))  \(leftPad("\(c.nextStep)", 9))  \(leftPad("\(c.batchesSent)", 7))"
+                out += "  \(leftPad("\(c.credits)", 7))  \(leftPad("\(c.nextStep)", 9))  \(leftPad("\(c.batchesSent)", 9))"
                 out += "  \(leftPad(duration(nanoseconds: c.waitNanosecondsTotal), 12))  \(leftPad(duration(nanoseconds: c.waitNanosecondsMax), 10))\n"
             }
         }

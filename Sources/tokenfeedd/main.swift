@@ -28,7 +28,7 @@ struct TokenfeedDaemon: ParsableCommand {
             """,
         version: ReleaseVersion.line(for: "tokenfeedd"))
 
-    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, log_format, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes.")
+    @Option(help: "YAML config file with any of: curriculum, data_root, socket, socket_mode, state_dir, preload_bytes, ring_slots, log_level, log_format, on_corrupt, verify_shards, log_file, allow_users, allow_groups, max_connections, handshake_timeout, session_memory, total_memory, outbox_bytes, metrics_listen, metrics_listen_any.")
     var config: String?
 
     @Option(help: "The curriculum file.")
@@ -43,7 +43,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Octal permission mode of the socket file (default 0660).")
     var socketMode: String?
 
-    @Option(help: "Folder for stats.json and each rank's last cursor (rank-R.cursor).")
+    @Option(help: "Folder for stats.json and each job's ranks' last cursors (jobs/<job>/rank-R.cursor).")
     var stateDir: String?
 
     @Option(help: "Byte budget of the frame cache all sessions share, e.g. 268435456 or 256MiB (default 256MiB).")
@@ -88,8 +88,20 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Bytes all sessions together may take, e.g. 16GiB (default 16GiB).")
     var totalMemory: String?
 
+    @Option(help: "Sessions one client process may set up per second once it has used its burst; more get a busy error (0: no limit; default 16).")
+    var sessionRate: Int?
+
+    @Option(help: "Sessions one client process may set up at once before --session-rate applies (default 64).")
+    var sessionBurst: Int?
+
     @Option(help: "Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).")
     var outboxBytes: String?
+
+    @Option(help: "Serve Prometheus metrics (GET /metrics) over HTTP on ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (default: off). Loopback only unless --metrics-listen-any.")
+    var metricsListen: String?
+
+    @Flag(help: "Allow --metrics-listen on an address other hosts can reach (e.g. 0.0.0.0:9464); the endpoint has no authentication.")
+    var metricsListenAny = false
 
     @Option(help: "Shard files kept open at most (least recently used closed first; default 256). Keep it well under the descriptor limit (LimitNOFILE) minus --max-connections.")
     var maxOpenShards: Int = 256
@@ -181,6 +193,14 @@ struct TokenfeedDaemon: ParsableCommand {
             }
             limits.outboxBytes = bytes
         } else if let bytes = file.outboxBytes { limits.outboxBytes = bytes }
+        if let n = sessionRate {
+            guard ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-rate: expected 0...1000000 set-ups per second (0: no limit), got \(n)") }
+            limits.sessionSetupsPerSecond = n
+        } else if let n = file.sessionSetupsPerSecond { limits.sessionSetupsPerSecond = n }
+        if let n = sessionBurst {
+            guard n >= 1, ServingLimits.sessionSetupRange.contains(n) else { throw ValidationError("--session-burst: expected 1...1000000 set-ups, got \(n)") }
+            limits.sessionSetupBurst = n
+        } else if let n = file.sessionSetupBurst { limits.sessionSetupBurst = n }
     }
 
     private func resolveOptions() throws -> ServerOptions {
@@ -231,6 +251,16 @@ struct TokenfeedDaemon: ParsableCommand {
             guard let value = StreamOrder(rawValue: text) else { throw ValidationError("--order: expected quota or nanotron, got \(text)") }
             options.order = value
         } else if let value = file.order { options.order = value }
+        if let text = metricsListen {
+            do throws(MetricsAddressError) { options.metricsListen = try MetricsAddress(parsing: text) } catch {
+                throw ValidationError("--metrics-listen: \(error)")
+            }
+        } else { options.metricsListen = file.metricsListen }
+        options.metricsListenAny = metricsListenAny || (file.metricsListenAny ?? false)
+        if let address = options.metricsListen, !address.isLoopback, !options.metricsListenAny {
+            throw ValidationError("--metrics-listen \(address): not a loopback address; the metrics endpoint has no authentication, "
+                                  + "so serving it beyond this host needs --metrics-listen-any (or metrics_listen_any: true)")
+        }
         do throws(PeerPolicyError) {
             if let list = allowUsers { options.peerPolicy.users = try PeerPolicy.userIDs(list) } else if let users = file.allowUsers { options.peerPolicy.users = users }
             if let list = allowGroups { options.peerPolicy.groups = try PeerPolicy.groupIDs(list) } else if let groups = file.allowGroups { options.peerPolicy.groups = groups }

@@ -53,4 +53,31 @@ import TokenfeedShards
         #expect(failure.path == shard && failure.frame == 2)
         #expect(served > 0)
     }
+
+    /// A feed made with `packAhead` packs that many steps and no more until `allowPackingAhead()`,
+    /// then fills its ring; the batches are the same steps in order either way.
+    @Test func packAheadBoundsPackingUntilAllowed() throws {
+        let fixture = try EngineFixture()
+        let stream = try GlobalStream(curriculum: try fixture.curriculum())
+        let feed = RankFeed(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8), startStep: 3, ringSlots: 8, packAhead: 2)
+        feed.start()
+        defer { feed.stop() }
+        var steps: [UInt64] = []
+        for _ in 0 ..< 2 {
+            guard let slot = feed.ring.acquireFull() else { Issue.record("the feed closed"); return }
+            steps.append(PackedBatch(layout: feed.layout, bytes: slot.payload).step)
+            feed.ring.release(slot)
+        }
+        usleep(300_000)
+        #expect(feed.ring.publishedCount == 0, "packed past the allowance of 2 steps")
+        feed.allowPackingAhead()
+        let deadline = Date().addingTimeInterval(10)
+        while feed.ring.publishedCount < 8, Date() < deadline { usleep(1_000) }
+        #expect(feed.ring.publishedCount == 8)
+        while steps.count < 10, let slot = feed.ring.tryAcquireFull() {
+            steps.append(PackedBatch(layout: feed.layout, bytes: slot.payload).step)
+            feed.ring.release(slot)
+        }
+        #expect(steps == Array(3 ..< 13))
+    }
 }

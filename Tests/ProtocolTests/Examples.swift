@@ -54,6 +54,15 @@ enum Examples {
         clients: [Stats.Client(rank: 1, worldSize: 2, batchSize: 2, credits: 3, nextStep: 4, batchesSent: 4,
                                waitNanosecondsTotal: 2_000_000, waitNanosecondsMax: 500_000, jobID: "job-7")])
 
+    /// A StatsRequest with the `prometheus` flag, and its answer: the Stats above with a (short) Prometheus text.
+    static let statsRequestPrometheus = StatsRequest(prometheus: true)
+
+    static let statsPrometheus: Stats = {
+        var answer = stats
+        answer.prometheusText = "# TYPE tokenfeed_sessions gauge\ntokenfeed_sessions 1\n"
+        return answer
+    }()
+
     static let error = ErrorMessage(code: .jobMismatch,
                                     message: "world_size 4 differs from job \"job-7\" (world_size 2)",
                                     detail: "Hello.world_size")
@@ -70,6 +79,8 @@ enum Examples {
         ("batch", 0, .batch(batch)),
         ("stats_request", 9, .statsRequest(statsRequest)),
         ("stats", 9, .stats(stats)),
+        ("stats_request_prometheus", 10, .statsRequest(statsRequestPrometheus)),
+        ("stats_prometheus", 10, .stats(statsPrometheus)),
         ("error", 1, .error(error)),
         ("goodbye", 0, .goodbye(goodbye)),
     ]

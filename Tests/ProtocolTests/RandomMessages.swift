@@ -95,7 +95,8 @@ enum RandomMessages {
                              credits: UInt32.random(in: 0...8, using: &rng), nextStep: rng.next(), batchesSent: rng.next(),
                              waitNanosecondsTotal: rng.next(), waitNanosecondsMax: rng.next(),
                              jobID: randomString(&rng, maxBytes: 64))
-            })
+            },
+            prometheusText: Bool.random(using: &rng) ? randomString(&rng, maxBytes: 300) : nil)
     }
 
     static func message(_ rng: inout SplitMix64) -> Message {
@@ -104,7 +105,7 @@ enum RandomMessages {
         case 1: .welcome(welcome(&rng))
         case 2: .credit(Credit(count: UInt32.random(in: 1...UInt32.max, using: &rng)))
         case 3: .batch(batch(&rng))
-        case 4: .statsRequest(StatsRequest())
+        case 4: .statsRequest(StatsRequest(prometheus: Bool.random(using: &rng)))
         case 5: .stats(stats(&rng))
         case 6: .error(ErrorMessage(code: ErrorCode(rawValue: UInt16.random(in: 1...20, using: &rng)),
                                     message: randomString(&rng, maxBytes: 200), detail: randomString(&rng, maxBytes: 50)))

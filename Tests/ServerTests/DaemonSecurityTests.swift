@@ -91,7 +91,9 @@ import TokenfeedServer
         chmod(target, 0o600)
         let daemon = try DaemonProcess(daemonArguments(fixture, ["--state-dir", state]), socket: fixture.socketPath)
         let pid = daemon.process.processIdentifier
-        for name in ["stats.json", "rank-0.cursor"] {
+        // The default job's folder (jobs/_), made before the daemon writes there, so that its temporary names can be planted too.
+        try FileManager.default.createDirectory(atPath: state + "/jobs/_", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        for name in ["stats.json", "jobs/_/rank-0.cursor", "jobs/_/stats.json"] {
             for n in 0 ..< 8 {
                 try FileManager.default.createSymbolicLink(atPath: "\(state)/\(name).partial-\(pid)-\(n)", withDestinationPath: target)
             }
@@ -100,12 +102,13 @@ import TokenfeedServer
         var step: UInt64 = 0
         try expectCorrectBatches(client, fixture, from: &step, count: 3)
         client.close()
-        _ = eventually(within: 5) { FileManager.default.fileExists(atPath: state + "/rank-0.cursor") }
+        _ = eventually(within: 5) { FileManager.default.fileExists(atPath: state + "/jobs/_/rank-0.cursor") }
         #expect(daemon.terminate() == 0)
         #expect(try String(contentsOfFile: target, encoding: .utf8) == "secret\n")
         let stats = try FileManager.default.attributesOfItem(atPath: state + "/stats.json")
         #expect((stats[.type] as? FileAttributeType) == .typeRegular)
-        #expect(try String(contentsOfFile: state + "/rank-0.cursor", encoding: .utf8).hasPrefix("tfc1"))
+        #expect(try String(contentsOfFile: state + "/jobs/_/rank-0.cursor", encoding: .utf8).hasPrefix("tfc1"))
+        #expect(!FileManager.default.fileExists(atPath: state + "/rank-0.cursor"), "cursors are kept per job")
         #expect(try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.contains(".tmp-") }.isEmpty)
     }
 

@@ -103,7 +103,8 @@ import TokenfeedServer
         let stats = try run(tool, ["stats", "--socket", fixture.socketPath])
         #expect(stats.status == 0, "\(stats.stderr)")
         let text = String(decoding: stats.stdout, as: UTF8.self)
-        #expect(text.contains("▶ last") && text.contains("served:") && text.contains("datasets in stage last"))
+        #expect(text.contains("▶ last") && text.contains("served by this daemon") && text.contains("stream position")
+                && text.contains("datasets in stage last"))
         let json = try run(tool, ["stats", "--socket", fixture.socketPath, "--json"])
         let object = try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any]
         #expect(object?["current_stage"] as? Int == 2)
@@ -163,7 +164,7 @@ import TokenfeedServer
         let cursor = client.cursor
         client.close()
         #expect(daemon.terminate() == 0)
-        let saved = try Cursor(text: try String(contentsOfFile: state + "/rank-0.cursor", encoding: .utf8))
+        let saved = try Cursor(text: try String(contentsOfFile: state + "/jobs/_/rank-0.cursor", encoding: .utf8))
         #expect(saved.nextStep >= cursor.nextStep, "the daemon's cursor counts the batches it sent")
         #expect(saved.fingerprint == cursor.fingerprint)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state + "/stats.json"))) as? [String: Any]

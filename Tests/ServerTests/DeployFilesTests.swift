@@ -17,6 +17,7 @@ import TestSupport
         #expect(config.dataRoot == "/data/tokenfeed/shards")
         #expect(config.socketMode == 0o660 && config.preloadBytes == 256 << 20 && config.outboxBytes == 4 << 20)
         #expect(config.logFormat == .text && config.totalMemoryBytes == 16 << 30)
+        #expect(config.sessionSetupsPerSecond == 16 && config.sessionSetupBurst == 64)
         let text = try String(contentsOfFile: Self.deploy + "/tokenfeedd.yaml", encoding: .utf8)
         for key in ConfigFile.keys {
             #expect(text.contains("\n\(key):") || text.contains("\n#\(key):"), "the example shows \(key)")

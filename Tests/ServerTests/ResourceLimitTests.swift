@@ -212,7 +212,9 @@ import TokenfeedProtocol
     /// space) hold no Dispatch pool thread: a new session, Stats and the good client are still served.
     /// Under ThreadSanitizer (everything several times slower) the deadline is five times longer.
     @Test func nonReadingSessionsHoldNoPoolThread() throws {
-        let bench = try Bench([])
+        // 161 sessions of this one test process at once: above the default --session-burst (64), which
+        // a process opening that many sessions at once would have to raise.
+        let bench = try Bench(["--session-burst", "200"])
         let slowdown: Double = isThreadSanitized ? 5 : 1
         let stalled = try (0 ..< 160).map { i -> RawConnection in
             let raw = try RawConnection(path: bench.fixture.socketPath)
@@ -233,7 +235,8 @@ import TokenfeedProtocol
     /// with every address touched), so there it runs 200 sessions with longer deadlines and checks that
     /// they all end and the good client is served, not the resident set.
     @Test func sessionsFreeEverythingWhenTheyEnd() throws {
-        let bench = try Bench([])
+        // 1,020 set-ups from this one process as fast as it can: no set-up rate limit here (it is tested below).
+        let bench = try Bench(["--session-rate", "0"])
         let slowdown: Double = isThreadSanitized ? 5 : 1
         let sessions = isThreadSanitized ? 200 : 1_000
         func cycle(_ i: Int) throws {
@@ -252,6 +255,76 @@ import TokenfeedProtocol
         let after = bench.residentBytes
         if !isThreadSanitized { #expect(after < baseline + 64 << 20, "RSS \(baseline) → \(after) after \(sessions) sessions") }
         try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
+    /// A process that sets up sessions faster than `--session-rate` after its `--session-burst` gets
+    /// `busy` (`detail` `session_rate`, naming the options) before anything is allocated; another
+    /// process is served meanwhile, the good client keeps its stream, and once the rate has refilled
+    /// the process may set up a session again.
+    @Test func sessionSetUpsOverTheRateGetBusy() throws {
+        let bench = try Bench(["--session-rate", "1", "--session-burst", "3"])      // the good client took one set-up
+        func hello(_ i: Int) throws -> Message? {
+            let raw = try RawConnection(path: bench.fixture.socketPath)
+            raw.send(Hello(rank: 0, worldSize: 1, batchSize: 2, initialCredits: 0, jobID: "burst\(i)").encodeFrame(requestID: 9))
+            return try raw.nextMessage()
+        }
+        var welcomed = 0
+        var refusal: ErrorMessage?
+        for i in 0 ..< 10 where refusal == nil {
+            switch try hello(i) {
+            case .welcome?: welcomed += 1
+            case .error(let error)?: refusal = error
+            case let other: Issue.record("got \(String(describing: other))")
+            }
+        }
+        let error = try #require(refusal, "ten set-ups at once were all accepted")
+        #expect(welcomed >= 2, "the burst of 3 (one taken by the good client) admitted \(welcomed)")
+        #expect(error.code == .busy && error.detail == "session_rate" && error.message.contains("--session-rate"), "\(error)")
+        // Another process has a bucket of its own.
+        let other = try TestSupport.run(productsFolder + "/tokenfeed", ["dump", "--socket", bench.fixture.socketPath, "--batch-size", "2", "--count", "1", "--json"])
+        #expect(other.status == 0, "another process was refused: \(other.stderr)")
+        try bench.goodClientStillCorrect()
+        // One set-up a second again.
+        var again = false
+        for i in 0 ..< 30 where !again {
+            if case .welcome? = try hello(100 + i) { again = true } else { usleep(200_000) }
+        }
+        #expect(again, "no set-up admitted within 6 s at --session-rate 1")
+        bench.finish()
+    }
+
+    /// Until its first Credit a session's packer packs only the batches its Hello's credits ask for
+    /// (a client that says Hello and leaves costs no ring's worth of packing); the first Credit lets it
+    /// fill the ring.
+    @Test func sessionsPackOnlyTheirCreditsUntilTheyRead() throws {
+        let bench = try Bench([])
+        func stats() throws -> Stats? {
+            let raw = try RawConnection(path: bench.fixture.socketPath)
+            raw.send(StatsRequest().encodeFrame(requestID: 1))
+            guard case .stats(let stats)? = try raw.nextMessage() else { return nil }
+            return stats
+        }
+        try bench.goodClientStillCorrect()
+        bench.good.close()
+        #expect(eventually(within: 10) { (try? stats())?.clients.count == 0 })
+        let lazy = try RawConnection(path: bench.fixture.socketPath)
+        lazy.send(Hello(rank: 0, worldSize: 1, batchSize: 2, initialCredits: 3, jobID: "lazy").encodeFrame())
+        guard case .welcome? = try lazy.nextMessage() else { Issue.record("no Welcome"); return }
+        for step in 0 ..< 3 {
+            guard case .batch(let batch)? = try lazy.nextMessage() else { Issue.record("no batch \(step)"); return }
+            #expect(batch.step == UInt64(step))
+        }
+        // Three batches packed and sent, none packed ahead: the ring stays empty.
+        usleep(500_000)
+        let idle = try #require(try stats())
+        #expect(idle.clients.count == 1 && idle.ringCapacity == 8)
+        #expect(idle.ringOccupied == 0, "packed ahead before the first Credit: \(idle.ringOccupied) of \(idle.ringCapacity)")
+        lazy.send(Credit(count: 1).encodeFrame())
+        guard case .batch(let fourth)? = try lazy.nextMessage() else { Issue.record("no batch after the Credit"); return }
+        #expect(fourth.step == 3)
+        #expect(eventually(within: 10) { (try? stats())?.ringOccupied == 8 }, "the ring was not filled after the first Credit")
+        lazy.finishWriting()
         bench.finish()
     }
 }

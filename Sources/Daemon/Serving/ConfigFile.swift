@@ -20,6 +20,8 @@ import TokenfeedCurriculum
 /// log_file: /var/log/tokenfeed/tokenfeedd.log   # default: standard error; re-opened on SIGHUP
 /// allow_users: [alice, 1001] # or "alice, 1001"; root and the daemon's user are always allowed
 /// allow_groups: [trainers]   # default: the daemon's group
+/// metrics_listen: 127.0.0.1:9464   # GET /metrics; default: none
+/// metrics_listen_any: false  # true allows an address other hosts can reach
 /// ```
 public struct ConfigFile: Sendable, Hashable {
     public var curriculumPath: String?
@@ -37,12 +39,17 @@ public struct ConfigFile: Sendable, Hashable {
     public var logFile: String?
     public var allowUsers: [UInt32]?
     public var allowGroups: [UInt32]?
-    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`.
+    /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`, `session_rate`, `session_burst`.
     public var maxConnections: Int?
     public var handshakeTimeoutSeconds: Int?
     public var sessionMemoryBytes: Int?
     public var totalMemoryBytes: Int?
     public var outboxBytes: Int?
+    public var sessionSetupsPerSecond: Int?
+    public var sessionSetupBurst: Int?
+    /// `metrics_listen`, `metrics_listen_any`.
+    public var metricsListen: MetricsAddress?
+    public var metricsListenAny: Bool?
 
     /// An empty config (nothing set).
     public init() {}
@@ -51,7 +58,8 @@ public struct ConfigFile: Sendable, Hashable {
     public static let keys = ["curriculum", "data_root", "socket", "socket_mode", "state_dir", "preload_bytes",
                               "ring_slots", "log_level", "log_format", "on_corrupt", "verify_shards",
                               "log_file", "allow_users", "allow_groups",
-                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes", "order"]
+                              "max_connections", "handshake_timeout", "session_memory", "total_memory", "outbox_bytes",
+                              "session_rate", "session_burst", "order", "metrics_listen", "metrics_listen_any"]
 
     /// Reads and validates a config file.
     /// - Throws: `CurriculumErrors` whose diagnostics name the file, line and column of every bad
@@ -151,6 +159,22 @@ public struct ConfigFile: Sendable, Hashable {
             case "outbox_bytes":
                 if let bytes = parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) { config.outboxBytes = bytes } else {
                     fail("expected a byte count in 64KiB...1GiB like 4MiB, got \"\(text)\"")
+                }
+            case "session_rate":
+                if let n = Int(text), ServingLimits.sessionSetupRange.contains(n) { config.sessionSetupsPerSecond = n } else {
+                    fail("expected session set-ups per second per client process in 0...1000000 (0: no limit), got \"\(text)\"")
+                }
+            case "session_burst":
+                if let n = Int(text), n >= 1, ServingLimits.sessionSetupRange.contains(n) { config.sessionSetupBurst = n } else {
+                    fail("expected a number of session set-ups in 1...1000000, got \"\(text)\"")
+                }
+            case "metrics_listen":
+                do throws(MetricsAddressError) { config.metricsListen = try MetricsAddress(parsing: text) } catch { fail(error.description) }
+            case "metrics_listen_any":
+                switch text {
+                case "true", "yes", "on": config.metricsListenAny = true
+                case "false", "no", "off": config.metricsListenAny = false
+                default: fail("expected true or false, got \"\(text)\"")
                 }
             default:
                 let hint = closestCandidate(to: entry.key, among: keys).map { "; did you mean \"\($0)\"?" } ?? ""

@@ -28,9 +28,13 @@ final class Connection: @unchecked Sendable {
     struct Outbox {
         var frames: [[UInt8]] = []
         var session: Session?
+        /// What the daemon served the session's rank (handed to the writer with the session).
+        var tally: RankTally?
     }
 
     let id: UInt64
+    /// The peer process (`SO_PEERCRED`), whose session set-ups are rate-limited.
+    let peerPID: Int32
     let fd: Int32
     private let server: Server
     /// The connection's logger; the handshake adds the rank while `close(reason:)` may log from any
@@ -47,6 +51,10 @@ final class Connection: @unchecked Sendable {
     private var statsOnly = false
     /// Whether the read source is suspended because the client's answers pile up in the outbox.
     private var readPaused = false
+    /// Whether a Credit arrived, which lets the session's packer run ahead of the Hello's credits.
+    private var packingAheadAllowed = false
+    /// Whether the Hello was refused by the session set-up rate and the answer waits (frames are ignored).
+    private var helloRefusalPending = false
     /// Bytes of control frames queued in the outbox (bounded by `limits.outboxBytes`).
     private let outboxBytes = Atomic<Int>(0)
     /// Bytes of session memory reserved from the server's total (released when the connection ends).
@@ -54,6 +62,13 @@ final class Connection: @unchecked Sendable {
 
     /// Writer only (on `writerQueue`).
     private var writer: BatchWriter?
+    /// The session's rank tally, the client wait not yet recorded (a wait `.waited` interrupted) and
+    /// when the writer began waiting for credit with a batch to send (0: not waiting); writer only.
+    private var writerTally: RankTally?
+    private var pendingClientWait: UInt64 = 0
+    private var creditWaitStart: UInt64 = 0
+    /// The session's rank tally, for ending it when the connection closes.
+    private let sessionTally = LockedValue<RankTally?>(nil)
 
     private let outbox = LockedValue(Outbox())
     private let outboxPending = Atomic<Bool>(false)
@@ -74,9 +89,10 @@ final class Connection: @unchecked Sendable {
     /// The session's identity for Stats, set once at the handshake.
     let sessionInfo = LockedValue<Session?>(nil)
 
-    init(id: UInt64, fd: Int32, server: Server, logger: Logger) {
+    init(id: UInt64, fd: Int32, server: Server, logger: Logger, peerPID: Int32) {
         self.id = id
         self.fd = fd
+        self.peerPID = peerPID
         self.server = server
         var logger = logger
         logger[metadataKey: "connection"] = "\(id)"
@@ -185,6 +201,7 @@ final class Connection: @unchecked Sendable {
 
     private func handle(_ message: Message, requestID: UInt32) {
         dispatchPrecondition(condition: .onQueue(queue))
+        guard !helloRefusalPending else { return }
         switch message {
         case .hello(let hello):
             guard readSession == nil, !statsOnly else {
@@ -198,6 +215,11 @@ final class Connection: @unchecked Sendable {
                 fail(ProtocolError(.unexpectedMessage, "Credit before Hello"))
                 return
             }
+            if !packingAheadAllowed {
+                // The client reads: its packer may now fill the ring (it packed only the Hello's credits).
+                packingAheadAllowed = true
+                readSession?.feed.allowPackingAhead()
+            }
             let balance = credits.wrappingAdd(UInt64(credit.count), ordering: .sequentiallyConsistent).newValue
             guard balance <= UInt64(UInt32.max) else {
                 fail(ProtocolError(.malformedFrame, "Credit.count at offset 24: the credit balance would be \(balance), above 2^32 - 1",
@@ -205,9 +227,11 @@ final class Connection: @unchecked Sendable {
                 return
             }
             wakeWriter()
-        case .statsRequest:
+        case .statsRequest(let request):
             if readSession == nil { statsOnly = true }
-            send(server.statsSnapshot(), requestID: requestID)
+            var stats = server.statsSnapshot()
+            if request.prometheus { stats.prometheusText = server.metricsText() }
+            send(stats, requestID: requestID)
         case .goodbye:
             guard readSession != nil || statsOnly else {
                 fail(ProtocolError(.unexpectedMessage, "Goodbye as the first frame (a connection starts with Hello or StatsRequest)"))
@@ -233,6 +257,18 @@ final class Connection: @unchecked Sendable {
                                detail: "Hello.batch_size"), requestID: requestID)
             return
         }
+        // Then the process's set-up rate (nothing is allocated before it), then memory.
+        if let (error, wait) = server.refuseSessionSetup(pid: peerPID) {
+            // Answered when the process could set up its next session (at most a second from now), so a
+            // client that retries at once is paced to the rate rather than spinning through refusals.
+            // Frames meanwhile are ignored; the server logs these refusals at most once per second.
+            helloRefusalPending = true
+            queue.asyncAfter(deadline: .now() + .nanoseconds(Int(min(wait, 1_000_000_000)))) { [self] in
+                guard !isClosing else { return }
+                fail(error, requestID: requestID, logged: false)
+            }
+            return
+        }
         // The frames come from the daemon's shared cache, reserved once at start: a session takes its ring.
         let needed = RankFeed.ringBytes(stream: served.stream, batchSize: Int(hello.batchSize), ringSlots: server.options.ringSlots)
         do { try server.reserveSessionMemory(needed, batchSize: hello.batchSize) } catch {
@@ -251,7 +287,7 @@ final class Connection: @unchecked Sendable {
                 startStep = try SessionStart.step(for: hello, served: served)
                 (feed, created) = try server.registry.claimReplica(hello, startStep: startStep, owner: self) {
                     RankFeed(stream: served.stream, slice: slice, startStep: startStep, ringSlots: server.options.ringSlots,
-                             frameCache: server.frameCache, replicas: Int(hello.replicas))
+                             frameCache: server.frameCache, replicas: Int(hello.replicas), packAhead: UInt64(hello.initialCredits))
                 }
             } catch {
                 releaseMemory()
@@ -271,7 +307,7 @@ final class Connection: @unchecked Sendable {
                 return
             }
             feed = RankFeed(stream: served.stream, slice: slice, startStep: startStep,
-                            ringSlots: server.options.ringSlots, frameCache: server.frameCache)
+                            ringSlots: server.options.ringSlots, frameCache: server.frameCache, packAhead: UInt64(hello.initialCredits))
         }
         loggerBox.withLock {
             $0[metadataKey: "rank"] = "\(hello.rank)"
@@ -281,13 +317,21 @@ final class Connection: @unchecked Sendable {
         readSession = session
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
-        if created { feed.start() }
+        if created { feed.start() } else {
+            // A replica joining its rank's feed: the feed was bounded by the first replica's credits; this
+            // one's may be more, and no replica should wait for another's first Credit.
+            feed.allowPackingAhead()
+        }
+        let tally = server.counters.tally(jobID: hello.jobID, rank: hello.rank,
+                                          startSequence: startStep &* UInt64(hello.worldSize) &* UInt64(hello.batchSize))
+        sessionTally.withLock { $0 = tally }
         let start = served.cursor(nextStep: startStep, worldSize: hello.worldSize, batchSize: hello.batchSize)
         var welcome: [UInt8] = []
         served.welcome(startCursor: start).encodeFrame(into: &welcome, requestID: requestID)
         outbox.withLock {
             $0.frames.append(welcome)
             $0.session = session
+            $0.tally = tally
         }
         outboxPending.store(true, ordering: .sequentiallyConsistent)
         credits.wrappingAdd(UInt64(hello.initialCredits), ordering: .sequentiallyConsistent)
@@ -308,9 +352,9 @@ final class Connection: @unchecked Sendable {
         close(reason: "replica lost")
     }
 
-    /// Sends a typed error, then closes.
-    private func fail(_ error: ProtocolError, requestID: UInt32 = 0) {
-        logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"])
+    /// Sends a typed error, then closes; logs a warning unless `logged` is false (the caller logs it, rate-limited).
+    private func fail(_ error: ProtocolError, requestID: UInt32 = 0, logged: Bool = true) {
+        if logged { logger.warning("protocol error, closing", metadata: ["code": "\(error.code.name)", "error": "\(error.message)"]) }
         send(ErrorMessage(error), requestID: requestID)
         close(reason: "protocol error \(error.code.name)")
     }
@@ -319,6 +363,7 @@ final class Connection: @unchecked Sendable {
 
     /// Queues a control frame for the writer.
     func send(_ message: some WireMessage, requestID: UInt32) {
+        if let error = message as? ErrorMessage { server.counters.recordError(error.code) }
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes, requestID: requestID)
         outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
@@ -358,6 +403,7 @@ final class Connection: @unchecked Sendable {
         var cursorStep = nextStep.load(ordering: .relaxed)
         if let session { cursorStep = server.registry.release(session: session, owner: self, nextStep: cursorStep) }
         if let session, session.replicas <= 1 { session.feed.stop() }
+        sessionTally.withLock { $0 }?.sessionEnded()
         releaseMemory()
         _ = Glibc.close(fd)
         server.connectionClosed(self, session: session, nextStep: cursorStep)
@@ -404,6 +450,8 @@ final class Connection: @unchecked Sendable {
                 continue
             }
             guard let writer, credits.load(ordering: .sequentiallyConsistent) > 0 else {
+                // The client has not asked for more: the daemon waits on it (measured until the next batch goes out).
+                if writer != nil, creditWaitStart == 0 { creditWaitStart = monotonicNanoseconds() }
                 writerScheduled.store(false, ordering: .sequentiallyConsistent)
                 let work = outboxPending.load(ordering: .sequentiallyConsistent) || closing.load(ordering: .sequentiallyConsistent)
                     || (writer != nil && credits.load(ordering: .sequentiallyConsistent) > 0)
@@ -415,14 +463,25 @@ final class Connection: @unchecked Sendable {
             }) {
             case .sent(let step, let waited):
                 if waited > 0 { recordWait(waited) }
+                if waited > 0 || pendingClientWait > 0 {
+                    server.metrics.clientWait.record(nanoseconds: pendingClientWait &+ waited)
+                    pendingClientWait = 0
+                }
+                if creditWaitStart != 0 {
+                    server.metrics.daemonWait.record(nanoseconds: monotonicNanoseconds() &- creditWaitStart)
+                    creditWaitStart = 0
+                }
                 credits.wrappingSubtract(1, ordering: .sequentiallyConsistent)
                 batchesSent.wrappingAdd(1, ordering: .relaxed)
                 nextStep.store(step + 1, ordering: .relaxed)
                 let global = UInt64(writer.session.worldSize) * UInt64(writer.session.batchSize)
                 server.counters.recordBatch(rows: writer.session.batchSize, sequenceLength: server.stream.sequenceLength,
                                             endSequence: (step + 1) * global)
+                writerTally?.recordBatch(rows: writer.session.batchSize, sequenceLength: server.stream.sequenceLength,
+                                         endSequence: (step + 1) * global)
             case .waited(let nanoseconds):
                 recordWait(nanoseconds)
+                pendingClientWait &+= nanoseconds
             case .writeFailed(let error):
                 writerFailureReason = error.description
                 writeFailed()
@@ -468,6 +527,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func enqueue(_ message: some WireMessage) {
+        if let error = message as? ErrorMessage { server.counters.recordError(error.code) }
         var bytes: [UInt8] = []
         message.encodeFrame(into: &bytes)
         outboxBytes.wrappingAdd(bytes.count, ordering: .releasing)
@@ -505,6 +565,7 @@ final class Connection: @unchecked Sendable {
         resumeReadingIfPaused()
         if let session = taken.session {
             writer = BatchWriter(session: session, served: server.stream, fd: fd, giveUp: giveUpWaiting)
+            writerTally = taken.tally
         }
         return true
     }

@@ -36,6 +36,12 @@ public final class Server: @unchecked Sendable {
     let logger: Logger
     let registry = JobRegistry()
     let counters = ServerCounters()
+    /// The Prometheus metrics (``DaemonMetrics``).
+    let metrics = DaemonMetrics()
+    /// The `GET /metrics` endpoint, with `--metrics-listen`; guarded by `lifecycle`.
+    private var metricsEndpoint: MetricsEndpoint?
+    /// Rewrites stats.json every `statsIntervalSeconds` while sessions are open; guarded by `lifecycle`.
+    private var statsTimer: (any DispatchSourceTimer)?
     /// Decompressed frames shared by every session (`--preload-bytes`): one decompression per frame
     /// per node while the frame stays in the budget.
     public let frameCache: FrameCache
@@ -44,9 +50,13 @@ public final class Server: @unchecked Sendable {
     /// Memory reserved from `limits.totalMemoryBytes`: the frame cache's pool, then each accepted
     /// Hello's ring.
     private let reservedMemory: LockedValue<Int>
+    /// Sessions each client process may set up (`--session-rate`, `--session-burst`).
+    private let sessionSetups: SessionSetupRate
     /// When an accept failure or a `busy` refusal was last logged (logged at most once per second each).
     private var lastAcceptFailureLog: UInt64 = 0
     private var lastBusyLog: UInt64 = 0
+    /// When a Hello refused by the session set-up rate was last logged (any connection's queue).
+    private let lastSessionRateLog = Atomic<UInt64>(0)
     private let acceptQueue = DispatchQueue(label: "tokenfeed.accept")
     /// Set by `start` and read by `shutdown`, both under `lifecycle`.
     private var acceptSource: (any DispatchSourceRead)?
@@ -69,6 +79,7 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the file and line:column (curriculum) or the dataset,
     ///   shard, frame and problem.
     public static func open(options: ServerOptions, logger: Logger) throws(ServerStartupError) -> Server {
+        let loadStarted = monotonicNanoseconds()
         try prepareStateDirectory(options.stateDirectory)
         var curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
@@ -81,8 +92,10 @@ public final class Server: @unchecked Sendable {
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
                                                               logger: logger)
         try checkPreloadBudget(stream: stream, budgetBytes: options.preloadBytes)
-        return Server(stream: ServedStream(stream: stream, quarantine: quarantine, recordDirectory: options.stateDirectory.map { $0 + "/streams" }),
-                      options: options, logger: logger)
+        let server = Server(stream: ServedStream(stream: stream, quarantine: quarantine, recordDirectory: options.stateDirectory.map { $0 + "/streams" }),
+                            options: options, logger: logger)
+        server.counters.loadStartedAt.store(loadStarted, ordering: .relaxed)
+        return server
     }
 
     /// Refuses a shard whose largest frame (decompressed, plus its compressed bytes) does not fit twice
@@ -107,6 +120,7 @@ public final class Server: @unchecked Sendable {
         self.peerPolicy = LockedValue(options.peerPolicy)
         self.frameCache = FrameCache(stream: stream.stream, budgetBytes: options.preloadBytes)
         self.reservedMemory = LockedValue(frameCache.residentBytes)
+        self.sessionSetups = SessionSetupRate(perSecond: options.limits.sessionSetupsPerSecond, burst: options.limits.sessionSetupBurst)
     }
 
     /// The socket path clients connect to.
@@ -123,12 +137,25 @@ public final class Server: @unchecked Sendable {
     private func startLocked() throws(ServerStartupError) {
         guard !stopping.load(ordering: .acquiring) else { return }
         try Self.prepareStateDirectory(options.stateDirectory)
+        // The metrics endpoint first: when the socket appears, GET /metrics answers.
+        if let address = options.metricsListen {
+            do {
+                let endpoint = try MetricsEndpoint(address: address) { [weak self] in self?.metricsText() ?? "" }
+                endpoint.start()
+                metricsEndpoint = endpoint
+                logger.info("serving metrics", metadata: ["address": "\(address.isIPv6 ? "[\(address.host)]" : address.host):\(endpoint.boundPort)"])
+            } catch {
+                throw ServerStartupError(error.description)
+            }
+        }
         let socket: ListeningSocket
         if let activated = ListeningSocket.activated() {
             socket = activated
             logger.info("listening on the socket passed by systemd (fd 3)")
         } else {
             do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
+                metricsEndpoint?.stop()
+                metricsEndpoint = nil
                 throw ServerStartupError(error.description)
             }
             logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
@@ -152,6 +179,15 @@ public final class Server: @unchecked Sendable {
             "order": "\(stream.stream.curriculum.order.rawValue)",
             "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
         ])
+        startStatsTimer()
+        if let dir = options.stateDirectory {
+            let legacy = JobStateFiles.legacyCursorFiles(stateDirectory: dir)
+            if !legacy.isEmpty {
+                logger.notice("cursors are now kept per job, in \(dir)/jobs/<job>/rank-R.cursor; the rank-R.cursor files of an older daemon at the top of the state directory are left as they were and no longer written",
+                              metadata: ["files": "\(legacy.joined(separator: ","))"])
+            }
+        }
+        counters.readyAt.store(monotonicNanoseconds(), ordering: .relaxed)
         let served = ServiceWatchdog.boundPath(fd: socket.fd) ?? options.socketPath
         SystemdNotifier.notify("READY=1\nSTATUS=\(statusLine(socket: served))")
         watchdog = ServiceWatchdog.start(probe: acceptQueue) { [weak self] in self?.statusLine(socket: served) ?? "stopping" }
@@ -168,26 +204,27 @@ public final class Server: @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
-            guard admits(fd) else { continue }
+            counters.connectionsAccepted.wrappingAdd(1, ordering: .relaxed)
+            guard let peer = admittedPeer(fd) else { continue }
             if connectionCount >= options.limits.maxConnections {
                 refuseBusy(fd)
                 continue
             }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-            let connection = Connection(id: id, fd: fd, server: self, logger: logger)
+            let connection = Connection(id: id, fd: fd, server: self, logger: logger, peerPID: peer.pid)
             connections.withLock { $0[id] = connection }
             logger.debug("accepted", metadata: ["connection": "\(id)"])
             connection.start()
         }
     }
 
-    /// Whether the peer of the accepted `fd` may connect (``PeerPolicy``). A refused peer gets an
+    /// The credentials of the accepted `fd`'s peer if it may connect (``PeerPolicy``). A refused peer gets an
     /// `auth_failed` Error frame (the socket's send buffer is empty, so the small frame is written
     /// whole without blocking) before anything is read from it, its descriptor is closed, and the
     /// refusal is logged with its uid, gid and pid.
-    private func admits(_ fd: Int32) -> Bool {
+    private func admittedPeer(_ fd: Int32) -> PeerCredentials? {
         let peer = PeerCredentials(fd: fd)
-        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return true }
+        if let peer, peerPolicy.withLock({ $0.allows(uid: peer.uid, gid: peer.gid, supplementaryGroups: peer.groups) }) { return peer }
         let who = peer.map { "uid \($0.uid), gid \($0.gid), pid \($0.pid)" } ?? "unknown peer credentials"
         logger.warning("connection refused: peer not allowed", metadata: [
             "uid": "\(peer.map { String($0.uid) } ?? "?")", "gid": "\(peer.map { String($0.gid) } ?? "?")",
@@ -195,9 +232,10 @@ public final class Server: @unchecked Sendable {
         ])
         let frame = ErrorMessage(code: .authFailed, message: "this user may not connect to the daemon (\(who)); see allow_users and allow_groups",
                                  detail: "SO_PEERCRED").encodeFrame()
+        counters.recordError(.authFailed)
         _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         _ = Glibc.close(fd)
-        return false
+        return nil
     }
 
     /// Applies what SIGHUP re-reads: the log level is the caller's (its log handler), the peer policy is here.
@@ -228,6 +266,7 @@ public final class Server: @unchecked Sendable {
         let limit = options.limits.maxConnections
         let frame = ErrorMessage(code: .busy, message: "the daemon serves its maximum of \(limit) connections (--max-connections); retry later",
                                  detail: "max_connections").encodeFrame()
+        counters.recordError(.busy)
         _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         _ = Glibc.close(fd)
         let now = monotonicNanoseconds()
@@ -235,6 +274,23 @@ public final class Server: @unchecked Sendable {
             lastBusyLog = now
             logger.warning("connection refused: busy (logged at most once per second)", metadata: ["max_connections": "\(limit)"])
         }
+    }
+
+    /// Takes one session set-up from process `pid`'s allowance (``SessionSetupRate``).
+    /// - Returns: nil when the session may be set up; else the refusal — `busy` (`detail`
+    ///   `session_rate`) naming the limit — and the nanoseconds until the process may set up another.
+    func refuseSessionSetup(pid: Int32) -> (error: ProtocolError, retryAfterNanoseconds: UInt64)? {
+        let now = monotonicNanoseconds()
+        let wait = sessionSetups.take(pid: pid, now: now)
+        guard wait > 0 else { return nil }
+        let last = lastSessionRateLog.load(ordering: .relaxed)
+        if now &- last >= 1_000_000_000, lastSessionRateLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+            logger.warning("session refused: busy, the process sets up sessions faster than --session-rate (logged at most once per second)",
+                           metadata: ["pid": "\(pid)", "session_rate": "\(sessionSetups.perSecond)", "session_burst": "\(sessionSetups.burst)"])
+        }
+        let error = ProtocolError(.busy, "process \(pid) has set up \(sessionSetups.burst) sessions and may set up \(sessionSetups.perSecond) more a second "
+                                  + "(--session-rate, --session-burst); retry now or reuse sessions", detail: "session_rate")
+        return (error, wait)
     }
 
     /// Reserves `bytes` of session memory for a Hello of `batchSize` rows.
@@ -267,7 +323,7 @@ public final class Server: @unchecked Sendable {
     func connectionClosed(_ connection: Connection, session: Session?, nextStep: UInt64) {
         // Save first, then leave the table: `shutdown` waits only while connections are in the table,
         // so a cursor written after leaving it could be cut off by the process exiting.
-        if let session { saveState(rank: session.rank, cursor: stream.cursor(nextStep: nextStep, worldSize: session.worldSize,
+        if let session { saveState(jobID: session.jobID, rank: session.rank, cursor: stream.cursor(nextStep: nextStep, worldSize: session.worldSize,
                                                                           batchSize: session.batchSize)) }
         let remaining = connections.withLock { table -> Int in
             table[connection.id] = nil
@@ -301,6 +357,10 @@ public final class Server: @unchecked Sendable {
         }) else { return }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("shutting down")
+        lifecycle.withLock { _ in
+            metricsEndpoint?.stop()
+            statsTimer?.cancel()
+        }
         if let acceptSource {
             acceptSource.cancel()
             // The cancel handler runs on the accept queue: wait for it, so the socket file is gone when this returns.
@@ -321,6 +381,30 @@ public final class Server: @unchecked Sendable {
         logger.info("stopped")
     }
 
+    // MARK: Metrics
+
+    /// The daemon's metrics in the Prometheus text exposition format (`GET /metrics`, `tokenfeed stats --prometheus`).
+    public func metricsText() -> String { metrics.render(self) }
+
+    /// The port of the `GET /metrics` endpoint, nil without `--metrics-listen`.
+    public var metricsPort: UInt16? { lifecycle.withLock { _ in metricsEndpoint?.boundPort } }
+
+    /// Starts rewriting stats.json (the daemon's and every open job's) every `statsIntervalSeconds`
+    /// while sessions are open, so that whatever reads it never sees more than a few seconds' staleness.
+    private func startStatsTimer() {
+        guard options.stateDirectory != nil, options.statsIntervalSeconds > 0 else { return }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "tokenfeed.stats"))
+        let interval = DispatchTimeInterval.seconds(options.statsIntervalSeconds)
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(200))
+        timer.setEventHandler { [weak self] in
+            guard let self, !stopping.load(ordering: .acquiring) else { return }
+            let jobs = Set(openSessions().map(\.session.jobID))
+            if !jobs.isEmpty { saveStats(jobs: jobs) }
+        }
+        statsTimer = timer
+        timer.resume()
+    }
+
     // MARK: State directory
 
     /// Creates the state directory (mode 0755) when missing and checks that no other user can write
@@ -332,53 +416,62 @@ public final class Server: @unchecked Sendable {
         do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError("state directory \(error)") }
     }
 
-    private func saveState(rank: UInt32, cursor: Cursor) {
+    /// Writes rank `rank`'s cursor of job `jobID` (``JobStateFiles``), then the job's and the daemon's stats.json.
+    private func saveState(jobID: String, rank: UInt32, cursor: Cursor) {
         guard let dir = options.stateDirectory else { return }
-        do { try writeTextFileAtomically("\(dir)/rank-\(rank).cursor", cursor.text + "\n") } catch {
+        do {
+            try JobStateFiles.createFolder(stateDirectory: dir, jobID: jobID)
+            try writeTextFileAtomically(JobStateFiles.cursorPath(stateDirectory: dir, jobID: jobID, rank: rank), cursor.text + "\n")
+        } catch {
             logger.warning("cannot write the state directory", metadata: ["error": "\(error)"])
         }
-        saveStats()
+        saveStats(jobs: [jobID])
     }
 
-    private func saveStats() {
+    /// Writes `stats.json` of the daemon and of each of `jobs` (atomically; a failure is logged).
+    func saveStats(jobs: Set<String> = []) {
         guard let dir = options.stateDirectory else { return }
-        do { try writeTextFileAtomically("\(dir)/stats.json", StatsJSON.render(statsSnapshot()) + "\n") } catch {
+        do {
+            for job in jobs.sorted() {
+                try JobStateFiles.createFolder(stateDirectory: dir, jobID: job)
+                try writeTextFileAtomically(JobStateFiles.statsPath(stateDirectory: dir, jobID: job), StatsJSON.render(statsSnapshot(jobID: job)) + "\n")
+            }
+            try writeTextFileAtomically("\(dir)/stats.json", StatsJSON.render(statsSnapshot()) + "\n")
+        } catch {
             logger.warning("cannot write the state directory", metadata: ["error": "\(error)"])
         }
     }
 
     // MARK: Stats
 
-    /// The daemon's state now, as a Stats message.
-    public func statsSnapshot() -> Stats {
-        let plan = stream.stream.plan
+    /// The daemon's state now, as a Stats message: with `jobID`, that job's — its position (the furthest
+    /// of its ranks), the tokens and batches this daemon sent its ranks, its sessions; without, the
+    /// furthest position of any session, the daemon's totals and every session.
+    public func statsSnapshot(jobID: String? = nil) -> Stats {
         let curriculum = stream.stream.curriculum
-        let position = min(counters.furthestSequence.load(ordering: .relaxed), plan.totalSequences)
-        let stage = plan.stageIndex(ofSequence: min(position, plan.totalSequences - 1))
-        let countsNow = plan.counts(beforeSequence: position)
-        let stageStart = plan.firstSequence(ofStage: stage)
-        let countsAtStageStart = plan.counts(beforeSequence: min(stageStart, position))
-        let inStage = position > stageStart ? position - stageStart : 0
+        let tallies = jobID.map { job in counters.allTallies().filter { $0.key.jobID == job } }
+        let position = tallies.map { $0.map { $0.endSequence.load(ordering: .relaxed) }.max() ?? 0 }
+            ?? counters.furthestSequence.load(ordering: .relaxed)
+        let progress = StreamProgress(stream: stream.stream, position: position)
+        let stage = progress.stage
         var targets = [Double](repeating: 0, count: curriculum.datasets.count)
         for weight in curriculum.stages[stage].weights { targets[weight.dataset] = weight.share }
         let length = UInt64(stream.sequenceLength)
+        let inStage = progress.sequencesInStage[stage]
         let datasets = curriculum.datasets.indices.map { d in
-            let consumed = countsNow[d] * length
-            let epochTokens = stream.stream.datasets[d].tokenCount
-            return Stats.Dataset(name: curriculum.datasets[d].name, targetShare: targets[d],
-                                 realizedShare: inStage == 0 ? 0 : Double(countsNow[d] - countsAtStageStart[d]) / Double(inStage),
-                                 tokensServed: consumed, epoch: UInt32(truncatingIfNeeded: epochTokens == 0 ? 0 : consumed / epochTokens),
-                                 quarantinedShards: UInt32(stream.quarantine.count(dataset: d)))
+            Stats.Dataset(name: curriculum.datasets[d].name, targetShare: targets[d],
+                          realizedShare: inStage == 0 ? 0 : Double(progress.countsInStage[stage][d]) / Double(inStage),
+                          tokensServed: progress.counts[d] * length,
+                          epoch: progress.epoch(ofDataset: d, stream: stream.stream, sequenceLength: stream.sequenceLength),
+                          quarantinedShards: UInt32(stream.quarantine.count(dataset: d)))
         }
-        let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
         var clients: [Stats.Client] = []
         var ringCapacity: UInt32 = 0
         var ringOccupied: UInt32 = 0
         // The frame cache is the daemon's, shared by the sessions: counted once.
         let preloadBytes = UInt64(frameCache.residentBytes)
         let preloadBudget = UInt64(options.preloadBytes)
-        for connection in open {
-            guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { continue }
+        for (connection, session) in openSessions() where jobID == nil || session.jobID == jobID {
             ringCapacity += UInt32(session.ring.slotCount)
             ringOccupied += UInt32(session.ring.publishedCount)
             clients.append(Stats.Client(
@@ -389,11 +482,22 @@ public final class Server: @unchecked Sendable {
                 waitNanosecondsTotal: connection.waitNanosecondsTotal.load(ordering: .relaxed),
                 waitNanosecondsMax: connection.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
         }
-        return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: position,
-                     tokensServed: counters.tokensServed.load(ordering: .relaxed),
-                     batchesServed: counters.batchesServed.load(ordering: .relaxed),
+        return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: progress.position,
+                     tokensServed: tallies.map { $0.reduce(0) { $0 &+ $1.tokens.load(ordering: .relaxed) } }
+                        ?? counters.tokensServed.load(ordering: .relaxed),
+                     batchesServed: tallies.map { $0.reduce(0) { $0 &+ $1.batches.load(ordering: .relaxed) } }
+                        ?? counters.batchesServed.load(ordering: .relaxed),
                      ringCapacity: ringCapacity, ringOccupied: ringOccupied, preloadBytes: preloadBytes, preloadBudgetBytes: preloadBudget,
                      uptimeMilliseconds: (monotonicNanoseconds() - counters.startedAt) / 1_000_000,
                      stages: stream.stages, datasets: datasets, clients: clients)
+    }
+
+    /// The open connections that hold a session (and are not closing), in connection order.
+    func openSessions() -> [(connection: Connection, session: Session)] {
+        let open = connections.withLock { Array($0.values) }.sorted { $0.id < $1.id }
+        return open.compactMap { connection in
+            guard let session = connection.sessionInfo.withLock({ $0 }), !connection.isClosing else { return nil }
+            return (connection, session)
+        }
     }
 }

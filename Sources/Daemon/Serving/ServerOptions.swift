@@ -31,6 +31,13 @@ public struct ServerOptions: Sendable, Hashable {
     public var peerPolicy: PeerPolicy = .daemonDefault
     /// The log file (`--log-file`, re-opened on SIGHUP); nil logs to standard error.
     public var logFile: String?
+    /// Where to serve `GET /metrics` (`--metrics-listen`); nil serves no metrics endpoint.
+    public var metricsListen: MetricsAddress?
+    /// Whether `metricsListen` may be an address other hosts can reach (`--metrics-listen-any`);
+    /// without it only loopback addresses are accepted.
+    public var metricsListenAny = false
+    /// Seconds between rewrites of `stats.json` while sessions are open (default 5).
+    public var statsIntervalSeconds = 5
     /// Connection, handshake and memory limits (defaults: ``ServingLimits/init()``).
     public var limits = ServingLimits()
     /// The order sequences are drawn in (`--order`, `order:`; default quota): part of the stream

@@ -12,6 +12,13 @@ public struct ServingLimits: Sendable, Hashable {
     /// Bytes of answers (Stats, Errors) queued for a client that does not read them; beyond this the
     /// daemon stops reading that client's requests until the client reads (`--outbox-bytes`).
     public var outboxBytes: Int = 4 << 20
+    /// Sessions one client process (by `SO_PEERCRED` pid) may set up per second once it has used its
+    /// burst; a Hello beyond it gets `busy` (`--session-rate`; 0: no limit). See ``SessionSetupRate``.
+    public var sessionSetupsPerSecond: Int = 16
+    /// Sessions one client process may set up at once before `sessionSetupsPerSecond` applies (`--session-burst`).
+    public var sessionSetupBurst: Int = 64
+    /// The values `sessionSetupsPerSecond` and `sessionSetupBurst` may take.
+    public static let sessionSetupRange = 0...1_000_000
     /// The values `outboxBytes` may take: at least one largest Stats answer's worth of room, at most 1 GiB.
     public static let outboxBytesRange = (64 << 10)...(1 << 30)
 

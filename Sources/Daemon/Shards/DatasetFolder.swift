@@ -36,7 +36,8 @@ public final class DatasetFolder: Sendable {
     /// - Throws: `ShardError` when the folder is missing, holds no shard, a shard cannot be opened,
     ///   shards disagree on token width or name different tokenizers, or their token counts add up past 2^64.
     public static func open(path: String, report: (@Sendable (String) -> Void)? = nil) throws(ShardError) -> DatasetFolder {
-        let paths = try shardPaths(in: path)
+        let names = try shardNames(in: path)
+        let paths = names.map { join(path, $0) }
         var warnings: [String] = []
         var known: [String: DatasetManifest.Entry] = [:]
         let fix = "run `tokenfeed shard index \(path)`"
@@ -50,18 +51,27 @@ public final class DatasetFolder: Sendable {
             warnings.append("dataset \(path): ignored \(error); read the metadata of its \(paths.count) shards instead; \(fix)")
         }
         let table = known
+        // One folder string for all the shards (``join(_:_:)`` spells their paths `folder/name`).
+        let shared = path.hasSuffix("/") ? String(path.dropLast()) : path
+        // The tokenizer name the first listed shard records: shards naming the same one keep this
+        // string, not a copy each (a name such as `HuggingFaceTB/SmolLM3-3B` is stored on the heap).
+        let commonTokenizer = names.first.flatMap { table[$0] }.flatMap { entry in
+            try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+                try ShardMetadata.decode(payload: b, path: paths[0], metadataOffset: entry.metadataOffset) }).tokenizer
+        }
         // One directory descriptor for the stats: each resolves the file name only.
         let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
         defer { try? directory?.close() }
         let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
         let stale = ParallelResults<Bool>(count: paths.count)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
-            let name = paths[i].split(separator: "/").last.map(String.init) ?? paths[i]
+            let name = names[i]
             let found = directory.map { FileIdentity.of(name: name, inDirectory: $0) } ?? FileIdentity.of(path: paths[i])
             if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
-               let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+               var metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
                    try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
-                results.set(i, .success(ShardReader(path: paths[i], metadata: metadata, identity: entry.identity)))
+                if metadata.tokenizer == commonTokenizer { metadata.tokenizer = commonTokenizer }    // one string a dataset
+                results.set(i, .success(ShardReader(folder: shared, fileName: name, metadata: metadata, identity: entry.identity)))
                 stale.set(i, false)
             } else {
                 results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
@@ -70,8 +80,8 @@ public final class DatasetFolder: Sendable {
         }
         var shards: [ShardReader] = []
         for result in results.values { shards.append(try result.get()) }
-        let changed = zip(paths, stale.values).filter(\.1).map { $0.0.split(separator: "/").last.map(String.init) ?? $0.0 }
-        let removed = Set(known.keys).subtracting(paths.map { $0.split(separator: "/").last.map(String.init) ?? $0 })
+        let changed = zip(names, stale.values).filter(\.1).map(\.0)
+        let removed = Set(known.keys).subtracting(names)
         if !changed.isEmpty || !removed.isEmpty {
             let listed = (changed + removed.sorted()).prefix(3).joined(separator: ", ")
             warnings.append("dataset \(path): \(DatasetManifest.fileName) is stale (\(changed.count) shards new or changed, \(removed.count) gone: \(listed)\(changed.count + removed.count > 3 ? ", …" : "")); read their metadata instead; \(fix)")
@@ -86,6 +96,12 @@ public final class DatasetFolder: Sendable {
     /// (the order ``open(path:)`` opens them in), without opening any.
     /// - Throws: `ShardError` when the folder is missing, cannot be listed or holds no shard.
     public static func shardPaths(in path: String) throws(ShardError) -> [String] {
+        try shardNames(in: path).map { join(path, $0) }
+    }
+
+    /// The file names of the `*.zst` files directly inside the dataset folder `path`, sorted.
+    /// - Throws: `ShardError` when the folder is missing, cannot be listed or holds no shard.
+    static func shardNames(in path: String) throws(ShardError) -> [String] {
         let names: [String]
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -99,7 +115,12 @@ public final class DatasetFolder: Sendable {
         guard !names.isEmpty else {
             throw ShardError(path: path, "dataset folder holds no shard (*.zst)" + importHint(path: path, files: all))
         }
-        return names.map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
+        return names
+    }
+
+    /// `folder/name`.
+    private static func join(_ folder: String, _ name: String) -> String {
+        folder.hasSuffix("/") ? folder + name : folder + "/" + name
     }
 
     /// For a folder without shards: what to run when it holds tokenized files tokenfeed can import.

@@ -53,10 +53,10 @@ public final class DescriptorCache: Sendable {
     }
 
     /// Runs `body` with an open descriptor of shard `id` (the file at `path`, which must have
-    /// `identity`'s inode and size), opening it when no descriptor is held.
+    /// `identity`'s inode and size), opening it when no descriptor is held (`path` is only built then).
     /// - Throws: `ShardError` naming `path` when it cannot be opened, is no longer the file the shard
     ///   was opened from, or when no descriptor is left; or what `body` throws.
-    func withDescriptor<R>(id: UInt64, path: String, identity: FileIdentity,
+    func withDescriptor<R>(id: UInt64, path: @autoclosure () -> String, identity: FileIdentity,
                            _ body: (FileDescriptor) throws(ShardError) -> R) throws(ShardError) -> R {
         let held: FileDescriptor? = state.withLock { s in
             guard var entry = s.entries[id] else { return nil }
@@ -70,7 +70,7 @@ public final class DescriptorCache: Sendable {
         if let held {
             file = held
         } else {
-            let opened = try open(path: path, identity: identity)
+            let opened = try open(path: path(), identity: identity)
             let (use, extra, closing): (FileDescriptor, FileDescriptor?, [FileDescriptor]) = state.withLock { s in
                 s.tick += 1
                 s.opens += 1

@@ -7,7 +7,15 @@ import SystemPackage
 /// from ``IndexPageCache/shared`` when a read needs them. Immutable and safe to share between
 /// threads; decompression uses a ``ZstdDecompressor`` the caller owns, one per thread.
 public final class ShardReader: Sendable {
-    public let path: String
+    /// The shard's folder, shared by every shard a ``DatasetFolder`` opens (one string a dataset,
+    /// not one path a shard), and its file name: ``path`` is `folder/fileName`.
+    private let folder: String
+    /// The shard's file name (the last component of ``path``).
+    public let fileName: String
+    /// Whether ``path`` has a folder part (`folder/fileName`, even when `folder` is empty: `/x.zst`).
+    private let inFolder: Bool
+    /// The shard's file path, as it was opened. Built on each call: for messages and opening.
+    public var path: String { inFolder ? folder + "/" + fileName : fileName }
     public let metadata: ShardMetadata
     /// Size, modification time and inode when the shard was opened; a descriptor opened later must
     /// show the same inode and size.
@@ -38,8 +46,20 @@ public final class ShardReader: Sendable {
 
     /// A shard whose metadata was read before (from a manifest entry checked against the file's
     /// size and modification time). Reads nothing.
-    public init(path: String, metadata: ShardMetadata, identity: FileIdentity) {
-        self.path = path
+    public convenience init(path: String, metadata: ShardMetadata, identity: FileIdentity) {
+        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
+            self.init(folder: String(path[..<slash]), fileName: String(path[path.index(after: slash)...]), metadata: metadata, identity: identity)
+        } else {
+            self.init(folder: nil, fileName: path, metadata: metadata, identity: identity)
+        }
+    }
+
+    /// The shard `folder/fileName` (`fileName` alone when `folder` is nil) whose metadata was read
+    /// before. Reads nothing; keeps `folder` as given, so shards of one folder share its storage.
+    public init(folder: String?, fileName: String, metadata: ShardMetadata, identity: FileIdentity) {
+        self.folder = folder ?? ""
+        self.inFolder = folder != nil
+        self.fileName = fileName
         self.metadata = metadata
         self.identity = identity
         self.id = Self.nextID.add(1, ordering: .relaxed).newValue
@@ -208,7 +228,7 @@ public final class ShardReader: Sendable {
 
     /// Runs `body` with a descriptor of this shard from the descriptor cache.
     func withDescriptor<R>(_ body: (FileDescriptor) throws(ShardError) -> R) throws(ShardError) -> R {
-        try DescriptorCache.shared.withDescriptor(id: id, path: path, identity: identity, body)
+        try DescriptorCache.shared.withDescriptor(id: id, path: self.path, identity: identity, body)
     }
 }
 

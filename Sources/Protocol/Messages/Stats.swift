@@ -4,8 +4,10 @@
 /// ```
 /// 0 u32 current_stage  4 u32 sequence_length  8 u64 position_sequence  16 u64 tokens_served
 /// 24 u64 batches_served  32 u32 ring_capacity  36 u32 ring_occupied  40 u64 preload_bytes
-/// 48 u64 preload_budget_bytes  56 u64 uptime_ms  64 stages…  datasets…  clients…
+/// 48 u64 preload_budget_bytes  56 u64 uptime_ms  64 stages…  datasets…  clients…  [prometheus_text]
 /// ```
+/// `prometheus_text` (u32 length + UTF-8) follows only in an answer to a StatsRequest with the
+/// `prometheus` flag.
 public struct Stats: WireMessage, Hashable {
     public static let messageType = MessageType.stats
 
@@ -98,12 +100,16 @@ public struct Stats: WireMessage, Hashable {
     public var datasets: [Dataset]
     /// Connected sessions.
     public var clients: [Client]
+    /// The daemon's metrics in the Prometheus text exposition format, when the request asked for them.
+    public var prometheusText: String?
+    /// The longest `prometheus_text` accepted (bytes).
+    public static let maxPrometheusTextBytes = 12 << 20
 
     /// Creates a Stats message.
     public init(currentStage: UInt32, sequenceLength: UInt32, positionSequence: UInt64, tokensServed: UInt64,
                 batchesServed: UInt64, ringCapacity: UInt32, ringOccupied: UInt32, preloadBytes: UInt64,
                 preloadBudgetBytes: UInt64, uptimeMilliseconds: UInt64, stages: [StageInfo],
-                datasets: [Dataset], clients: [Client]) {
+                datasets: [Dataset], clients: [Client], prometheusText: String? = nil) {
         self.currentStage = currentStage
         self.sequenceLength = sequenceLength
         self.positionSequence = positionSequence
@@ -117,6 +123,7 @@ public struct Stats: WireMessage, Hashable {
         self.stages = stages
         self.datasets = datasets
         self.clients = clients
+        self.prometheusText = prometheusText
     }
 
     public func encodePayload(into bytes: inout [UInt8]) {
@@ -152,6 +159,10 @@ public struct Stats: WireMessage, Hashable {
             bytes.appendLE(c.waitNanosecondsTotal)
             bytes.appendLE(c.waitNanosecondsMax)
             bytes.appendString16(c.jobID, maxBytes: Hello.maxJobIDBytes, field: "Stats.client.job_id")
+        }
+        if let prometheusText {
+            bytes.appendLE(UInt32(prometheusText.utf8.count))
+            bytes.append(contentsOf: prometheusText.utf8)
         }
     }
 
@@ -204,6 +215,19 @@ public struct Stats: WireMessage, Hashable {
                                   jobID: job))
         }
         self.clients = clients
+        if r.remaining > 0 {
+            let start = r.position
+            let length = Int(try r.u32("prometheus_text.length"))
+            guard length <= Self.maxPrometheusTextBytes else {
+                throw r.failure("prometheus_text", "length \(length) exceeds the limit of \(Self.maxPrometheusTextBytes) bytes", at: start)
+            }
+            guard let text = String(validating: try r.raw(length, "prometheus_text"), as: UTF8.self) else {
+                throw r.failure("prometheus_text", "not valid UTF-8", at: start + 4)
+            }
+            prometheusText = text
+        } else {
+            prometheusText = nil
+        }
         try r.expectEnd()
     }
 }

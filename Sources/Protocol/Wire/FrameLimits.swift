@@ -25,7 +25,6 @@ public struct FrameLimits: Sendable, Equatable {
     public static func fixedPayloadSize(of type: MessageType) -> UInt64? {
         switch type {
         case .credit: 4
-        case .statsRequest: 0
         case .goodbye: 4
         default: nil
         }
@@ -39,7 +38,8 @@ public struct FrameLimits: Sendable, Equatable {
         case .batch: batch
         case .stats: stats
         case .error: error
-        case .credit, .statsRequest, .goodbye: FrameLimits.fixedPayloadSize(of: type)!
+        case .statsRequest: 4   // empty, or u32 flags
+        case .credit, .goodbye: FrameLimits.fixedPayloadSize(of: type)!
         }
     }
 }

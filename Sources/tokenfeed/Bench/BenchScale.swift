@@ -7,19 +7,24 @@ import TokenfeedMixing
 import TokenfeedShards
 
 /// `tokenfeed bench scale`: resident memory, time and bytes read to reach READY over many datasets
-/// and shards (issue 9), each measured in a fresh process.
+/// and shards, and the first batch at step 0 and after a far resume, for `concat` and `bestfit`
+/// (issue 9), each measured in a fresh process.
 struct BenchScale: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scale",
-        abstract: "Measure start-up at scale: resident memory, seconds and bytes read until the first batch is planned.",
+        abstract: "Measure start-up at scale: resident memory, seconds and bytes read until READY, first batch at step 0 and after a far resume.",
         discussion: """
             Generates (once, in --work) DATASETS folders of SHARDS shards of DOCUMENTS documents each (1 to 8 \
             tokens a document, metadata-realistic counts, tiny frames) with their manifests and a curriculum \
-            mixing them equally. Then, --runs times, starts a fresh `tokenfeed bench scale --measure` that opens \
-            the stream as the daemon does (manifests, no shard read), plans the first batch of 8 sequences of \
-            4,096 tokens (reading the index pages it needs), and reports its resident set, the seconds from \
-            opening to the planned batch (and the whole process's, exec to exit), and the bytes it read \
-            (/proc/self/io rchar). Prints the runs and the medians as JSON.
+            mixing them equally (sequences of 4,096 tokens), once with concat and once with bestfit packing \
+            (look-ahead 64). Then, for each packing in --packing, --runs times each at step 0 and at --far-step, \
+            starts a fresh `tokenfeed bench scale --measure` that opens the stream as the daemon does \
+            (manifests, no shard read: READY), then starts a feed of batches of 8 sequences at that step (the \
+            daemon's preloader and look-ahead) and waits for its first batch. It reports the resident set at \
+            READY and after the first batch, the seconds to READY and from there to the first batch, and the \
+            bytes read (/proc/self/io rchar). With bestfit the row counts live in WORK/bestfit-rows: it is \
+            emptied first and filled by one cold count (reported), as a daemon's state directory is once. \
+            Prints the runs and the medians as JSON.
             """)
 
     @Option(help: "Datasets.")
@@ -28,57 +33,96 @@ struct BenchScale: ParsableCommand {
     var shards = 1000
     @Option(help: "Documents per shard.")
     var documents = 100
-    @Option(help: "Fresh processes to measure (the median is reported).")
+    @Option(help: "Fresh processes to measure per packing and step (the median is reported).")
     var runs = 3
+    @Option(help: "Packings to measure: concat, bestfit or both.")
+    var packing = "both"
+    @Option(help: "The step of the far resume (batches of 8 sequences of one rank).")
+    var farStep: UInt64 = 3_000_000
     @Option(help: "Working folder, kept and reused between invocations with the same shape (default: a temporary folder, removed).")
     var work: String?
     @Flag(help: .hidden)
     var measure = false
+    @Flag(help: .hidden)
+    var warm = false
+    @Option(help: .hidden)
+    var step: UInt64 = 0
 
     func run() throws {
         let dir = work ?? (NSTemporaryDirectory() + "/tokenfeed-bench-scale-\(getpid())")
         if measure { return try measureOnce(dir) }
         defer { if work == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let packings = packing == "both" ? ["concat", "bestfit"] : [packing]
+        guard packings.allSatisfy({ $0 == "concat" || $0 == "bestfit" }) else {
+            throw ValidationError("--packing: \(packing) is not concat, bestfit or both")
+        }
         let generated = try generate(dir)
-        var results: [[String: Double]] = []
-        for _ in 0 ..< runs {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            process.arguments = ["bench", "scale", "--measure", "--work", dir]
-            let out = Pipe()
-            process.standardOutput = out
-            let launched = DispatchTime.now().uptimeNanoseconds
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0,
-                  var object = try JSONSerialization.jsonObject(with: data) as? [String: Double] else {
-                throw ValidationError("the measuring process failed: \(String(decoding: data, as: UTF8.self))")
+        var output: [String: Any] = [:]
+        for packing in packings {
+            var extra: [String: Double] = [:]
+            if packing == "bestfit" {
+                try? FileManager.default.removeItem(atPath: dir + "/bestfit-rows")
+                extra = try child(dir, ["--packing", packing, "--warm"])
             }
-            object["process_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - launched) / 1e9
-            results.append(object)
+            var results: [UInt64: [[String: Double]]] = [:]
+            for _ in 0 ..< runs {
+                for step in [0, farStep] {
+                    results[step, default: []].append(try child(dir, ["--packing", packing, "--step", String(step)]))
+                }
+            }
+            func median(_ step: UInt64, _ key: String) -> Double {
+                let values = (results[step] ?? []).compactMap { $0[key] }.sorted()
+                return values.isEmpty ? 0 : values[values.count / 2]
+            }
+            let shardCount = Double(datasets * shards)
+            var summary: [String: Double] = [
+                "datasets": Double(datasets), "shards": shardCount, "documents": shardCount * Double(documents),
+                "generate_seconds": generated, "runs": Double(runs), "far_step": Double(farStep),
+                "ready_seconds_median": median(0, "ready_seconds"), "process_seconds_median": median(0, "process_seconds"),
+                "rss_bytes_at_ready_median": median(0, "rss_bytes_at_ready"), "rss_bytes_after_first_batch_median": median(0, "rss_bytes"),
+                "read_bytes_median": median(0, "read_bytes"), "read_bytes_per_dataset_median": median(0, "read_bytes") / Double(datasets),
+                "rss_bytes_per_shard_above_64MiB": max(0, median(0, "rss_bytes_at_ready") - 64 * 1_048_576) / shardCount,
+                "first_batch_seconds_median": median(0, "first_batch_seconds"),
+                "far_ready_seconds_median": median(farStep, "ready_seconds"),
+                "far_first_batch_seconds_median": median(farStep, "first_batch_seconds"),
+                "far_rss_bytes_median": median(farStep, "rss_bytes"),
+                "far_read_bytes_median": median(farStep, "read_bytes"),
+            ]
+            if let cold = extra["cold_count_seconds"] { summary["bestfit_cold_count_seconds"] = cold }
+            output[packing] = ["runs": results.keys.sorted().map { ["step": $0, "results": results[$0]!] as [String: Any] }, "summary": summary]
         }
-        func median(_ key: String) -> Double {
-            let values = results.compactMap { $0[key] }.sorted()
-            return values.isEmpty ? 0 : values[values.count / 2]
-        }
-        let shardCount = Double(datasets * shards)
-        let summary: [String: Double] = [
-            "datasets": Double(datasets), "shards": shardCount, "documents": shardCount * Double(documents),
-            "generate_seconds": generated, "runs": Double(runs),
-            "ready_seconds_median": median("ready_seconds"), "process_seconds_median": median("process_seconds"), "rss_bytes_median": median("rss_bytes"),
-            "read_bytes_median": median("read_bytes"), "read_bytes_per_dataset_median": median("read_bytes") / Double(datasets),
-            "rss_bytes_per_shard_above_64MiB": max(0, median("rss_bytes") - 64 * 1_048_576) / shardCount,
-        ]
-        let json = try JSONSerialization.data(withJSONObject: ["runs": results, "summary": summary], options: [.sortedKeys])
+        let json = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))
+    }
+
+    /// Runs `tokenfeed bench scale --measure --work DIR ARGUMENTS` and returns its figures, with
+    /// `process_seconds` (exec to exit) added.
+    private func child(_ dir: String, _ arguments: [String]) throws -> [String: Double] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["bench", "scale", "--measure", "--work", dir] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        let launched = DispatchTime.now().uptimeNanoseconds
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              var object = try JSONSerialization.jsonObject(with: data) as? [String: Double] else {
+            throw ValidationError("the measuring process failed: \(String(decoding: data, as: UTF8.self))")
+        }
+        object["process_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - launched) / 1e9
+        return object
     }
 
     /// Writes the corpus and curriculum unless `dir` holds them for this shape. Returns the seconds taken.
     private func generate(_ dir: String) throws -> Double {
         let shape = "\(datasets)x\(shards)x\(documents)"
         let marker = dir + "/shape"
-        if (try? String(contentsOfFile: marker, encoding: .utf8)) == shape { return 0 }
+        if (try? String(contentsOfFile: marker, encoding: .utf8)) == shape {
+            try writeCurricula(dir)
+            return 0
+        }
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -108,28 +152,52 @@ struct BenchScale: ParsableCommand {
             }
         }
         if let failure = failures.values.compactMap({ $0 }).first { throw ValidationError(failure) }
-        var yaml = "sequence_length: 4096\nseed: 5\nstages:\n  - name: all\n    start: 0\n    end: 100T\n    mixture:\n"
-        for name in names { yaml += "      \(name): 1\n" }
-        try yaml.write(toFile: dir + "/scale.yaml", atomically: true, encoding: .utf8)
+        try writeCurricula(dir)
         try shape.write(toFile: marker, atomically: true, encoding: .utf8)
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
-    /// Opens the stream from the manifests, plans the first batch, and prints what it took.
+    /// Writes `scale-concat.yaml` and `scale-bestfit.yaml`: every dataset at weight 1, one stage.
+    private func writeCurricula(_ dir: String) throws {
+        for packing in ["concat", "bestfit"] {
+            let packingLine = packing == "concat" ? "" : "packing: {mode: bestfit, pad_token: 0, lookahead: 64}\n"
+            var yaml = "sequence_length: 4096\nseed: 5\n\(packingLine)stages:\n  - name: all\n    start: 0\n    end: 100T\n    mixture:\n"
+            for d in 0 ..< datasets { yaml += "      " + String(format: "ds%03d", d) + ": 1\n" }
+            try yaml.write(toFile: dir + "/scale-\(packing).yaml", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Opens the stream from the manifests (READY), then either counts every bestfit row (`--warm`) or
+    /// starts a feed at `--step` and waits for its first batch; prints what it took.
     private func measureOnce(_ dir: String) throws {
-        let start = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        let start = DispatchTime.now().uptimeNanoseconds
         let readBefore = Self.bytesRead()
-        let stream = try GlobalStream(curriculum: try CurriculumLoader.load(path: dir + "/scale.yaml", dataRoot: dir + "/data"))
-        var assembler = BatchAssembler(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8))
-        try assembler.plan(step: 0)
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - start
-        let json: [String: Double] = [
-            "ready_seconds": seconds, "rss_bytes": Double(ResidentMemory.current()),
-            "read_bytes": Double(Self.bytesRead() - readBefore),
+        let curriculum = try CurriculumLoader.load(path: dir + "/scale-\(packing).yaml", dataRoot: dir + "/data")
+        let stream = try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: packing == "bestfit" ? dir + "/bestfit-rows" : nil)
+        let ready = DispatchTime.now().uptimeNanoseconds
+        let rssAtReady = ResidentMemory.current()
+        var json: [String: Double] = [
+            "ready_seconds": Double(ready - start) / 1e9, "rss_bytes_at_ready": Double(rssAtReady),
             "shards": Double(stream.datasets.reduce(0) { $0 + $1.shards.count }),
             "documents": Double(stream.datasets.reduce(UInt64(0)) { $0 + $1.documentCount }),
-            "index_pages_read": Double(IndexPageCache.shared.pagesRead),
         ]
+        if warm {
+            try stream.countBestFitRows()
+            json["cold_count_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - ready) / 1e9
+        } else {
+            let feed = RankFeed(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8), startStep: step,
+                                ringSlots: 8, preloadBytes: 256 << 20)
+            feed.start()
+            guard let slot = feed.ring.acquireFull() else { throw ValidationError("the feed ended before its first batch") }
+            json["first_batch_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - ready) / 1e9
+            feed.ring.release(slot)
+            feed.stop()
+            while let slot = feed.ring.acquireFull() { feed.ring.release(slot) }
+            while !feed.isFinished { usleep(1000) }
+        }
+        json["rss_bytes"] = Double(ResidentMemory.current())
+        json["read_bytes"] = Double(Self.bytesRead() - readBefore)
+        json["index_pages_read"] = Double(IndexPageCache.shared.pagesRead)
         print(String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
     }
 

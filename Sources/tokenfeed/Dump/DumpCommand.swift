@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import struct TokenfeedProtocol.Hello
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
@@ -35,6 +36,9 @@ struct Dump: ParsableCommand {
     @Option(help: "With --socket: write the cursor after the last batch printed to this file.")
     var cursorOut: String?
 
+    @Option(help: "With --socket: the job to join (Hello.job_id; default: the job of clients that name none). Its ranks' cursors are kept in the daemon's <state-dir>/jobs/<job>/.")
+    var job: String?
+
     @Option(help: "Folder holding the dataset folders.")
     var dataRoot: String?
 
@@ -65,6 +69,8 @@ struct Dump: ParsableCommand {
         guard rank >= 0, rank < worldSize else { throw ValidationError("--rank must be within 0..<\(worldSize)") }
         guard (offline == nil) != (socket == nil) else { throw ValidationError("give exactly one of --offline CURRICULUM and --socket PATH") }
         if offline != nil, cursorIn != nil || cursorOut != nil { throw ValidationError("--cursor-in and --cursor-out work with --socket") }
+        if offline != nil, job != nil { throw ValidationError("--job works with --socket") }
+        if let job, job.utf8.count > Hello.maxJobIDBytes { throw ValidationError("--job: at most \(Hello.maxJobIDBytes) bytes of UTF-8") }
         if socket != nil, cacheDir != nil { throw ValidationError("--cache-dir works with --offline") }
         if socket != nil, step != 0 { throw ValidationError("with --socket the stream starts at step 0 or at --cursor-in; --step is for --offline") }
         if socket != nil, order != .quota { throw ValidationError("--order is for --offline; with --socket the daemon's order is served (tokenfeedd --order)") }
@@ -80,7 +86,7 @@ struct Dump: ParsableCommand {
         DescriptorCache.shared.setCapacity(max(1, maxOpenShards))
         if let socket {
             try SocketDump(socketPath: socket, rank: rank, worldSize: worldSize, batchSize: batchSize, count: count,
-                           json: json, cursorIn: cursorIn, cursorOut: cursorOut).run()
+                           json: json, cursorIn: cursorIn, cursorOut: cursorOut, jobID: job ?? "").run()
             return
         }
         guard let offline else { return }

@@ -14,6 +14,8 @@ struct SocketDump {
     var json: Bool
     var cursorIn: String?
     var cursorOut: String?
+    /// The job to join (Hello.job_id).
+    var jobID: String = ""
 
     func run() throws {
         var resume: Cursor?
@@ -32,7 +34,7 @@ struct SocketDump {
         do {
             client = try TokenfeedClient.connect(socketPath: socketPath, rank: UInt32(rank), worldSize: UInt32(worldSize),
                                                  batchSize: UInt32(batchSize), cursor: resume,
-                                                 credits: UInt32(max(1, min(count, 8))))
+                                                 credits: UInt32(max(1, min(count, 8))), jobID: jobID)
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)

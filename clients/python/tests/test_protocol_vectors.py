@@ -35,7 +35,8 @@ CURSOR = P.Cursor(fingerprint=0x0123456789ABCDEF, next_step=3, next_sequence=12,
 def test_vector_files_exist():
     assert sorted(p.name for p in VECTORS.iterdir()) == sorted([
         "batch.hex", "credit.hex", "cursor.hex", "cursor.txt", "error.hex", "goodbye.hex", "hello.hex",
-        "hello_replica.hex", "hello_resume.hex", "stats.hex", "stats_request.hex", "welcome.hex"])
+        "hello_replica.hex", "hello_resume.hex", "stats.hex", "stats_prometheus.hex", "stats_request.hex",
+        "stats_request_prometheus.hex", "welcome.hex"])
 
 
 def test_cursor_vector():
@@ -135,6 +136,21 @@ def test_stats_vector():
     assert [st.name for st in s.stages] == ["stable", "decay"]
     assert s.datasets == (P.DatasetStats(0.75, 0.5, 70, 0, 0, "web"), P.DatasetStats(0.25, 0.5, 42, 1, 0, "code"))
     assert s.clients == (P.ClientStats(1, 2, 2, 3, 4, 4, 2_000_000, 500_000, "job-7"),)
+    assert s.prometheus_text is None
+
+
+def test_stats_request_and_stats_with_prometheus_text_vectors():
+    assert P.encode_stats_request(10, prometheus=True) == vector("stats_request_prometheus.hex")
+    P.decode_frame(vector("stats_request_prometheus.hex"))
+    s = P.Stats.decode(payload_of("stats_prometheus.hex", P.STATS, 10))
+    assert s.prometheus_text == "# TYPE tokenfeed_sessions gauge\ntokenfeed_sessions 1\n"
+    assert s.clients == P.Stats.decode(payload_of("stats.hex", P.STATS, 9)).clients
+    # A truncated or non-UTF-8 text is refused, naming the field.
+    raw = bytes(payload_of("stats_prometheus.hex", P.STATS, 10))
+    with pytest.raises(E.MalformedFrameError, match="prometheus_text"):
+        P.Stats.decode(raw[:-1])
+    with pytest.raises(E.MalformedFrameError, match="prometheus_text"):
+        P.Stats.decode(raw[:-1] + b"\xff")
 
 
 # -- Batch ------------------------------------------------------------------------------------------
@@ -264,7 +280,7 @@ def header_with(offset: int, fmt: str, value: int, base: str = "credit.hex") -> 
     (header_with(16, "<Q", 3), E.MalformedFrameError),
     (header_with(16, "<Q", 4097, "hello.hex"), E.OversizeFrameError),
     (header_with(16, "<Q", (1 << 30) + 1, "batch.hex"), E.OversizeFrameError),
-    (header_with(16, "<Q", 1, "stats_request.hex"), E.OversizeFrameError),
+    (header_with(16, "<Q", 5, "stats_request.hex"), E.OversizeFrameError),
 ])
 def test_header_validation(raw, error):
     with pytest.raises(error):

@@ -313,8 +313,10 @@ class Client:
             pass
 
 
-def fetch_stats(socket_path: str, timeout: float | None = 10.0, request_id: int = 1) -> P.Stats:
-    """The daemon's state, over a stats-only connection (StatsRequest, Stats, Goodbye).
+def fetch_stats(socket_path: str, timeout: float | None = 10.0, request_id: int = 1, prometheus: bool = False) -> P.Stats:
+    """The daemon's state, over a stats-only connection (StatsRequest, Stats, Goodbye). With
+    ``prometheus``, ``Stats.prometheus_text`` holds the daemon's metrics in the Prometheus text
+    format (what its ``GET /metrics`` endpoint serves).
 
     Raises:
         A :class:`~tokenfeed.errors.TokenfeedError` (the daemon's Error, a malformed Stats, a closed
@@ -322,7 +324,7 @@ def fetch_stats(socket_path: str, timeout: float | None = 10.0, request_id: int 
     """
     conn = _Connection(socket_path, timeout)
     try:
-        conn.send(P.encode_stats_request(request_id), answer_follows=True)
+        conn.send(P.encode_stats_request(request_id, prometheus), answer_follows=True)
         head = bytearray(P.HEADER_SIZE)
         header = conn.recv_header(head)
         if header.type != P.STATS:

@@ -39,11 +39,14 @@ MESSAGE_NAMES = {
     STATS_REQUEST: "StatsRequest", STATS: "Stats", ERROR: "Error", GOODBYE: "Goodbye",
 }
 #: Exact payload sizes of the fixed-size types.
-FIXED_PAYLOAD = {CREDIT: 4, STATS_REQUEST: 0, GOODBYE: 4}
+FIXED_PAYLOAD = {CREDIT: 4, GOODBYE: 4}
 #: Upper payload limits of the other types.
 PAYLOAD_LIMIT = {
     HELLO: 4096, WELCOME: 64 << 20, BATCH: 1 << 30, STATS: 16 << 20, ERROR: 8200,
+    STATS_REQUEST: 4,  # empty, or u32 flags
 }
+STATS_FLAG_PROMETHEUS = 1
+MAX_PROMETHEUS_TEXT = 12 << 20
 
 # Goodbye reasons (section 6.8).
 GOODBYE_DONE = 0
@@ -557,9 +560,10 @@ def decode_credit(payload: bytes | memoryview) -> int:
     return n
 
 
-def encode_stats_request(request_id: int) -> bytes:
-    """A StatsRequest frame."""
-    return frame(STATS_REQUEST, b"", request_id)
+def encode_stats_request(request_id: int, prometheus: bool = False) -> bytes:
+    """A StatsRequest frame: empty, or with the ``prometheus`` flag (the answer then carries the
+    daemon's metrics in the Prometheus text format)."""
+    return frame(STATS_REQUEST, struct.pack("<I", STATS_FLAG_PROMETHEUS) if prometheus else b"", request_id)
 
 
 def encode_goodbye(reason: int = GOODBYE_DONE) -> bytes:
@@ -653,6 +657,7 @@ class Stats:
     stages: tuple[Stage, ...]
     datasets: tuple[DatasetStats, ...]
     clients: tuple[ClientStats, ...]
+    prometheus_text: str | None = None
 
     @staticmethod
     def decode(payload: bytes | memoryview) -> "Stats":
@@ -679,8 +684,18 @@ class Stats:
                         r.u64(f"clients[{i}].wait_ns_total"), r.u64(f"clients[{i}].wait_ns_max"),
                         r.str16(f"clients[{i}].job_id", MAX_JOB_ID))
             for i in range(n))
+        text = None
+        if r.pos < len(r.data):
+            start = r.pos
+            length = r.u32("prometheus_text.length")
+            if length > MAX_PROMETHEUS_TEXT:
+                raise r.fail("prometheus_text", f"length {length} exceeds the limit of {MAX_PROMETHEUS_TEXT} bytes", start)
+            try:
+                text = r.raw(length, "prometheus_text").decode("utf-8")
+            except UnicodeDecodeError:
+                raise r.fail("prometheus_text", "not valid UTF-8", start + 4) from None
         r.end()
-        return Stats(*head, stages, datasets, clients)
+        return Stats(*head, stages, datasets, clients, text)
 
 
 # ----------------------------------------------------------------------------------------------

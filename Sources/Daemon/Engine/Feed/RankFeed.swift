@@ -6,6 +6,10 @@ import TokenfeedShards
 /// connection writer drains: the packer runs ahead until the ring is full (backpressure) and the
 /// frame source prefetches the frames the next batches need.
 ///
+/// A feed made with `packAhead` packs only that many steps until ``allowPackingAhead()`` (the
+/// daemon: the Hello's credits, until the client's first Credit shows that it reads): a session
+/// that says Hello and leaves costs the batches it asked for, not a ring's worth (issue 8).
+///
 /// Frames come from a ``FrameCache``: the daemon passes its node-wide one, shared by every session;
 /// a feed made without one has its own, of `preloadBytes`. While the ring is full and another
 /// session waits for a cache slot, the packer drops its look-ahead (``Preloader/dropLookahead(nextStep:)``).
@@ -33,6 +37,8 @@ public final class RankFeed: Sendable {
     private let queue: DispatchQueue
     private let failureBox = LockedValue<ShardError?>(nil)
     private let finished = Atomic<Bool>(false)
+    /// The step before which the packer may pack (``allowPackingAhead()`` lifts it to `UInt64.max`).
+    private let packLimit: Atomic<UInt64>
     private let lookahead: Preloader.Lookahead
     /// How far the preloader has planned (and had planned at the first batch).
     public let progress = FeedProgress()
@@ -43,8 +49,10 @@ public final class RankFeed: Sendable {
     ///   - frameCache: a cache shared with other feeds (the daemon's); nil gives the feed its own.
     ///   - lookahead: how far ahead of the packer the preloader plans.
     ///   - replicas: rings to fill with the same batches (one per replica of the rank).
+    ///   - packAhead: steps from `startStep` packed before ``allowPackingAhead()`` is called (nil: no bound).
     public init(stream: GlobalStream, slice: RankSlice, startStep: UInt64, ringSlots: Int = 8, preloadBytes: Int = 256 << 20,
-                frameCache: FrameCache? = nil, lookahead: Preloader.Lookahead = .default, replicas: Int = 1) {
+                frameCache: FrameCache? = nil, lookahead: Preloader.Lookahead = .default, replicas: Int = 1, packAhead: UInt64? = nil) {
+        self.packLimit = Atomic(packAhead.map { startStep.addingReportingOverflow($0).overflow ? .max : startStep + $0 } ?? .max)
         self.lookahead = lookahead
         self.stream = stream
         self.slice = slice
@@ -88,6 +96,10 @@ public final class RankFeed: Sendable {
         DedicatedThread.run { [self] in queue.sync { produce() } }
     }
 
+    /// Lets the packer run ahead as far as the rings hold (the client's first Credit: it reads what it
+    /// asked for). Idempotent; one atomic store.
+    public func allowPackingAhead() { packLimit.store(.max, ordering: .releasing) }
+
     /// Stops producing and closes the rings; batches already published can still be drained.
     public func stop() { for ring in rings { ring.close() } }
 
@@ -98,7 +110,7 @@ public final class RankFeed: Sendable {
                                lookahead: lookahead, progress: progress)
         var step = startStep
         while step < stepCount {
-            guard let slot = freeSlot(in: ring, frames, nextStep: step) else { return }        // closed
+            guard mayPack(step, frames), let slot = freeSlot(in: ring, frames, nextStep: step) else { return }        // closed
             do {
                 try assembler.assemble(step: step, into: slot.bytes, frames: frames)
             } catch {
@@ -122,6 +134,19 @@ public final class RankFeed: Sendable {
             ring.publish(slot, length: layout.capacity)
             step += 1
         }
+    }
+
+    /// Whether `step` may be packed, waiting while it lies beyond the packing limit (with the look-ahead
+    /// dropped if another session waits for a frame cache slot). False once the ring is closed.
+    private func mayPack(_ step: UInt64, _ frames: Preloader) -> Bool {
+        if step < packLimit.load(ordering: .acquiring) { return true }
+        var backoff = Backoff()
+        while !ring.isClosed {
+            if frames.holdsFrames, frameCache.isUnderPressure { frames.dropLookahead(nextStep: step) }
+            backoff.wait()
+            if step < packLimit.load(ordering: .acquiring) { return true }
+        }
+        return false
     }
 
     /// A free ring slot, waiting while the ring is full; meanwhile, if another session waits for a

@@ -14,9 +14,12 @@ import TokenfeedShards
 /// Finding row `k` needs the row counts of the shards before it (packing their groups, metadata
 /// only) — in epoch 0 the shards up to the position, from epoch 1 on every shard of the dataset,
 /// since an epoch's row count fixes where epochs start. Counts are made on all cores and shared
-/// through the stream's ``BestFitRowCache``; within the shard being read, the rows before each group are kept for the
-/// groups seen so far. Walking forwards packs each group once; a far jump counts every shard of the
-/// curriculum in one pass, and with a cache directory the counts persist (``BestFitRowStore``).
+/// through the stream's ``BestFitRowCache``. Within the shard, the shard's ``BestFitCheckpoints``
+/// (the rows before every K-th group, taken when it was counted) give the checkpoint at or before the
+/// row; packing resumes there, so finding a row packs at most K groups (≈ 4,096 documents), wherever
+/// it lies in the shard. Walking forwards packs each group once; a far jump counts every shard of the
+/// curriculum in one pass, and with a cache directory the counts and checkpoints persist
+/// (``BestFitRowStore``), so a resume at any depth costs what one at step 1 does.
 struct BestFitDatasetRows: Sendable {
     let dataset: Int
     let name: String
@@ -32,15 +35,22 @@ struct BestFitDatasetRows: Sendable {
     private var epochRows: UInt64?
     private var layouts: [RowLayout] = []
 
-    /// The shard whose groups ``groupStarts`` describes.
+    /// The shard whose checkpoints and groups ``checkpoints`` and ``groupStarts`` describe.
     private var tableShard = -1
-    /// Rows before group `g` of `tableShard`, for the groups packed so far (one more entry than groups).
+    /// `tableShard`'s checkpoints: rows before group `j · K`, `j = 1…`.
+    private var checkpoints: [UInt64] = []
+    /// The first group ``groupStarts`` describes (a multiple of K), or −1.
+    private var windowGroup = -1
+    /// Rows before group `windowGroup + i` of `tableShard`, for the groups packed from `windowGroup`
+    /// on (one more entry than groups).
     private var groupStarts: [UInt64] = [0]
     /// The group of `tableShard` the packer holds, and whether its rows are laid out.
     private var packedGroup = -1
     private var materialized = false
     /// Shard counts missing from the cache during the current ``locate(_:)``.
     private var missesInThisLocate = 0
+    /// Groups packed to find rows so far (the work a lookup costs: at most K + 1 groups a row).
+    private(set) var groupsPacked = 0
 
     init(dataset: Int, name: String, folder: DatasetFolder, seed: UInt64, rowTokens: Int, lookahead: Int,
          cache: BestFitRowCache) {
@@ -118,30 +128,47 @@ struct BestFitDatasetRows: Sendable {
         return cache.rows(dataset: dataset, shard: s)!
     }
 
-    /// Packs (when needed) the group of `shard` holding its row `q` and returns the row's index in it.
+    /// Packs (when needed) the group of `shard` holding its row `q` and returns the row's index in it:
+    /// from the last checkpoint at or before the row, at most K groups.
+    /// - Throws: `ShardError` when the shard's index pages cannot be read or are corrupt, or its
+    ///   groups end before row `q` (counts that do not match the shard).
     private mutating func rowInGroup(shard: Int, row q: UInt64) throws(ShardError) -> Int {
         let reader = folder.shards[shard]
         let metadata = reader.metadata
         if tableShard != shard {
+            checkpoints = try cache.checkpoints(dataset: dataset, shard: shard)
             tableShard = shard
-            groupStarts.removeAll(keepingCapacity: true)
-            groupStarts.append(0)
+            windowGroup = -1
             packedGroup = -1
         }
+        // The last checkpoint j (rows before group j·K) at or before q; j = 0 is the shard's start.
+        var lo = 0, hi = checkpoints.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if checkpoints[mid] <= q { lo = mid + 1 } else { hi = mid }
+        }
+        let firstGroup = lo * cache.groupsPerCheckpoint
+        if windowGroup != firstGroup || q < groupStarts[0] {
+            windowGroup = firstGroup
+            groupStarts.removeAll(keepingCapacity: true)
+            groupStarts.append(lo == 0 ? 0 : checkpoints[lo - 1])
+        }
         let groups = groupCount(metadata)
-        while groupStarts.last! <= q && groupStarts.count - 1 < groups {
-            let g = groupStarts.count - 1
+        while groupStarts.last! <= q && windowGroup + groupStarts.count - 1 < groups {
+            let g = windowGroup + groupStarts.count - 1
             groupStarts.append(groupStarts.last! + UInt64(try packer.pack(reader, documents: documents(ofGroup: g, metadata))))
+            groupsPacked += 1
             packedGroup = g
             materialized = false
-            if groupStarts.count - 1 == groups && cache.rows(dataset: dataset, shard: shard) == nil {
-                cache.store(rows: groupStarts.last!, dataset: dataset, shard: shard)
-            }
         }
-        precondition(q < groupStarts.last!, "dataset \(name): row \(q) of shard \(shard) is past its \(groupStarts.last!) rows")
-        let g = Self.firstAbove(q, in: groupStarts) - 1
+        guard q < groupStarts.last! else {
+            throw ShardError(path: reader.path, "bestfit (dataset \(name)): row \(q) is past the \(groupStarts.last!) rows its groups pack into "
+                                               + "(row counts that do not match the shard)")
+        }
+        let g = windowGroup + Self.firstAbove(q, in: groupStarts) - 1
         if packedGroup != g {
             try packer.pack(reader, documents: documents(ofGroup: g, metadata))
+            groupsPacked += 1
             packedGroup = g
             materialized = false
         }
@@ -149,7 +176,7 @@ struct BestFitDatasetRows: Sendable {
             packer.materialize()
             materialized = true
         }
-        return Int(q - groupStarts[g])
+        return Int(q - groupStarts[g - windowGroup])
     }
 
     private func groupCount(_ metadata: ShardMetadata) -> Int {

@@ -126,13 +126,27 @@ struct BestFitPacker: Sendable {
     /// Rows a whole shard packs into: its documents in groups of `lookahead`, each packed on its own.
     /// - Throws: `ShardError` when an index page cannot be read or is corrupt.
     mutating func countRows(_ shard: ShardReader, lookahead: Int) throws(ShardError) -> UInt64 {
+        var none: [UInt64] = []
+        return try countRows(shard, lookahead: lookahead, checkpointEvery: .max, into: &none)
+    }
+
+    /// Rows a whole shard packs into, as ``countRows(_:lookahead:)``, and its checkpoints: replaces
+    /// `checkpoints` with the rows before group `j · groupsPerCheckpoint`, for `j = 1, 2, …` while that
+    /// group exists (``BestFitCheckpoints``).
+    /// - Throws: `ShardError` when an index page cannot be read or is corrupt.
+    mutating func countRows(_ shard: ShardReader, lookahead: Int, checkpointEvery groupsPerCheckpoint: Int,
+                            into checkpoints: inout [UInt64]) throws(ShardError) -> UInt64 {
+        checkpoints.removeAll(keepingCapacity: true)
         var rows: UInt64 = 0
         var first = 0
+        var group = 0
         let count = shard.metadata.documentCount
         while first < count {
+            if group > 0 && group % groupsPerCheckpoint == 0 { checkpoints.append(rows) }
             let end = min(count, first + lookahead)
             rows += UInt64(try pack(shard, documents: first ..< end))
             first = end
+            group += 1
         }
         return rows
     }

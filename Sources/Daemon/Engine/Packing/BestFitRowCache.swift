@@ -26,9 +26,16 @@ import Darwin
 /// either ends or fails, so the wait ends. Storing a count twice stores the
 /// same value. The shard keys of the persisted files sit behind a lock, touched only when loading and
 /// writing.
+///
+/// Each shard also has ``BestFitCheckpoints`` (the rows before every K-th group), taken while its
+/// rows are counted: ``checkpoints(dataset:shard:)`` gives them to a planner entering the shard, from
+/// a small in-memory cache of the shards in use, from the counts of this process not written yet, or
+/// from the dataset's file (one read, checked on its own) — and, when none has them, by packing the
+/// shard again. A checkpoint record found damaged is reported, recomputed, and its file rewritten.
 final class BestFitRowCache: @unchecked Sendable {
     // `@unchecked Sendable`: the mutable state is arrays of atomics allocated once in init and freed
-    // in deinit, every access to them atomic; and `keys`, behind its lock.
+    // in deinit, every access to them atomic; `persisted`, `pending`, `recent` and the file writes,
+    // behind their locks.
     private let entries: UnsafeMutablePointer<Atomic<UInt64>>
     /// Per dataset: 0 = persisted counts not loaded, 1 = being loaded, 2 = loaded (or nothing to load).
     private let loadStates: UnsafeMutablePointer<Atomic<Int>>
@@ -47,9 +54,20 @@ final class BestFitRowCache: @unchecked Sendable {
     let rowTokens: Int
     let lookahead: Int
     let store: BestFitRowStore?
+    /// K: the groups between two checkpoints of a shard.
+    let groupsPerCheckpoint: Int
     let report: @Sendable (String) -> Void
-    /// Per dataset, once loaded: the key of each shard (nil where it could not be taken).
-    private let keys: LockedValue<[[BestFitShardKey?]?]>
+    /// Per dataset, once loaded: its file, each shard's key (nil where it could not be taken) and
+    /// the offset of its checkpoint record in the file (0 for none).
+    private let persisted: LockedValue<[PersistedDataset?]>
+    /// Per dataset: checkpoints taken in this process and not yet in its file (with a store only).
+    private let pending: LockedValue<[[Int: [UInt64]]]>
+    /// The checkpoints of the shards planners used last.
+    private let recent = LockedValue<RecentCheckpoints>(RecentCheckpoints(capacity: 64))
+    /// Held while a dataset's file is written.
+    private let writing = LockedValue<Int>(0)
+    /// Per dataset: whether a damaged checkpoint record already had its file rewritten.
+    private let rewritten: UnsafeMutablePointer<Atomic<Bool>>
     /// The first shard error a count met (its entry holds `UInt64.max`).
     private let failure = LockedValue<ShardError?>(nil)
     private static let failed = UInt64.max
@@ -60,8 +78,9 @@ final class BestFitRowCache: @unchecked Sendable {
     ///   - store: where counts persist; nil to keep them in memory only.
     ///   - report: receives one line per problem with a persisted file (ignored, counted again) and
     ///     per file written.
+    ///   - groupsPerCheckpoint: K; the store's when there is one, else ``BestFitCheckpoints``' spacing.
     init(folders: [DatasetFolder], rowTokens: Int, lookahead: Int, store: BestFitRowStore? = nil,
-         report: @escaping @Sendable (String) -> Void = { _ in }) {
+         groupsPerCheckpoint: Int? = nil, report: @escaping @Sendable (String) -> Void = { _ in }) {
         var first: [Int] = []
         var total = 0
         for folder in folders {
@@ -74,8 +93,12 @@ final class BestFitRowCache: @unchecked Sendable {
         self.rowTokens = rowTokens
         self.lookahead = lookahead
         self.store = store
+        self.groupsPerCheckpoint = store?.groupsPerCheckpoint ?? groupsPerCheckpoint ?? BestFitCheckpoints.groupsPerCheckpoint(lookahead: lookahead)
         self.report = report
-        self.keys = LockedValue(Array(repeating: nil, count: folders.count))
+        self.persisted = LockedValue(Array(repeating: nil, count: folders.count))
+        self.pending = LockedValue(Array(repeating: [:], count: folders.count))
+        rewritten = .allocate(capacity: max(1, folders.count))
+        for d in 0 ..< folders.count { (rewritten + d).initialize(to: Atomic(false)) }
         entries = .allocate(capacity: max(1, total))
         for e in 0 ..< total { (entries + e).initialize(to: Atomic(0)) }
         loadStates = .allocate(capacity: max(1, folders.count))
@@ -97,17 +120,14 @@ final class BestFitRowCache: @unchecked Sendable {
         countedShards.deallocate()
         storeWasComplete.deinitialize(count: folders.count)
         storeWasComplete.deallocate()
+        rewritten.deinitialize(count: folders.count)
+        rewritten.deallocate()
     }
 
     /// The rows shard `shard` of dataset `dataset` packs into, if they have been counted.
     func rows(dataset: Int, shard: Int) -> UInt64? {
         let value = entries[firstEntry[dataset] + shard].load(ordering: .acquiring)
         return value < 2 || value == Self.failed ? nil : value - 2
-    }
-
-    /// Records the rows of shard `shard` of dataset `dataset` (counted by walking all its groups).
-    func store(rows: UInt64, dataset: Int, shard: Int) {
-        record(rows: rows, dataset: dataset, shard: shard)
     }
 
     /// How many shards were found in the cache directory and how many were counted, so far.
@@ -178,15 +198,18 @@ final class BestFitRowCache: @unchecked Sendable {
                 keyProblems.append(error.message)
             }
         }
-        keys.withLock { $0[d] = shardKeys }
         for problem in keyProblems.prefix(3) { report("bestfit row cache: \(problem); its rows are counted, not cached") }
         let path = store.path(forDatasetFolder: folder.path)
+        var offsets = [UInt64](repeating: 0, count: folder.shards.count)
         var found = 0
         do {
-            if let persisted = try store.load(path: path) {
+            if let entriesInFile = try store.load(path: path) {
                 for (s, key) in shardKeys.enumerated() {
-                    guard let key, let rows = persisted[key] else { continue }
+                    guard let key, let entry = entriesInFile[key],
+                          entry.checkpointCount == checkpointCount(dataset: d, shard: s) else { continue }
+                    let rows = entry.rows
                     if entries[firstEntry[d] + s].compareExchange(expected: 0, desired: rows + 2, ordering: .releasing).exchanged {
+                        offsets[s] = entry.checkpointOffset
                         found += 1
                         loadedTotal.add(1, ordering: .relaxed)
                         noteCounted(dataset: d, loaded: true)
@@ -199,6 +222,7 @@ final class BestFitRowCache: @unchecked Sendable {
         } catch {
             report("bestfit row cache: ignored \(error.message); counting the rows again")
         }
+        persisted.withLock { $0[d] = PersistedDataset(path: path, keys: shardKeys, offsets: offsets) }
         if found == folder.shards.count { storeWasComplete[d].store(true, ordering: .relaxed) }
         loadStates[d].store(2, ordering: .releasing)
     }
@@ -208,10 +232,16 @@ final class BestFitRowCache: @unchecked Sendable {
     /// Counts shard `shard` of dataset `dataset` if no thread has claimed it yet.
     private func countIfUnclaimed(dataset: Int, shard: Int, entry: Int) {
         guard entries[entry].compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return }
-        var packer = BestFitPacker(rowTokens: rowTokens)
         let reader = folders[dataset].shards[shard]
         let rows: UInt64
-        do { rows = try packer.countRows(reader, lookahead: lookahead) } catch {
+        do {
+            let counted = try countWithCheckpoints(dataset: dataset, shard: shard)
+            rows = counted.rows
+            if !counted.checkpoints.isEmpty {
+                recent.withLock { $0.insert(dataset: dataset, shard: shard, counted.checkpoints) }
+                if store != nil { pending.withLock { $0[dataset][shard] = counted.checkpoints } }
+            }
+        } catch {
             failure.withLock { $0 = $0 ?? error }
             entries[entry].store(Self.failed, ordering: .releasing)
             return
@@ -250,22 +280,142 @@ final class BestFitRowCache: @unchecked Sendable {
     /// (unless every count came from that file).
     private func noteCounted(dataset d: Int, loaded: Bool) {
         let shards = folders[d].shards.count
-        guard countedShards[d].add(1, ordering: .acquiringAndReleasing).newValue == shards, !loaded, let store else { return }
+        guard countedShards[d].add(1, ordering: .acquiringAndReleasing).newValue == shards, !loaded, store != nil else { return }
         if storeWasComplete[d].load(ordering: .relaxed) { return }
-        guard let shardKeys = keys.withLock({ $0[d] }) else { return }
-        var persisted: [(key: BestFitShardKey, rows: UInt64)] = []
-        for (s, key) in shardKeys.enumerated() {
-            if let key, let rows = rows(dataset: d, shard: s) { persisted.append((key, rows)) }
+        writeFile(dataset: d)
+    }
+
+    /// Writes dataset `d`'s file: every shard with a key and a count, with its checkpoints (taken in
+    /// this process, read from the file being replaced, or taken again). One file write at a time.
+    private func writeFile(dataset d: Int) {
+        guard let store, let dataset = persisted.withLock({ $0[d] }) else { return }
+        writing.withLock { _ in
+            var inFile: [(key: BestFitShardKey, rows: UInt64, checkpoints: [UInt64])] = []
+            var shardsInFile: [Int] = []
+            for (s, key) in dataset.keys.enumerated() {
+                guard let key, let rows = rows(dataset: d, shard: s) else { continue }
+                let checkpoints: [UInt64]
+                if let known = pending.withLock({ $0[d][s] }) ?? persistedCheckpoints(dataset: d, shard: s, rows: rows, quiet: true) {
+                    checkpoints = known
+                } else {
+                    guard let counted = try? countWithCheckpoints(dataset: d, shard: s), counted.rows == rows else { continue }
+                    checkpoints = counted.checkpoints
+                }
+                inFile.append((key, rows, checkpoints))
+                shardsInFile.append(s)
+            }
+            do throws(EngineError) {
+                let offsets = try store.save(inFile, path: dataset.path)
+                persisted.withLock {
+                    for (i, s) in shardsInFile.enumerated() { $0[d]?.offsets[s] = offsets[i] }
+                }
+                pending.withLock { $0[d] = [:] }
+                report("bestfit row cache: wrote \(dataset.path) (\(inFile.count) shards of \(folders[d].path))")
+            } catch {
+                report("bestfit row cache: cannot write \(error.message); the counts stay in memory")
+            }
         }
-        let path = store.path(forDatasetFolder: folders[d].path)
-        do {
-            try store.save(persisted, path: path)
-            report("bestfit row cache: wrote \(path) (\(persisted.count) shards of \(folders[d].path))")
+    }
+
+    // MARK: - Checkpoints
+
+    /// The checkpoints of shard `shard` of dataset `d` (``BestFitCheckpoints``): the rows before each
+    /// K-th group, K = ``groupsPerCheckpoint``. Its rows must have been counted. Bounded work: from
+    /// memory, else one read of the dataset's file (a damaged record is reported, the shard packed
+    /// again and the file rewritten), else the shard is packed again (metadata only).
+    /// - Throws: `ShardError` when the shard's index pages cannot be read or are corrupt.
+    func checkpoints(dataset d: Int, shard s: Int) throws(ShardError) -> [UInt64] {
+        guard checkpointCount(dataset: d, shard: s) > 0 else { return [] }
+        if let hit = recent.withLock({ $0.lookup(dataset: d, shard: s) }) { return hit }
+        let rows = rows(dataset: d, shard: s)
+        var found = pending.withLock { $0[d][s] }
+        if found == nil, let rows { found = persistedCheckpoints(dataset: d, shard: s, rows: rows, quiet: false) }
+        if found == nil {
+            let counted = try countWithCheckpoints(dataset: d, shard: s)
+            if let rows, counted.rows != rows {
+                throw ShardError(path: folders[d].shards[s].path, "bestfit: packs into \(counted.rows) rows, but \(rows) were counted (the shard changed?)")
+            }
+            found = counted.checkpoints
+            if store != nil, persisted.withLock({ $0[d]?.offsets[s] ?? 0 }) != 0 {
+                // The file has a record for it that could not be used: write the file again, once.
+                pending.withLock { $0[d][s] = counted.checkpoints }
+                if countedShards[d].load(ordering: .acquiring) >= folders[d].shards.count,
+                   !rewritten[d].exchange(true, ordering: .relaxed) {
+                    writeFile(dataset: d)
+                }
+            }
+        }
+        let checkpoints = found ?? []
+        recent.withLock { $0.insert(dataset: d, shard: s, checkpoints) }
+        return checkpoints
+    }
+
+    /// How many checkpoints shard `shard` of dataset `d` has.
+    private func checkpointCount(dataset d: Int, shard s: Int) -> Int {
+        BestFitCheckpoints.count(documents: folders[d].shards[s].metadata.documentCount, lookahead: lookahead,
+                                 groupsPerCheckpoint: groupsPerCheckpoint)
+    }
+
+    /// The shard's checkpoints from the dataset's file, when it has a record for it that reads back
+    /// whole (its key and CRC) and is consistent (non-decreasing, none past the shard's `rows`); else
+    /// nil, with a report line unless `quiet`.
+    private func persistedCheckpoints(dataset d: Int, shard s: Int, rows: UInt64, quiet: Bool) -> [UInt64]? {
+        guard let store, let place = persisted.withLock({ state -> (path: String, key: BestFitShardKey?, offset: UInt64)? in
+            guard let dataset = state[d] else { return nil }
+            return (dataset.path, dataset.keys[s], dataset.offsets[s])
+        }), let key = place.key, place.offset != 0 else { return nil }
+        let (path, offset) = (place.path, place.offset)
+        do throws(EngineError) {
+            let checkpoints = try store.readCheckpoints(path: path, key: key, offset: offset, count: checkpointCount(dataset: d, shard: s))
+            for i in checkpoints.indices where checkpoints[i] > rows || (i > 0 && checkpoints[i] < checkpoints[i - 1]) {
+                throw EngineError("\(path): checkpoint record at \(offset): checkpoint \(i) is \(checkpoints[i]), out of order or past the shard's \(rows) rows")
+            }
+            return checkpoints
         } catch {
-            report("bestfit row cache: cannot write \(error.message); the counts stay in memory")
+            if !quiet { report("bestfit row cache: ignored \(error.message); packing \(folders[d].shards[s].path) again") }
+            return nil
         }
+    }
+
+    /// Packs every group of shard `shard` of dataset `d`: its rows and checkpoints.
+    /// - Throws: `ShardError` when the shard's index pages cannot be read or are corrupt.
+    private func countWithCheckpoints(dataset d: Int, shard s: Int) throws(ShardError) -> (rows: UInt64, checkpoints: [UInt64]) {
+        var packer = BestFitPacker(rowTokens: rowTokens)
+        var checkpoints: [UInt64] = []
+        let rows = try packer.countRows(folders[d].shards[s], lookahead: lookahead, checkpointEvery: groupsPerCheckpoint, into: &checkpoints)
+        return (rows, checkpoints)
     }
 
     /// Shards to count at once when extending a count: as many as there are cores.
     static let batch: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+}
+
+/// A dataset's persisted file, its shards' keys and where their checkpoint records are.
+private struct PersistedDataset: Sendable {
+    var path: String
+    var keys: [BestFitShardKey?]
+    var offsets: [UInt64]
+}
+
+/// The checkpoints of the last few shards asked for, most recent first.
+struct RecentCheckpoints: Sendable {
+    let capacity: Int
+    private var items: [(dataset: Int, shard: Int, checkpoints: [UInt64])] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The checkpoints of a shard, if kept (and moves it to the front).
+    mutating func lookup(dataset: Int, shard: Int) -> [UInt64]? {
+        guard let i = items.firstIndex(where: { $0.dataset == dataset && $0.shard == shard }) else { return nil }
+        let item = items.remove(at: i)
+        items.insert(item, at: 0)
+        return item.checkpoints
+    }
+
+    /// Keeps a shard's checkpoints, dropping the least recent beyond the capacity.
+    mutating func insert(dataset: Int, shard: Int, _ checkpoints: [UInt64]) {
+        items.removeAll { $0.dataset == dataset && $0.shard == shard }
+        items.insert((dataset, shard, checkpoints), at: 0)
+        if items.count > capacity { items.removeLast() }
+    }
 }

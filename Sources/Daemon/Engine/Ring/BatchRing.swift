@@ -6,7 +6,7 @@ import Synchronization
 //   producer: tryAcquireFree()/acquireFree() → fill slot.bytes → publish(slot, length:)
 //   consumer: tryAcquireFull()/acquireFull() → read slot.payload → release(slot)
 //
-// Design: `slotCount` byte regions allocated (and pre-faulted) once at init, and two bounded
+// Design: `slotCount` byte regions mapped once at init, and two bounded
 // MPMC index queues (`SlotQueue`, Vyukov's algorithm): `free` holds the indices of slots ready
 // to be filled, `full` the indices (with payload lengths) of slots ready to be read. A slot
 // index moves free → producer → full → consumer → free, forever.
@@ -33,12 +33,16 @@ import Synchronization
 //    everything a consumer did before `release` happens-before the next producer's writes.
 // 5. No allocation and no lock after init. The try-calls make no system call; the blocking
 //    calls — and the hand-back calls in the moment of 2a — only spin, `sched_yield` and
-//    `usleep` (see `Backoff`) while they cannot proceed.
+//    `usleep` (see `Backoff`) while they cannot proceed. The slots are an anonymous mapping
+//    (`AnonymousPages`) that the kernel backs as the producer first writes each page: a slot's
+//    pages fault in during the ring's first lap (once; measured in docs/BENCHMARKS.md, "A good
+//    client while others abuse the daemon"), so a ring costs only the slots actually used and a
+//    session that ends early costs almost nothing (issue 8). They are unmapped at deinit.
 // 6. Backpressure: when every slot is filled or being filled, `tryAcquireFree` returns nil and
 //    `acquireFree` waits; producers can never overwrite a batch not yet released.
 //
 // Storage: slot `i` is `slotStride` bytes at `storage + i * slotStride`; `slotStride` is
-// `slotCapacity` rounded up to 64 bytes, and `storage` is 64-byte aligned, so every slot starts
+// `slotCapacity` rounded up to 64 bytes, and `storage` is page-aligned, so every slot starts
 // on its own cache line and no two slots share one.
 
 /// A fixed set of preallocated, 64-byte-aligned batch slots passed from producers to consumers
@@ -59,13 +63,14 @@ public final class BatchRing: @unchecked Sendable {
     /// The distance in bytes between the starts of consecutive slots (a multiple of 64).
     public let slotStride: Int
 
-    private let storage: UnsafeMutableRawPointer
+    private let pages: AnonymousPages
+    private var storage: UnsafeMutableRawPointer { pages.base }
     private let free: SlotQueue
     private let full: SlotQueue
     private let closed = Atomic<Bool>(false)
 
-    /// Allocates `slotCount` slots of `slotCapacity` bytes each, zero-filled (so the pages are
-    /// faulted in now, not on the hot path), all free.
+    /// Maps `slotCount` slots of `slotCapacity` bytes each, zero-filled, all free. No page is
+    /// backed yet: each is faulted in when the producer first writes it (during the first lap).
     ///
     /// - Precondition: `slotCount` is a power of two; `slotCapacity` is positive.
     public init(slotCount: Int, slotCapacity: Int) {
@@ -81,8 +86,7 @@ public final class BatchRing: @unchecked Sendable {
         self.slotCount = slotCount
         self.slotCapacity = slotCapacity
         self.slotStride = stride
-        storage = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: Self.slotAlignment)
-        storage.initializeMemory(as: UInt8.self, repeating: 0, count: total)
+        pages = AnonymousPages(byteCount: total)
         free = SlotQueue(capacity: slotCount)
         full = SlotQueue(capacity: slotCount)
         for slot in 0..<slotCount {
@@ -91,7 +95,7 @@ public final class BatchRing: @unchecked Sendable {
     }
 
     deinit {
-        storage.deallocate()
+        pages.deallocate()
     }
 
     /// Batches published and not yet taken by a consumer (a snapshot, for statistics).

@@ -1,3 +1,4 @@
+import Dispatch
 import TokenfeedCurriculum
 import TokenfeedMixing
 import TokenfeedShards
@@ -55,12 +56,23 @@ public final class GlobalStream: Sendable {
     public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                             bestFitCacheReport: (@Sendable (String) -> Void)? = nil,
                             manifestReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
-        var datasets: [DatasetFolder] = []
+        var folders: [String] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
                 throw EngineError("dataset \(spec.name): no folder (give a data root)")
             }
-            do { datasets.append(try DatasetFolder.open(path: folder, report: manifestReport)) } catch {
+            folders.append(folder)
+        }
+        // The datasets open in parallel (each opens its shards in parallel too): listing, reading
+        // and decoding one manifest is a single thread's work per dataset.
+        let opened = ParallelResults<Result<DatasetFolder, ShardError>>(count: folders.count)
+        let paths = folders
+        DispatchQueue.concurrentPerform(iterations: paths.count) { d in
+            opened.set(d, Result { () throws(ShardError) in try DatasetFolder.open(path: paths[d], report: manifestReport) })
+        }
+        var datasets: [DatasetFolder] = []
+        for (spec, result) in zip(curriculum.datasets, opened.values) {
+            do { datasets.append(try result.get()) } catch {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
