@@ -15,6 +15,10 @@ import TokenfeedShards
 ///   `lookahead` documents at a time, then padded with the pad id (``BestFitDatasetRows``,
 ///   docs/PACKING.md).
 ///
+/// With `--order nanotron` (``Curriculum/order``) the dataset and its sample come from
+/// ``NanotronOrder`` instead (nanotron's blend and stage carry-over), and sample `k` is a window of
+/// `sequenceLength + 1` tokens inside one shard file (``NanotronWindows``): nanotron's samples.
+///
 /// Opening reads shard metadata only.
 public final class GlobalStream: Sendable {
     public let curriculum: Curriculum
