@@ -1,5 +1,6 @@
 import CoreMetrics
 import Synchronization
+import TokenfeedShards
 
 /// Durations the writers record without a lock (relaxed atomics: a count and a nanosecond sum per
 /// bucket), turned into a swift-metrics `Timer` — a swift-prometheus histogram — when the metrics are
@@ -15,7 +16,7 @@ final class WaitHistogram: @unchecked Sendable {
     private let counts: UnsafeMutablePointer<Atomic<UInt64>>
     private let sums: UnsafeMutablePointer<Atomic<UInt64>>
     /// Counts and sums already handed to the timer, per bucket (taken by one drain at a time).
-    private let drained: Mutex<(counts: [UInt64], sums: [UInt64])>
+    private let drained: LockedValue<(counts: [UInt64], sums: [UInt64])>
 
     init(bounds: [Duration]) {
         self.bounds = bounds.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
@@ -26,7 +27,7 @@ final class WaitHistogram: @unchecked Sendable {
             (counts + i).initialize(to: Atomic(0))
             (sums + i).initialize(to: Atomic(0))
         }
-        drained = Mutex(([UInt64](repeating: 0, count: slots), [UInt64](repeating: 0, count: slots)))
+        drained = LockedValue(([UInt64](repeating: 0, count: slots), [UInt64](repeating: 0, count: slots)))
     }
 
     deinit {

@@ -24,10 +24,10 @@ final class ExportRunner: Sendable {
     let range: ExportRange
     let sequencesPerFile: UInt64
     private let chunks: [Int]
-    private let manifest: Mutex<ExportManifest>
+    private let manifest: LockedValue<ExportManifest>
     private let manifestPath: String
     private let nextChunk = Atomic<Int>(0)
-    private let failure = Mutex<ExportError?>(nil)
+    private let failure = LockedValue<ExportError?>(nil)
     private let failed = Atomic<Bool>(false)
     /// Progress: sequences done (of the chunks in this run) and tokens written.
     private let sequencesDone = Atomic<UInt64>(0)
@@ -44,7 +44,7 @@ final class ExportRunner: Sendable {
         self.range = range
         self.sequencesPerFile = sequencesPerFile
         self.chunks = chunks
-        self.manifest = Mutex(manifest)
+        self.manifest = LockedValue(manifest)
         self.manifestPath = context.path(ExportManifest.fileName)
     }
 
