@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Tests only: counts allocations (Tests/AllocationProbe).
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         // C libraries, linked from the system through pkg-config.
@@ -87,6 +89,13 @@ let package = Package(
         // Tests: unit, property and integration (real daemon, real socket, real files).
         .target(name: "TestSupport", dependencies: ["TokenfeedShards", "TokenfeedMixing"], path: "Tests/Support",
                 swiftSettings: strict),
+        // A test tool: the daemon's allocations per batch, counted under the malloc interposer
+        // (ServerTests' AllocationTests runs it; docs/DEVELOPING.md, "Rules").
+        .executableTarget(name: "AllocationProbe",
+                          dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "TestSupport",
+                                         .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "MallocInterposerSwift", package: "malloc-interposer")],
+                          path: "Tests/AllocationProbe", swiftSettings: strict),
         .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TestSupport"],
                     path: "Tests/ShardsTests", swiftSettings: strict),
         .testTarget(name: "ExportTests", dependencies: ["TokenfeedShards", "TestSupport"],

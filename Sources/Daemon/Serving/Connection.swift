@@ -109,9 +109,14 @@ final class Connection: @unchecked Sendable {
     /// socket; that must not hold a Dispatch pool thread), confined to `writerQueue`.
     func start() {
         DedicatedThread.run { [self] in
-            while true {
-                writerWake.wait()
-                if writerQueue.sync(execute: { writeLoop() }) { return }
+            // One `sync` for the thread's life (nothing else runs on `writerQueue`): a `sync` per wake-up
+            // allocated three times (a block copy and two boxes) per batch when the writer waits for
+            // credit after each one (AllocationProbe, `lockstep`).
+            writerQueue.sync {
+                while true {
+                    writerWake.wait()
+                    if writeLoop() { return }
+                }
             }
         }
         queue.async { [self] in

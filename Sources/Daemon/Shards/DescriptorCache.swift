@@ -89,7 +89,12 @@ public final class DescriptorCache: Sendable {
         }
         defer {
             let closing = state.withLock { s in
-                s.entries[id]?.users -= 1
+                // Get and set, not `s.entries[id]?.users -= 1`: that nests three `_modify` coroutines
+                // whose frames are allocated — three mallocs per frame read (AllocationProbe).
+                if var entry = s.entries[id] {
+                    entry.users -= 1
+                    s.entries[id] = entry
+                }
                 return Self.evict(&s, keeping: s.capacity)
             }
             for f in closing { try? f.close() }

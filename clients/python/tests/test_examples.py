@@ -58,3 +58,24 @@ def test_hf_trainer_under_torchrun_gives_each_rank_its_slice(daemon, tmp_path):
         seen[r] = {x for row in rows[:steps] for x in row}
     assert seen[0].isdisjoint(seen[1])
     assert seen[0] | seen[1] == set(range(steps * W * B)), "the two ranks together train on the stream, nothing skipped"
+
+
+def test_tensor_parallel_groups_read_their_data_parallel_rank_as_replicas(daemon, tmp_path):
+    """4 processes, tensor-parallel groups of 2: each group's processes read the same batches (their
+    data-parallel rank's, as replicas), and the two groups together read the stream once."""
+    steps, W, TP, B = 5, 4, 2, 2
+    dp = W // TP
+    logs = tmp_path / "ranks"
+    run_example(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(W),
+                 str(EXAMPLES / "tensor_parallel.py"), "--tp", str(TP), "--steps", str(steps), "--batch-size", str(B),
+                 "--log-dir", str(logs)], daemon.socket, "ex-tp")
+    rows = {}
+    for g in range(W):
+        path = logs / f"rank-{g}-of-{W}.txt"
+        assert path.exists(), f"process {g} never read a batch"
+        rows[g] = [list(map(int, line.split())) for line in path.read_text().splitlines()]
+        assert len(rows[g]) == steps
+    for g in range(W):
+        r = g // TP  # the data-parallel rank: sequences s·dp·B + r·B + i
+        assert rows[g] == [[s * dp * B + r * B + i for i in range(B)] for s in range(steps)]
+        assert rows[g] == rows[r * TP], "the processes of one tensor-parallel group read the same batches"

@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import TokenfeedShards
 
@@ -10,13 +9,16 @@ import TokenfeedShards
 /// ``FrameKey``, and a reference count: each ``Preloader`` demand entry holds one reference from its
 /// planning until the packer has moved past the frame. A frame asked for while cached (referenced by
 /// another session, or kept after its last reference) is a hit; otherwise the least recently released
-/// unreferenced slot is reused and its frame decompressed by a job on a concurrent Dispatch queue.
+/// unreferenced slot is reused and its frame decompressed by one of the cache's long-lived
+/// ``DecompressionWorkers`` threads (one per core, at most one per slot, each with its own zstd
+/// context), fed through a queue allocated once: starting a decompression allocates nothing.
 ///
 /// Threading: the table (keys, references, the LRU list) is guarded by one `LockedValue`, taken once
 /// per frame a preloader plans and once per frame it releases — per frame, never per token, and not
 /// for each batch when a frame spans several (docs/BENCHMARKS.md, "Frame cache", measures it). The
 /// frame bytes are written by the slot's one job and read after an acquiring load of the slot's
-/// state, which the job stored with release: waiting for a frame takes no lock.
+/// state, which the job stored with release: waiting for a frame takes no lock. Nothing is allocated
+/// per frame (``DecompressionWorkers``; enforced by ServerTests' AllocationTests).
 ///
 /// No session can starve the others: a session whose packer needs a frame and finds every slot
 /// referenced registers as a waiter (``acquireWaiting(_:)``); while one waits, look-ahead requests
@@ -41,10 +43,12 @@ public final class FrameCache: @unchecked Sendable {
     /// Per slot, the error of its last job; written by that job before its releasing store of the state.
     private let errors: UnsafeMutablePointer<ShardError?>
     private let table: LockedValue<Table>
+    /// Per slot, the frame its job decompresses; written before the job is queued (the queue publishes it).
+    private let jobKeys: UnsafeMutablePointer<FrameKey>
+    /// One zstd context per worker thread.
     private let decompressors: [ZstdDecompressor]
-    private let idleContexts: SlotQueue
+    private let workers: DecompressionWorkers
     private let waiters = Atomic<Int>(0)
-    private let queue = DispatchQueue.global(qos: .userInitiated)
 
     /// A pool for `stream`'s frames within `budgetBytes` (at least two slots, never more than the
     /// stream has frames).
@@ -58,16 +62,21 @@ public final class FrameCache: @unchecked Sendable {
         errors = .allocate(capacity: slotCount)
         errors.initialize(repeating: nil, count: slotCount)
         table = LockedValue(Table(slotCount: slotCount))
-        // Jobs run on the global concurrent queue, at most about one per core at a time.
-        var contexts = 1
-        while contexts < min(slotCount, 2 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) { contexts <<= 1 }
-        decompressors = (0 ..< contexts).map { _ in ZstdDecompressor() }
-        idleContexts = SlotQueue(capacity: contexts)
-        for c in 0 ..< contexts { _ = idleContexts.enqueue(SlotQueue.Entry(slot: c, length: 0)) }
+        jobKeys = .allocate(capacity: slotCount)
+        jobKeys.initialize(repeating: FrameKey(dataset: 0, shard: 0, frame: 0), count: slotCount)
+        // One thread per core (as many jobs as the global queue ran at once before), at most one per slot.
+        let threads = max(1, min(slotCount, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        decompressors = (0 ..< threads).map { _ in ZstdDecompressor() }
+        workers = DecompressionWorkers(threads: threads, capacity: slotCount)
+        // Weak: the threads must not keep the cache alive. A job holds the cache strongly while it runs,
+        // so the cache cannot go while one runs; a job still queued when it goes is dropped.
+        workers.start { [weak self] slot, worker in self?.run(slot: slot, worker: worker) }
     }
 
     deinit {
-        // Jobs hold the cache strongly: none is running when it goes.
+        workers.stop()
+        jobKeys.deinitialize(count: slotCount)
+        jobKeys.deallocate()
         states.deinitialize(count: slotCount)
         states.deallocate()
         errors.deinitialize(count: slotCount)
@@ -187,49 +196,31 @@ public final class FrameCache: @unchecked Sendable {
 
     private func start(slot: Int, key: FrameKey) {
         framesDecompressed.wrappingAdd(1, ordering: .relaxed)
+        jobKeys[slot] = key
+        workers.submit(slot: slot)
+    }
+
+    /// Decompresses `slot`'s frame (``jobKeys``) with `worker`'s context, on that worker's thread. Its
+    /// buffers are the slot's, which no one else writes while the job runs (the slot is not evictable
+    /// until the job has finished).
+    private func run(slot: Int, worker: Int) {
+        let key = jobKeys[slot]
         let reader = datasets[Int(key.dataset)].shards[Int(key.shard)]
         let start = slot * (frameBytes + scratchBytes)
-        let job = Job(cache: self, slot: slot, reader: reader, frame: Int(key.frame),
-                      destination: UnsafeMutableRawBufferPointer(rebasing: storage[start ..< start + frameBytes]),
-                      scratch: UnsafeMutableRawBufferPointer(rebasing: storage[start + frameBytes ..< start + frameBytes + scratchBytes]))
-        queue.async { job.run() }
-    }
-
-    fileprivate func run(_ job: Job) {
-        var backoff = Backoff()
-        var taken = idleContexts.dequeue()
-        while taken == nil {
-            backoff.wait()
-            taken = idleContexts.dequeue()
-        }
-        let context = taken!.entry.slot
+        let destination = UnsafeMutableRawBufferPointer(rebasing: storage[start ..< start + frameBytes])
+        let scratch = UnsafeMutableRawBufferPointer(rebasing: storage[start + frameBytes ..< start + frameBytes + scratchBytes])
         do {
-            try job.reader.decodeFrame(job.frame, into: job.destination, scratch: job.scratch, decompressor: decompressors[context])
-            errors[job.slot] = nil
-            states[job.slot].store(Self.ready, ordering: .releasing)
+            try reader.decodeFrame(Int(key.frame), into: destination, scratch: scratch, decompressor: decompressors[worker])
+            errors[slot] = nil
+            states[slot].store(Self.ready, ordering: .releasing)
         } catch {
-            errors[job.slot] = error
-            states[job.slot].store(Self.failed, ordering: .releasing)
+            errors[slot] = error
+            states[slot].store(Self.failed, ordering: .releasing)
         }
-        // The queue can report "full" for a moment while a peer is mid-dequeue (see BatchRing, invariant 2a).
-        var returning = Backoff()
-        while idleContexts.enqueue(SlotQueue.Entry(slot: context, length: 0)) == nil { returning.wait() }
         table.withLock { t in
-            t.finished[job.slot] = true
-            if t.refs[job.slot] == 0 { makeEvictable(job.slot, &t) }
+            t.finished[slot] = true
+            if t.refs[slot] == 0 { makeEvictable(slot, &t) }
         }
-    }
-
-    /// One decompression. `@unchecked Sendable`: its buffers are its slot's, which no one else writes
-    /// while the job runs (the slot is not evictable until the job has finished).
-    fileprivate struct Job: @unchecked Sendable {
-        let cache: FrameCache
-        let slot: Int
-        let reader: ShardReader
-        let frame: Int
-        let destination: UnsafeMutableRawBufferPointer
-        let scratch: UnsafeMutableRawBufferPointer
-        func run() { cache.run(self) }
     }
 
     /// The slots' keys, references and the LRU list of evictable slots (unreferenced, job finished).
