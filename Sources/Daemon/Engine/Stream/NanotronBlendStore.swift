@@ -39,7 +39,7 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
     static let tag: [UInt8] = Array("TFNTBLND".utf8)
     static let version: UInt16 = 1
     static let headerSize = 32
-    /// Files larger than this are refused as corrupt (SmolLM3's largest is well under 1 MiB).
+    /// Files larger than this are refused as corrupt (SmolLM3's largest is under 1 MiB).
     static let maxBytes = 1 << 30
 
     /// - Parameters:
