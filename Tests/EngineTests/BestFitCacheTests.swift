@@ -249,6 +249,49 @@ import TokenfeedShards
         #expect(fresh.bestFitCountStatistics.shardsCounted == 0)
     }
 
+    /// The background pass a daemon starts at READY (``BestFitBackgroundCount``), racing planners that
+    /// jump far: the planners get the uncached rows (they take over shards the pass is counting rather
+    /// than wait), every shard is counted once in all, and the pass leaves whole files that serve a
+    /// fresh stream without counting.
+    @Test func theBackgroundCountRacesPlannersAndFillsTheCache() throws {
+        let fixture = try EngineFixture()
+        let curriculum = try BestFitTests.curriculum(fixture, sequenceLength: Self.sequenceLength, lookahead: Self.lookahead)
+        let reference = try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)
+        let cache = fixture.dir.sub("cache")
+        let stream = try Self.stream(curriculum, cache: cache)
+        let outcome = LockedValue<BestFitBackgroundCount.Outcome?>(nil)
+        let pass = try #require(BestFitBackgroundCount.start(stream: stream, threads: 3) { result in outcome.withLock { $0 = result } })
+        _ = pass
+        let failedThreads = LockedValue(0)
+        DispatchQueue.concurrentPerform(iterations: 3) { t in
+            var rng = SplitMix64(seed: UInt64(t + 10))
+            let order = Array(Self.farPositions.indices).shuffled(using: &rng)
+            guard let got = try? Self.rows(stream, order.map { Self.farPositions[$0] }),
+                  Self.mismatches(got, order.map { reference[$0] }).isEmpty else {
+                failedThreads.withLock { $0 += 1 }
+                return
+            }
+        }
+        #expect(failedThreads.withLock { $0 } == 0)
+        let shards = stream.datasets.reduce(0) { $0 + $1.shards.count }
+        #expect(waitUntil(seconds: 60) { outcome.withLock { $0 } != nil })
+        let done = try #require(outcome.withLock { $0 })
+        #expect(!done.cancelled && done.firstError == nil && done.shards == shards)
+        #expect(done.statistics == BestFitCountStatistics(shards: shards, shardsFromCache: 0, shardsCounted: shards,
+                                                          documentsCounted: Int(stream.datasets.reduce(UInt64(0)) { $0 + $1.documentCount })),
+                "each shard counted once, by the pass or by a planner")
+        #expect(Self.cacheFiles(cache).count == curriculum.datasets.count)
+        let fresh = try Self.stream(curriculum, cache: cache)
+        #expect(Self.mismatches(try Self.rows(fresh, Self.farPositions), reference) == [])
+        #expect(fresh.bestFitCountStatistics.shardsCounted == 0)
+
+        // A pass over a complete cache only loads it.
+        let loaded = LockedValue<BestFitBackgroundCount.Outcome?>(nil)
+        _ = BestFitBackgroundCount.start(stream: try Self.stream(curriculum, cache: cache), threads: 1) { result in loaded.withLock { $0 = result } }
+        #expect(waitUntil(seconds: 60) { loaded.withLock { $0 } != nil })
+        #expect(loaded.withLock { $0 }?.statistics == BestFitCountStatistics(shards: shards, shardsFromCache: shards, shardsCounted: 0, documentsCounted: 0))
+    }
+
     /// An unwritable cache directory is reported; the rows are unaffected.
     @Test func anUnwritableCacheDirectoryOnlyCostsTheCache() throws {
         let fixture = try EngineFixture()
@@ -260,4 +303,14 @@ import TokenfeedShards
         #expect(Self.mismatches(try Self.rows(stream, Self.farPositions), try Self.rows(try Self.stream(curriculum, cache: nil), Self.farPositions)) == [])
         #expect(lines.withLock { $0 }.contains { $0.contains("cannot write") }, "\(lines.withLock { $0 })")
     }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`; whether it held.
+private func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+    while !condition() {
+        if DispatchTime.now().uptimeNanoseconds > deadline { return false }
+        usleep(10_000)
+    }
+    return true
 }

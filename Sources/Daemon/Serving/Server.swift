@@ -63,6 +63,8 @@ public final class Server: @unchecked Sendable {
     private var listener: ListeningSocket?
     /// systemd's watchdog pings, when asked for (``ServiceWatchdog``); guarded by `lifecycle`.
     private var watchdog: ServiceWatchdog?
+    /// The background count of bestfit rows started at READY (nil with `concat` packing).
+    private var bestFitCount: BestFitBackgroundCount?
     private let stopping = Atomic<Bool>(false)
     /// Orders `start` and `shutdown` (and guards `acceptSource` between them).
     private let lifecycle = LockedValue<Void>(())
@@ -192,6 +194,31 @@ public final class Server: @unchecked Sendable {
         let served = ServiceWatchdog.boundPath(fd: socket.fd) ?? options.socketPath
         SystemdNotifier.notify("READY=1\nSTATUS=\(statusLine(socket: served))")
         watchdog = ServiceWatchdog.start(probe: acceptQueue) { [weak self] in self?.statusLine(socket: served) ?? "stopping" }
+        startBestFitCount()
+    }
+
+    /// With `bestfit` packing, starts counting every shard's rows in the background
+    /// (``BestFitBackgroundCount``; docs/PACKING.md), with a log line when it starts and one when it ends.
+    private func startBestFitCount() {
+        let logger = self.logger
+        let stream = self.stream.stream
+        let started = BestFitBackgroundCount.start(stream: stream, threads: options.bestFitCountThreads) { outcome in
+            if let error = outcome.firstError {
+                logger.warning("bestfit background count: a shard could not be counted; a session that needs it reports the error",
+                               metadata: ["error": "\(error)"])
+            }
+            logger.info(outcome.cancelled ? "bestfit background count stopped" : "bestfit rows counted in the background", metadata: [
+                "shards": "\(outcome.shards)", "from_cache": "\(outcome.statistics.shardsFromCache)",
+                "counted": "\(outcome.statistics.shardsCounted)", "documents_counted": "\(outcome.statistics.documentsCounted)",
+                "seconds": "\(outcome.seconds)",
+            ])
+        }
+        guard let started else { return }
+        bestFitCount = started
+        logger.info("counting bestfit rows in the background", metadata: [
+            "shards": "\(stream.datasets.reduce(0) { $0 + $1.shards.count })", "datasets": "\(stream.datasets.count)",
+            "threads": "\(options.bestFitCountThreads)", "cache": "\(options.stateDirectory.map { $0 + "/bestfit-rows" } ?? "none (memory only)")",
+        ])
     }
 
     private func acceptAll(_ listenFD: Int32) {
@@ -361,6 +388,7 @@ public final class Server: @unchecked Sendable {
         lifecycle.withLock { _ in
             metricsEndpoint?.stop()
             statsTimer?.cancel()
+            bestFitCount?.cancel()
         }
         if let acceptSource {
             acceptSource.cancel()

@@ -1,5 +1,6 @@
 import Logging
 import TokenfeedCurriculum
+import TokenfeedEngine
 
 /// Everything `tokenfeedd` needs to serve, from the command line and the config file merged
 /// (docs/OPERATIONS.md, "Options").
@@ -43,6 +44,9 @@ public struct ServerOptions: Sendable, Hashable {
     /// The order sequences are drawn in (`--order`, `order:`; default quota): part of the stream
     /// fingerprint, so a cursor made under one order is refused under the other.
     public var order: StreamOrder = .quota
+    /// With `bestfit` packing, the threads (at the lowest priority) that count every shard's rows in
+    /// the background after READY (``BestFitBackgroundCount``); 0 counts only when a session needs it.
+    public var bestFitCountThreads = BestFitBackgroundCount.defaultThreads
 
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,

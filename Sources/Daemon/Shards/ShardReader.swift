@@ -12,11 +12,12 @@ public final class ShardReader: Sendable {
     private let folder: String
     /// The shard's file name (the last component of ``path``).
     public let fileName: String
-    /// Whether ``path`` has a folder part (`folder/fileName`, even when `folder` is empty: `/x.zst`).
-    private let inFolder: Bool
     /// The shard's file path, as it was opened. Built on each call: for messages and opening.
     public var path: String { inFolder ? folder + "/" + fileName : fileName }
     public let metadata: ShardMetadata
+    /// Whether ``path`` has a folder part (`folder/fileName`, even when `folder` is empty: `/x.zst`).
+    /// Stored after `metadata`, in its tail padding.
+    private let inFolder: Bool
     /// Size, modification time and inode when the shard was opened; a descriptor opened later must
     /// show the same inode and size.
     public let identity: FileIdentity

@@ -24,6 +24,11 @@ struct BenchScale: ParsableCommand {
             READY and after the first batch, the seconds to READY and from there to the first batch, and the \
             bytes read (/proc/self/io rchar). With bestfit the row counts live in WORK/bestfit-rows: it is \
             emptied first and filled by one cold count (reported), as a daemon's state directory is once. \
+            With bestfit and --cold-far-resume (default), the far resume is also measured --runs times each \
+            with an emptied cache: alone, right after starting the daemon's background count \
+            (BestFitBackgroundCount, a quarter of the cores at nice 19), once it has counted half of the \
+            shards, and once it has ended; its \
+            first batch is timed from the resume, not from READY. \
             Prints the runs and the medians as JSON.
             """)
 
@@ -47,6 +52,10 @@ struct BenchScale: ParsableCommand {
     var warm = false
     @Option(help: .hidden)
     var step: UInt64 = 0
+    @Option(help: .hidden)
+    var background = "off"
+    @Flag(inversion: .prefixedNo, help: "With bestfit: also measure the far resume with an empty row-count cache: without a background count, while the daemon's background count runs, and once it has ended.")
+    var coldFarResume = true
 
     func run() throws {
         let dir = work ?? (NSTemporaryDirectory() + "/tokenfeed-bench-scale-\(getpid())")
@@ -89,6 +98,26 @@ struct BenchScale: ParsableCommand {
                 "far_read_bytes_median": median(farStep, "read_bytes"),
             ]
             if let cold = extra["cold_count_seconds"] { summary["bestfit_cold_count_seconds"] = cold }
+            if packing == "bestfit" && coldFarResume {
+                // An empty cache each time: the far resume counts alone ("off"), while the daemon's
+                // background count runs ("running"), or after it has ended ("ended").
+                var cold: [String: [[String: Double]]] = [:]
+                for _ in 0 ..< runs {
+                    for mode in ["off", "running", "half", "ended"] {
+                        try? FileManager.default.removeItem(atPath: dir + "/bestfit-rows")
+                        cold[mode, default: []].append(try child(dir, ["--packing", packing, "--step", String(farStep), "--background", mode]))
+                    }
+                }
+                func coldMedian(_ mode: String, _ key: String) -> Double {
+                    let values = (cold[mode] ?? []).compactMap { $0[key] }.sorted()
+                    return values.isEmpty ? 0 : values[values.count / 2]
+                }
+                for mode in ["off", "running", "half", "ended"] {
+                    summary["cold_far_first_batch_seconds_median_background_\(mode)"] = coldMedian(mode, "first_batch_seconds")
+                }
+                summary["background_count_seconds_median"] = coldMedian("ended", "background_seconds")
+                output["bestfit_cold_far_resume"] = cold.keys.sorted().map { ["background": $0, "results": cold[$0]!] as [String: Any] }
+            }
             output[packing] = ["runs": results.keys.sorted().map { ["step": $0, "results": results[$0]!] as [String: Any] }, "summary": summary]
         }
         let json = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
@@ -185,11 +214,28 @@ struct BenchScale: ParsableCommand {
             try stream.countBestFitRows()
             json["cold_count_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - ready) / 1e9
         } else {
+            var pass: BestFitBackgroundCount?
+            let ended = LockedValue<BestFitBackgroundCount.Outcome?>(nil)
+            if background != "off" {
+                pass = BestFitBackgroundCount.start(stream: stream, threads: BestFitBackgroundCount.defaultThreads) { outcome in
+                    ended.withLock { $0 = outcome }
+                }
+                if background == "ended" {
+                    while ended.withLock({ $0 }) == nil { usleep(10_000) }
+                    json["background_seconds"] = ended.withLock { $0 }!.seconds
+                } else if background == "half" {
+                    let shards = stream.datasets.reduce(0) { $0 + $1.shards.count }
+                    while stream.bestFitCountStatistics.shardsCounted * 2 < shards { usleep(10_000) }
+                    json["background_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - ready) / 1e9
+                }
+            }
+            let resumed = DispatchTime.now().uptimeNanoseconds
             let feed = RankFeed(stream: stream, slice: RankSlice(rank: 0, worldSize: 1, batchSize: 8), startStep: step,
                                 ringSlots: 8, preloadBytes: 256 << 20)
             feed.start()
             guard let slot = feed.ring.acquireFull() else { throw ValidationError("the feed ended before its first batch") }
-            json["first_batch_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - ready) / 1e9
+            json["first_batch_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - resumed) / 1e9
+            pass?.cancel()
             feed.ring.release(slot)
             feed.stop()
             while let slot = feed.ring.acquireFull() { feed.ring.release(slot) }

@@ -20,10 +20,13 @@ import Darwin
 /// had to be counted here, its file is rewritten (one thread does it).
 ///
 /// Lock-free for the planners: each entry is an `Atomic<UInt64>`: 0 = not counted, 1 = being counted
-/// by the thread that claimed it (compare-exchange from 0), `rows + 2` = counted (stored with release,
+/// by the thread that claimed it (compare-exchange from 0), `UInt64.max − 1` = being counted by the
+/// background pass (``countInBackground(dataset:shard:)``), `rows + 2` = counted (stored with release,
 /// loaded with acquire), `UInt64.max` = its index could not be read (the error is kept in `failure`).
-/// A planner that needs a shard another thread is counting or loading waits for that value; counting
-/// either ends or fails, so the wait ends. Storing a count twice stores the
+/// A planner that needs a shard another planner is counting or loading waits for that value; counting
+/// either ends or fails, so the wait ends. A planner never waits for the background pass, whose
+/// threads run at the lowest priority: it takes the shard over (compare-exchange to 1) and counts it
+/// itself; the background thread then drops its own count. Storing a count twice stores the
 /// same value. The shard keys of the persisted files sit behind a lock, touched only when loading and
 /// writing.
 ///
@@ -71,6 +74,11 @@ final class BestFitRowCache: @unchecked Sendable {
     /// The first shard error a count met (its entry holds `UInt64.max`).
     private let failure = LockedValue<ShardError?>(nil)
     private static let failed = UInt64.max
+    /// An entry the background pass is counting; a planner that needs it takes it over.
+    private static let claimedInBackground = UInt64.max - 1
+
+    /// Whether an entry's value is a count (`rows + 2`).
+    private static func isCount(_ value: UInt64) -> Bool { value >= 2 && value < claimedInBackground }
 
     /// - Parameters:
     ///   - folders: the datasets, in curriculum order.
@@ -127,7 +135,7 @@ final class BestFitRowCache: @unchecked Sendable {
     /// The rows shard `shard` of dataset `dataset` packs into, if they have been counted.
     func rows(dataset: Int, shard: Int) -> UInt64? {
         let value = entries[firstEntry[dataset] + shard].load(ordering: .acquiring)
-        return value < 2 || value == Self.failed ? nil : value - 2
+        return Self.isCount(value) ? value - 2 : nil
     }
 
     /// How many shards were found in the cache directory and how many were counted, so far.
@@ -229,33 +237,76 @@ final class BestFitRowCache: @unchecked Sendable {
 
     // MARK: - Counting and recording
 
-    /// Counts shard `shard` of dataset `dataset` if no thread has claimed it yet.
+    /// Counts shard `shard` of dataset `dataset` if no planner has claimed it yet (taking it over from
+    /// the background pass).
     private func countIfUnclaimed(dataset: Int, shard: Int, entry: Int) {
-        guard entries[entry].compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return }
-        let reader = folders[dataset].shards[shard]
+        guard entries[entry].compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
+              || entries[entry].compareExchange(expected: Self.claimedInBackground, desired: 1, ordering: .relaxed).exchanged else { return }
         let rows: UInt64
-        do {
-            let counted = try countWithCheckpoints(dataset: dataset, shard: shard)
-            rows = counted.rows
-            if !counted.checkpoints.isEmpty {
-                recent.withLock { $0.insert(dataset: dataset, shard: shard, counted.checkpoints) }
-                if store != nil { pending.withLock { $0[dataset][shard] = counted.checkpoints } }
-            }
-        } catch {
+        do { rows = try countKeepingCheckpoints(dataset: dataset, shard: shard) } catch {
             failure.withLock { $0 = $0 ?? error }
             entries[entry].store(Self.failed, ordering: .releasing)
             return
         }
-        countedTotal.add(1, ordering: .relaxed)
-        countedDocuments.add(reader.metadata.documentCount, ordering: .relaxed)
+        noteCountedHere(dataset: dataset, shard: shard)
         record(rows: rows, dataset: dataset, shard: shard)
     }
 
-    /// Waits until shard `shard` of dataset `dataset` is counted (by another thread).
+    /// Counts shard `shard` of dataset `d` for the background pass (``BestFitBackgroundCount``) unless
+    /// it is counted or claimed: loads the dataset's persisted counts first, claims the shard as the
+    /// background's (a planner that needs it meanwhile takes it over and counts it itself), counts it
+    /// and stores the count if the claim is still its own. A dataset's file is written when its last
+    /// shard is counted, as for planners.
+    /// - Returns: the error of a count that failed; the shard is then left uncounted (released), so
+    ///   that a planner needing it counts it and reports the error on its own path.
+    func countInBackground(dataset d: Int, shard s: Int) -> ShardError? {
+        loadIfNeeded(dataset: d)
+        let entry = firstEntry[d] + s
+        guard entries[entry].compareExchange(expected: 0, desired: Self.claimedInBackground, ordering: .relaxed).exchanged else { return nil }
+        do {
+            let rows = try countKeepingCheckpoints(dataset: d, shard: s)
+            if entries[entry].compareExchange(expected: Self.claimedInBackground, desired: rows + 2, ordering: .releasing).exchanged {
+                noteCountedHere(dataset: d, shard: s)
+                noteCounted(dataset: d, loaded: false)
+            }
+            return nil
+        } catch {
+            _ = entries[entry].compareExchange(expected: Self.claimedInBackground, desired: 0, ordering: .relaxed)
+            return error
+        }
+    }
+
+    /// Packs every group of shard `shard` of dataset `d` (``countWithCheckpoints(dataset:shard:)``)
+    /// and keeps its checkpoints (for planners, and for its dataset's file); returns its rows.
+    /// - Throws: `ShardError` when the shard's index pages cannot be read or are corrupt.
+    private func countKeepingCheckpoints(dataset d: Int, shard s: Int) throws(ShardError) -> UInt64 {
+        let counted = try countWithCheckpoints(dataset: d, shard: s)
+        if !counted.checkpoints.isEmpty {
+            recent.withLock { $0.insert(dataset: d, shard: s, counted.checkpoints) }
+            if store != nil { pending.withLock { $0[d][s] = counted.checkpoints } }
+        }
+        return counted.rows
+    }
+
+    /// Adds a shard counted in this process to ``statistics``.
+    private func noteCountedHere(dataset d: Int, shard s: Int) {
+        countedTotal.add(1, ordering: .relaxed)
+        countedDocuments.add(folders[d].shards[s].metadata.documentCount, ordering: .relaxed)
+    }
+
+    /// Waits until shard `shard` of dataset `dataset` is counted by another planner; a shard the
+    /// background pass is counting (or released) is counted here instead.
     /// - Throws: `ShardError` when its count failed.
     private func waitFor(dataset: Int, shard: Int) throws(ShardError) {
         let entry = firstEntry[dataset] + shard
-        Self.wait(until: { entries[entry].load(ordering: .acquiring) >= 2 })
+        Self.wait(until: {
+            let value = entries[entry].load(ordering: .acquiring)
+            if value == 0 || value == Self.claimedInBackground {
+                countIfUnclaimed(dataset: dataset, shard: shard, entry: entry)
+                return false
+            }
+            return value >= 2
+        })
         if entries[entry].load(ordering: .acquiring) == Self.failed {
             throw failure.withLock { $0 } ?? ShardError(path: folders[dataset].shards[shard].path, "bestfit: counting its rows failed")
         }
@@ -385,6 +436,9 @@ final class BestFitRowCache: @unchecked Sendable {
         let rows = try packer.countRows(folders[d].shards[s], lookahead: lookahead, checkpointEvery: groupsPerCheckpoint, into: &checkpoints)
         return (rows, checkpoints)
     }
+
+    /// Shards of every dataset (the entries ``countInBackground(dataset:shard:)`` goes through).
+    var shardCount: Int { total }
 
     /// Shards to count at once when extending a count: as many as there are cores.
     static let batch: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
