@@ -77,6 +77,10 @@ struct CursorCheck: ParsableCommand {
     @Option(name: .customLong("previous-order"), help: "The order of --previous (default: --order).")
     var previousOrder: StreamOrder?
 
+    @Option(help: ArgumentHelp("With --order nanotron: keep the blend counts in this folder, so that opening the stream is cheap after the first time (as tokenfeed plan/dump --cache-dir).",
+                               valueName: "dir"))
+    var cacheDir: String?
+
     func run() throws {
         let c = try readCursor(cursor)
         if c.quarantineDigest != 0 {
@@ -117,7 +121,8 @@ struct CursorCheck: ParsableCommand {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(1)
         }
-        do { return try GlobalStream(curriculum: loaded) } catch {
+        let blendCache = cacheDir.map { NanotronBlendStore(directory: $0, report: { printError("tokenfeed cursor: \($0)") }) }
+        do { return try GlobalStream(curriculum: loaded, nanotronBlendCache: blendCache) } catch {
             printError("\(path): \(error)")
             throw ExitCode(1)
         }

@@ -31,6 +31,10 @@ struct Plan: ParsableCommand {
     @Option(help: "The order sequences are drawn in: quota (tokenfeed's, the default) or nanotron (nanotron's samples, bit for bit; docs/CURRICULUM.md, \"Orders\").")
     var order: StreamOrder = .quota
 
+    @Option(help: ArgumentHelp("With --order nanotron: keep the stages' blend counts in this folder, so that the next plan, dump --offline or cursor check with the same folder does not compute them again (minutes for SmolLM3).",
+                               valueName: "dir"))
+    var cacheDir: String?
+
     /// Datasets drawn more often than this many epochs are flagged.
     static let manyEpochs = 4.0
 
@@ -83,7 +87,8 @@ struct Plan: ParsableCommand {
         var nanotron: NanotronOrder?
         if order == .nanotron {
             do {
-                let built = try GlobalStream.nanotronOrder(curriculum: loaded)
+                let blendCache = cacheDir.map { NanotronBlendStore(directory: $0, report: { printError("tokenfeed plan: \($0)") }) }
+                let built = try GlobalStream.nanotronOrder(curriculum: loaded, countCache: blendCache)
                 let all = folders.compactMap { $0 }
                 if all.count == folders.count {
                     try GlobalStream.checkNanotronWindows(curriculum: loaded, order: built,

@@ -9,6 +9,9 @@
 ///   computed in IEEE double, the product rounded before the subtraction (no fused multiply-add);
 /// - random access: the per-dataset counts before every multiple of ``checkpointInterval`` are kept
 ///   (computed as far as asked, once), so sample `j` costs at most one interval of greedy steps.
+///   They depend only on the weights and the interval, so they can be stored and given back to a
+///   later blend (``storedCounts``, ``adopt(storedCounts:)``; the engine's `NanotronBlendStore`
+///   keeps them in a cache directory).
 ///
 /// Not thread-safe; one per consumer.
 public struct NanotronBlend: Sendable {
@@ -18,6 +21,11 @@ public struct NanotronBlend: Sendable {
     public let checkpointInterval: UInt64
     /// `checkpoints[c]`: the counts of every dataset before sample `c × checkpointInterval`.
     private var checkpoints: [[UInt64]]
+    /// How many checkpoints this blend computed with greedy steps (not adopted).
+    public private(set) var checkpointsComputed = 0
+    /// The version of the greedy rule and weight normalisation the stored counts come from; part of
+    /// a stored file's key, raised whenever either changes.
+    public static let algorithmVersion: UInt16 = 1
 
     /// - Parameters:
     ///   - written: the stage's weights as the file writes them (float64), at least one positive.
@@ -28,6 +36,46 @@ public struct NanotronBlend: Sendable {
         weights = written.map { $0 / sum }
         self.checkpointInterval = checkpointInterval
         checkpoints = [[UInt64](repeating: 0, count: written.count)]
+    }
+
+    /// The counts stored so far: `storedCounts[c]` holds every dataset's count before sample
+    /// `c × checkpointInterval` (`storedCounts[0]` is all zeros).
+    public var storedCounts: [[UInt64]] { checkpoints }
+
+    /// Takes `counts` (as ``storedCounts`` gives them, from a blend of the same weights and
+    /// interval) as this blend's stored counts when they reach further than the ones it has.
+    /// - Returns: false, changing nothing, when they are not such counts (``problem(withStoredCounts:)``)
+    ///   or do not reach further.
+    @discardableResult
+    public mutating func adopt(storedCounts counts: [[UInt64]]) -> Bool {
+        guard counts.count > checkpoints.count, problem(withStoredCounts: counts) == nil else { return false }
+        checkpoints = counts
+        return true
+    }
+
+    /// Why `counts` cannot be this blend's stored counts, nil when they can: each row holds one
+    /// count per dataset, the first is all zeros, each dataset's count never decreases, and row `c`
+    /// sums to `c × checkpointInterval` (every sample goes to exactly one dataset). Cheap checks that
+    /// any damage which a checksum missed would have to get past; they do not recompute the greedy rule.
+    public func problem(withStoredCounts counts: [[UInt64]]) -> String? {
+        let n = weights.count
+        guard let first = counts.first, first.count == n, first.allSatisfy({ $0 == 0 }) else {
+            return "the first stored counts are not \(n) zeros"
+        }
+        for c in 1 ..< counts.count {
+            let row = counts[c], previous = counts[c - 1]
+            guard row.count == n else { return "stored counts \(c) hold \(row.count) datasets, not \(n)" }
+            var sum: UInt64 = 0
+            for d in 0 ..< n {
+                guard row[d] >= previous[d] else { return "stored counts \(c): dataset \(d) goes down from \(previous[d]) to \(row[d])" }
+                let (total, overflow) = sum.addingReportingOverflow(row[d])
+                guard !overflow else { return "stored counts \(c) overflow" }
+                sum = total
+            }
+            let (expected, overflow) = UInt64(c).multipliedReportingOverflow(by: checkpointInterval)
+            guard !overflow, sum == expected else { return "stored counts \(c) sum to \(sum), not \(UInt64(c)) × \(checkpointInterval)" }
+        }
+        return nil
     }
 
     /// The dataset of blended sample `j` and its sample index within that dataset (how many earlier
@@ -98,6 +146,7 @@ public struct NanotronBlend: Sendable {
                 counts[choose(at: position, counts: counts)] += 1
             }
             checkpoints.append(counts)
+            checkpointsComputed += 1
         }
         return checkpoints[wanted]
     }

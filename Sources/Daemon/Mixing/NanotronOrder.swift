@@ -45,8 +45,11 @@ public struct NanotronOrder: Sendable {
     public let drawn: [[UInt64]]
 
     /// Computes the stages' blends as far as the carry needs (see the type's notes).
-    /// - Parameter checkpointInterval: samples between stored blend counts (tests use small ones).
-    public init(curriculum: Curriculum, checkpointInterval: UInt64 = 1 << 20) {
+    /// - Parameters:
+    ///   - checkpointInterval: samples between stored blend counts (tests use small ones).
+    ///   - countCache: where each stage's stored counts are read from before its blend is computed,
+    ///     and written back to when more of them had to be computed; nil keeps them in memory only.
+    public init(curriculum: Curriculum, checkpointInterval: UInt64 = 1 << 20, countCache: (any NanotronBlendCountCache)? = nil) {
         let l = UInt64(curriculum.sequenceLength)
         sequenceLength = curriculum.sequenceLength
         var firsts = curriculum.stages.map { ($0.startToken + l - 1) / l }
@@ -60,6 +63,7 @@ public struct NanotronOrder: Sendable {
         datasetsOfStage = curriculum.stages.map { $0.weights.map(\.dataset) }
         for (s, stage) in curriculum.stages.enumerated() {
             var blend = NanotronBlend(written: stage.weights.map(\.written), checkpointInterval: checkpointInterval)
+            if let stored = countCache?.storedCounts(for: blend) { blend.adopt(storedCounts: stored) }
             let map = datasetsOfStage[s]
             carry.append(running)
             drawnBefore.append(exact)
@@ -71,6 +75,7 @@ public struct NanotronOrder: Sendable {
                 let before = blend.counts(beforeSample: firsts[s]), after = blend.counts(beforeSample: firsts[s + 1])
                 for (k, d) in map.enumerated() { running[d] += after[k] - before[k] }
             }
+            if blend.checkpointsComputed > 0 { countCache?.store(blend) }
             blends.append(blend)
         }
         self.blends = blends
@@ -78,6 +83,10 @@ public struct NanotronOrder: Sendable {
         self.drawnBefore = drawnBefore
         self.drawn = drawn
     }
+
+    /// How many stored blend counts the stages' blends computed with greedy steps when this order
+    /// was built (0 when a ``NanotronBlendCountCache`` gave them all).
+    public var checkpointsComputed: Int { blends.reduce(0) { $0 + $1.checkpointsComputed } }
 
     /// The number of stages.
     public var stageCount: Int { blends.count }

@@ -92,6 +92,7 @@ public final class Server: @unchecked Sendable {
         let (stream, quarantine) = try StartupShardCheck.open(curriculum: curriculum, policy: options.onCorrupt,
                                                               verification: options.verifyShards,
                                                               bestFitCacheDirectory: options.stateDirectory.map { $0 + "/bestfit-rows" },
+                                                              nanotronBlendCacheDirectory: options.stateDirectory.map { $0 + "/nanotron-blend" },
                                                               logger: logger)
         try checkPreloadBudget(stream: stream, budgetBytes: options.preloadBytes)
         let server = Server(stream: ServedStream(stream: stream, quarantine: quarantine, recordDirectory: options.stateDirectory.map { $0 + "/streams" }),

@@ -16,12 +16,18 @@ enum StartupShardCheck {
     ///   a dataset whose every shard is corrupt; the pad token outside the vocabulary.
     ///   - bestFitCacheDirectory: where `bestfit` packing keeps its per-shard row counts between runs
     ///     (docs/PACKING.md); nil keeps them in memory only.
+    ///   - nanotronBlendCacheDirectory: where `--order nanotron` keeps its blends' stored counts
+    ///     between runs (``NanotronBlendStore``, docs/CURRICULUM.md); nil keeps them in memory only.
     ///   Datasets whose shards name no tokenizer, mixed with datasets that name one, are served with a
     ///   warning in the log naming them (as `tokenfeed plan` prints it).
     static func open(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
-                     bestFitCacheDirectory: String? = nil, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+                     bestFitCacheDirectory: String? = nil, nanotronBlendCacheDirectory: String? = nil,
+                     logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+        let blendCache = nanotronBlendCacheDirectory.map { directory in
+            NanotronBlendStore(directory: directory, report: { line in logger.info("nanotron blend-count cache", metadata: ["detail": "\(line)"]) })
+        }
         let opened = try openStream(curriculum: curriculum, policy: policy, verification: verification,
-                                    bestFitCacheDirectory: bestFitCacheDirectory, logger: logger)
+                                    bestFitCacheDirectory: bestFitCacheDirectory, nanotronBlendCache: blendCache, logger: logger)
         warnAboutUnknownTokenizers(opened.0, logger: logger)
         return opened
     }
@@ -38,14 +44,15 @@ enum StartupShardCheck {
     }
 
     private static func openStream(curriculum: Curriculum, policy: CorruptDataPolicy, verification: ShardVerificationMode,
-                                   bestFitCacheDirectory: String?, logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
+                                   bestFitCacheDirectory: String?, nanotronBlendCache: NanotronBlendStore?,
+                                   logger: Logger) throws(ServerStartupError) -> (GlobalStream, ShardQuarantine) {
         let source = curriculum.sourcePath
         let report: @Sendable (String) -> Void = { line in logger.warning("bestfit row-count cache", metadata: ["detail": "\(line)"]) }
         let manifestReport: @Sendable (String) -> Void = { line in logger.warning("dataset manifest", metadata: ["detail": "\(line)"]) }
         guard policy == .quarantine || verification == .startup else {
             do {
                 return (try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: bestFitCacheDirectory, bestFitCacheReport: report,
-                                         manifestReport: manifestReport), .none)
+                                         manifestReport: manifestReport, nanotronBlendCache: nanotronBlendCache), .none)
             } catch { throw ServerStartupError("\(source): \(error)") }
         }
         // Every shard of every dataset, in curriculum and file-name order.
@@ -94,7 +101,7 @@ enum StartupShardCheck {
         }
         do {
             return (try GlobalStream(curriculum: curriculum, datasets: folders, bestFitCacheDirectory: bestFitCacheDirectory,
-                                     bestFitCacheReport: report), quarantine)
+                                     bestFitCacheReport: report, nanotronBlendCache: nanotronBlendCache), quarantine)
         } catch {
             throw ServerStartupError("\(source): \(error)")
         }

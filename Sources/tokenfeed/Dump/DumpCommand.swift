@@ -60,7 +60,7 @@ struct Dump: ParsableCommand {
     @Flag(help: "One JSON object per line, one per sequence.")
     var json = false
 
-    @Option(help: ArgumentHelp("With --offline and bestfit packing: keep per-shard row counts in this folder, so that a far --step is cheap after the first time.",
+    @Option(help: ArgumentHelp("With --offline: keep bestfit packing's per-shard row counts and --order nanotron's blend counts in this folder, so that a far --step (bestfit) or opening the stream (nanotron) is cheap after the first time.",
                                valueName: "dir"))
     var cacheDir: String?
 
@@ -101,7 +101,8 @@ struct Dump: ParsableCommand {
         let stream: GlobalStream
         do {
             stream = try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: cacheDir,
-                                      bestFitCacheReport: { printError("tokenfeed dump: \($0)") })
+                                      bestFitCacheReport: { printError("tokenfeed dump: \($0)") },
+                                      nanotronBlendCache: cacheDir.map { NanotronBlendStore(directory: $0, report: { printError("tokenfeed dump: \($0)") }) })
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)

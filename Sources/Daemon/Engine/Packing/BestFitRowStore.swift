@@ -261,7 +261,7 @@ struct BestFitRowStore: Sendable {
     }
 
     /// `mkdir -p`.
-    private static func makeDirectories(_ path: String) throws(EngineError) {
+    static func makeDirectories(_ path: String) throws(EngineError) {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
             prefix += component + "/"

@@ -53,9 +53,13 @@ public final class GlobalStream: Sendable {
     ///     length or look-ahead, changed shards) or written; for a log.
     ///   - manifestReport: receives one line for each dataset manifest found missing, stale or
     ///     corrupt (``DatasetFolder/open(path:report:)``); nil prints them on standard error.
+    ///   - nanotronBlendCache: with `--order nanotron`, where the stages' blend counts persist
+    ///     (``NanotronBlendStore``, docs/CURRICULUM.md "Orders"); nil keeps them in memory only. A
+    ///     daemon passes one on a folder of its state directory (`<state-dir>/nanotron-blend`).
     public convenience init(curriculum: Curriculum, plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
                             bestFitCacheReport: (@Sendable (String) -> Void)? = nil,
-                            manifestReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
+                            manifestReport: (@Sendable (String) -> Void)? = nil,
+                            nanotronBlendCache: (any NanotronBlendCountCache)? = nil) throws(EngineError) {
         var folders: [String] = []
         for spec in curriculum.datasets {
             guard let folder = spec.folder else {
@@ -77,7 +81,7 @@ public final class GlobalStream: Sendable {
             }
         }
         try self.init(curriculum: curriculum, datasets: datasets, plan: plan, bestFitCacheDirectory: bestFitCacheDirectory,
-                      bestFitCacheReport: bestFitCacheReport)
+                      bestFitCacheReport: bestFitCacheReport, nanotronBlendCache: nanotronBlendCache)
     }
 
     /// The stream over dataset folders the caller has opened, one per curriculum dataset in
@@ -88,9 +92,11 @@ public final class GlobalStream: Sendable {
     /// - Throws: `EngineError` naming a dataset that holds no token (``checkServable(dataset:folder:)``),
     ///   two datasets of different tokenizers (``checkTokenizers(datasets:)``), shards unlike what the
     ///   curriculum declares (``checkDeclaredFormats(curriculum:datasets:)``), or the pad token when it is outside the datasets' vocabulary.
-    /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`: as for ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:)``.
+    /// - Parameters: `bestFitCacheDirectory`, `bestFitCacheReport`, `nanotronBlendCache`: as for
+    ///   ``init(curriculum:plan:bestFitCacheDirectory:bestFitCacheReport:manifestReport:nanotronBlendCache:)``.
     public init(curriculum: Curriculum, datasets: [DatasetFolder], plan: StreamPlan? = nil, bestFitCacheDirectory: String? = nil,
-                bestFitCacheReport: (@Sendable (String) -> Void)? = nil) throws(EngineError) {
+                bestFitCacheReport: (@Sendable (String) -> Void)? = nil,
+                nanotronBlendCache: (any NanotronBlendCountCache)? = nil) throws(EngineError) {
         precondition(datasets.count == curriculum.datasets.count, "one dataset folder per curriculum dataset")
         for (spec, folder) in zip(curriculum.datasets, datasets) {
             try Self.checkServable(dataset: spec.name, folder: folder)
@@ -116,7 +122,7 @@ public final class GlobalStream: Sendable {
             store: bestFitCacheDirectory.map { BestFitRowStore(directory: $0, rowTokens: curriculum.sequenceLength + 1, lookahead: lookahead) },
             report: bestFitCacheReport ?? { _ in })
         if curriculum.order == .nanotron {
-            let order = try Self.nanotronOrder(curriculum: curriculum)
+            let order = try Self.nanotronOrder(curriculum: curriculum, countCache: nanotronBlendCache)
             let windows = datasets.map { NanotronWindows(folder: $0, rowTokens: curriculum.sequenceLength + 1) }
             try Self.checkNanotronWindows(curriculum: curriculum, order: order, windows: windows, datasets: datasets)
             nanotronOrder = order
@@ -127,17 +133,18 @@ public final class GlobalStream: Sendable {
         }
     }
 
-    /// nanotron's order of `curriculum` (computing its stages' blends: see ``NanotronOrder``).
+    /// nanotron's order of `curriculum` (computing its stages' blends: see ``NanotronOrder``; with
+    /// `countCache`, reading their stored counts from it and writing back those computed).
     /// - Throws: `EngineError` when the curriculum packs or shuffles (nanotron's samples are plain
     ///   windows: `packing: concat`, no `shuffle`).
-    public static func nanotronOrder(curriculum: Curriculum) throws(EngineError) -> NanotronOrder {
+    public static func nanotronOrder(curriculum: Curriculum, countCache: (any NanotronBlendCountCache)? = nil) throws(EngineError) -> NanotronOrder {
         guard curriculum.packing == .concat else {
             throw EngineError("\(curriculum.sourcePath): --order nanotron reads nanotron's windows of sequence_length + 1 tokens; it cannot be combined with bestfit packing (use packing: concat, or --order quota)")
         }
         guard curriculum.shuffle == .off else {
             throw EngineError("\(curriculum.sourcePath): --order nanotron reads each dataset's windows in file order, as nanotron does; it cannot be combined with shuffle (remove it, or use --order quota)")
         }
-        return NanotronOrder(curriculum: curriculum)
+        return NanotronOrder(curriculum: curriculum, countCache: countCache)
     }
 
     /// Checks that every dataset holds the windows nanotron's order reads from it: nanotron has no

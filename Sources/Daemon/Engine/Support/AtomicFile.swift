@@ -45,6 +45,31 @@ public enum AtomicFile {
         }
     }
 
+    /// The whole content of the file at `path` (as ``write(_:to:)`` left it: the old file or the
+    /// new one), nil when there is no such file.
+    /// - Throws: `AtomicFileError` naming the file when it cannot be opened or read, or holds more
+    ///   than `limit` bytes.
+    public static func readIfPresent(_ path: String, atMost limit: Int) throws(AtomicFileError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw AtomicFileError("\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if got == 0 { return bytes }
+            guard got > 0 else {
+                if errno == EINTR { continue }
+                throw AtomicFileError("\(path): read failed at byte \(bytes.count): \(String(cString: strerror(errno)))")
+            }
+            bytes += chunk[0 ..< got]
+            guard bytes.count <= limit else { throw AtomicFileError("\(path): longer than \(limit) bytes") }
+        }
+    }
+
     /// Checks that `path` is a directory that no other user can write to: owned by this process's
     /// effective user (or root) and not writable by group or others. A directory another local user
     /// can write lets that user swap the daemon's files.
