@@ -70,7 +70,8 @@ let package = Package(
 
         // What both executables share on the command line: the exit status convention.
         .target(name: "CommandLineSupport",
-                dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+                dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/CommandLineSupport", swiftSettings: strict),
 
         // Executables: thin mains over the modules above.

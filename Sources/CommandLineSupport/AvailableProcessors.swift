@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SystemPackage
 
 /// The number of CPUs this process may use: the CPUs of its affinity mask (`taskset`, Slurm's
 /// `--cpus-per-task`, a container's cpuset), further limited by a cgroup CPU quota
@@ -78,19 +79,18 @@ public enum AvailableProcessors {
         return (quota + period - 1) / period
     }
 
-    /// The first `limit` bytes of a file as text, or nil when it cannot be read.
+    /// The first `limit` bytes of a file as text, or nil when it cannot be read (swift-system
+    /// retries EINTR).
     static func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let file = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
+        defer { try? file.close() }
         var buffer = [UInt8](repeating: 0, count: limit)
         var filled = 0
         while filled < limit {
-            let n = buffer.withUnsafeMutableBytes { bytes in bytes.baseAddress.map { read(fd, $0 + filled, limit - filled) } ?? 0 }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            filled += n
+            let read = try? buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            guard let read else { return nil }
+            if read == 0 { break }
+            filled += read
         }
         return String(decoding: buffer[..<filled], as: UTF8.self)
     }

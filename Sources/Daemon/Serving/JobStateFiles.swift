@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import TokenfeedEngine
+import TokenfeedMixing
 
 /// Where a job's files live in the state directory (docs/OPERATIONS.md, "State directory"):
 /// `<state-dir>/jobs/<folder name of the job id>/rank-<R>.cursor` and `…/stats.json`, so that jobs
@@ -36,9 +37,7 @@ public enum JobStateFiles {
             }
         }
         if out.count > 255 {
-            var hash: UInt64 = 0xcbf29ce484222325   // FNV-1a over the id's bytes
-            for byte in jobID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-            let digits = String(hash, radix: 16)
+            let digits = String(StableHash.fnv1a64(jobID), radix: 16)
             out = Array(out.prefix(230)) + Array(("~" + String(repeating: "0", count: 16 - digits.count) + digits).utf8)
         }
         return String(decoding: out, as: UTF8.self)
