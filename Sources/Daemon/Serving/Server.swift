@@ -105,7 +105,7 @@ public final class Server: @unchecked Sendable {
     /// in the preload budget: a session could not hold the frame it needs next to the one it reads.
     /// - Throws: `ServerStartupError` naming the shard, its frame size and the budget it needs.
     static func checkPreloadBudget(stream: GlobalStream, budgetBytes: Int) throws(ServerStartupError) {
-        for shard in stream.datasets.flatMap(\.shards) {
+        for shard in stream.datasets.lazy.flatMap(\.shards) {
             let frame = Preloader.largestFrameBytes(shard) + shard.largestFrame
             guard frame <= budgetBytes / 2 else {
                 throw ServerStartupError("\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "

@@ -113,24 +113,18 @@ public struct DatasetManifest: Sendable, Hashable {
     public static func build(shardPaths paths: [String]) throws(ShardError) -> DatasetManifest {
         let results = ParallelResults<Result<Entry, ShardError>>(count: paths.count)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
-            results.set(i, Result { () throws(ShardError) in try entry(path: paths[i]).entry })
+            results.set(i, Result { () throws(ShardError) in try entry(path: paths[i]) })
         }
         var entries: [Entry] = []
         for result in results.values { entries.append(try result.get()) }
         return DatasetManifest(entries: entries)
     }
 
-    /// Opens the shard at `path` (three reads) and returns its manifest entry and reader.
-    static func entry(path: String) throws(ShardError) -> (entry: Entry, reader: ShardReader) {
-        let file = try openForReading(path)
-        defer { try? file.close() }
-        let identity: FileIdentity
-        do { identity = try FileIdentity.of(file) } catch { throw ShardError(path: path, "cannot stat: \(error)") }
-        let envelope = try ShardEnvelope.read(file, path: path, size: identity.size)
-        let metadata = try envelope.metadata(path: path)
+    /// Opens the shard at `path` (three reads), checks its metadata and returns its manifest entry.
+    static func entry(path: String) throws(ShardError) -> Entry {
+        let (envelope, _, identity) = try ShardReader.readMetadata(path: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        return (Entry(name: name, identity: identity, metadataOffset: envelope.metadataOffset, payload: envelope.metadataPayload),
-                ShardReader(path: path, metadata: metadata, identity: identity))
+        return Entry(name: name, identity: identity, metadataOffset: envelope.metadataOffset, payload: envelope.metadataPayload)
     }
 
     /// Writes the manifest into `folder` (through `tokenfeed.manifest.partial`, synced, renamed).

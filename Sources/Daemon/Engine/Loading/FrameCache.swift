@@ -89,7 +89,7 @@ public final class FrameCache: @unchecked Sendable {
     /// `tokens_per_frame` declares) and the largest compressed one, both rounded up to 64 bytes; at
     /// least two slots, and never more than the stream has frames.
     static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
-        let shards = stream.datasets.flatMap(\.shards)
+        let shards = stream.datasets.lazy.flatMap(\.shards)
         let frame = ((shards.map { Preloader.largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
         let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
         let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }

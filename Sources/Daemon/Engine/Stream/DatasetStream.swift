@@ -55,7 +55,7 @@ public struct DatasetStream: Sendable {
         var sum: UInt64 = 0
         for s in order {
             starts.append(sum)
-            sum += folder.shards[s].metadata.tokenCount
+            sum += folder.tokenCount(ofShard: s)
         }
         let layout = EpochLayout(epoch: epoch, order: order, starts: starts)
         if cached.count == 2 { cached.removeFirst() }
