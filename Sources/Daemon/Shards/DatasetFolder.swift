@@ -51,6 +51,7 @@ public final class DatasetFolder: Sendable {
         let fix = "run `tokenfeed shard index \(path)`"
         do {
             if let manifest = try DatasetManifest.read(folder: path) {
+                known.reserveCapacity(manifest.entries.count)
                 for entry in manifest.entries { known[entry.name] = entry }
             } else {
                 warnings.append("dataset \(path): no \(DatasetManifest.fileName); read the metadata of its \(paths.count) shards instead; \(fix)")

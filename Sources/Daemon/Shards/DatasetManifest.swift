@@ -72,6 +72,7 @@ public struct DatasetManifest: Sendable, Hashable {
             _ = r.read(UInt16.self)
             let count = Int(r.read(UInt32.self) ?? 0)
             var entries: [Entry] = []
+            entries.reserveCapacity(min(count, r.remaining / 38))       // an entry takes at least 38 bytes
             for i in 0 ..< count {
                 guard let nameLength = r.read(UInt16.self), let name = r.readBytes(Int(nameLength)),
                       let size = r.read(UInt64.self), let time = r.read(Int64.self), let inode = r.read(UInt64.self),
@@ -79,7 +80,9 @@ public struct DatasetManifest: Sendable, Hashable {
                       let payload = r.readBytes(Int(payloadLength)) else {
                     throw fail("entry \(i) is truncated")
                 }
-                guard let text = String(validating: name, as: UTF8.self), !text.contains("/") else {
+                // The byte, not `String.contains`: Foundation's overload searches with a locale (a
+                // tenth of opening 72 × 1,000 shards in `perf`).
+                guard !name.contains(UInt8(ascii: "/")), let text = String(validating: name, as: UTF8.self) else {
                     throw fail("entry \(i): the file name is not a UTF-8 name without /")
                 }
                 entries.append(Entry(name: text, identity: FileIdentity(size: size, modificationTime: time, inode: inode),

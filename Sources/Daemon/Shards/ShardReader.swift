@@ -31,7 +31,7 @@ public struct ShardReader: Sendable {
     public var identity: FileIdentity { table.identity(index) }
     /// Process-unique key of the shard in the descriptor and page caches: its table's number, then
     /// its index (a table holds fewer than 2^32 shards).
-    var id: UInt64 { table.storage.id << 32 | UInt64(index) }
+    var id: UInt64 { table.id(ofShard: index) }
 
     public var fileSize: UInt64 { identity.size }
     /// The largest compressed data frame, to size read buffers.
@@ -244,10 +244,18 @@ public struct DocumentLocator: Sendable {
     /// The document of `reader` holding token `t` and its end.
     /// - Throws: `ShardError` when a page cannot be read or is corrupt.
     public mutating func document(containingToken t: UInt64, in reader: ShardReader) throws(ShardError) -> (document: Int, end: UInt64) {
-        if let page, shard == reader.id, page.previousEnd <= t, t < page.lastEnd {
+        try document(containingToken: t, shard: reader.index, of: reader.table)
+    }
+
+    /// The document of shard `s` of `table` holding token `t` and its end. Makes the shard's
+    /// reader only when the last page used does not hold `t`.
+    /// - Throws: `ShardError` when a page cannot be read or is corrupt.
+    public mutating func document(containingToken t: UInt64, shard s: Int, of table: ShardTable) throws(ShardError) -> (document: Int, end: UInt64) {
+        if let page, shard == table.id(ofShard: s), page.previousEnd <= t, t < page.lastEnd {
             let i = page.firstEnd(above: t)
             return (page.firstEntry + i, page.end(i))
         }
+        let reader = table[s]
         let found = try reader.documentPage(containingToken: t)
         shard = reader.id
         page = found

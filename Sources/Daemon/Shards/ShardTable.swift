@@ -50,6 +50,12 @@ public struct ShardTable: RandomAccessCollection, Sendable {
         /// The shards that name no tokenizer in a dataset whose other shards name ``tokenizer``
         /// (empty in the usual dataset, where every shard names the same one or none does).
         let withoutTokenizer: Set<Int>
+        /// Over all shards: the largest compressed frame, the most tokens a frame holds
+        /// (`min(tokens_per_frame, token_count)`: a shard's frames hold no more, whatever is
+        /// declared), and the frames in all.
+        let largestFrame: UInt32
+        let largestFrameTokens: UInt64
+        let frameCount: Int
 
         private static let nextID = Atomic<UInt64>(0)
 
@@ -67,6 +73,16 @@ public struct ShardTable: RandomAccessCollection, Sendable {
             self.formatVersion = formatVersion
             self.tokenizer = tokenizer
             self.withoutTokenizer = withoutTokenizer
+            var largest: UInt32 = 0, tokens: UInt64 = 0, frames = 0
+            for (i, r) in records.enumerated() {
+                let count = tokenStarts[i + 1] - tokenStarts[i]
+                largest = Swift.max(largest, r.largestFrame)
+                tokens = Swift.max(tokens, Swift.min(UInt64(r.tokensPerFrame), count))
+                frames += ShardTable.frameCount(tokens: count, tokensPerFrame: UInt64(r.tokensPerFrame))
+            }
+            self.largestFrame = largest
+            self.largestFrameTokens = tokens
+            self.frameCount = frames
         }
     }
 
@@ -175,8 +191,26 @@ public struct ShardTable: RandomAccessCollection, Sendable {
     public var tokenWidth: TokenWidth { storage.tokenWidth }
     /// The tokenizer the shards name; nil when none names one.
     public var tokenizer: String? { storage.tokenizer }
+    /// The largest compressed data frame of any shard, in bytes (sizes read buffers).
+    public var largestFrame: Int { Int(storage.largestFrame) }
+    /// The largest data frame of any shard decompressed, in bytes (`Int.max / 2` if that does not
+    /// fit an `Int`): ``decodedBytes(tokens:width:)`` of the most tokens a frame holds.
+    public var largestDecodedFrame: Int { Self.decodedBytes(tokens: storage.largestFrameTokens, width: storage.tokenWidth) }
+    /// The data frames of all shards.
+    public var frameCount: Int { storage.frameCount }
+
+    /// The bytes of `tokens` tokens of `width`, or `Int.max / 2` when that does not fit an `Int`
+    /// (so that sums of two such sizes do not overflow).
+    public static func decodedBytes(tokens: UInt64, width: TokenWidth) -> Int {
+        let (bytes, overflow) = tokens.multipliedReportingOverflow(by: UInt64(width.bytes))
+        return overflow || bytes > UInt64(Int.max / 2) ? Int.max / 2 : Int(bytes)
+    }
+
     /// The largest vocabulary a shard declares.
     public var vocabularySize: UInt32 { storage.records.lazy.map(\.vocabularySize).max() ?? 0 }
+
+    /// Shard `i`'s key in the descriptor and page caches: the table's number, then `i`.
+    func id(ofShard i: Int) -> UInt64 { storage.id << 32 | UInt64(i) }
 
     /// The file name of shard `i`.
     func name(_ i: Int) -> String {

@@ -42,7 +42,7 @@ public struct DatasetStream: Sendable {
         }
         let shard = layout.order[lo]
         let offset = q - layout.starts[lo]
-        let (document, end) = try locator.document(containingToken: offset, in: folder.shards[shard])
+        let (document, end) = try locator.document(containingToken: offset, shard: shard, of: folder.shards)
         return StreamLocation(epoch: epoch, shard: shard, offset: offset, document: document,
                               remainingInDocument: end - offset)
     }

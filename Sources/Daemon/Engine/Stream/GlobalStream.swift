@@ -80,6 +80,7 @@ public final class GlobalStream: Sendable {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
+        StartupMemory.releaseFreedMemory()
         try self.init(curriculum: curriculum, datasets: datasets, plan: plan, bestFitCacheDirectory: bestFitCacheDirectory,
                       bestFitCacheReport: bestFitCacheReport, nanotronBlendCache: nanotronBlendCache)
     }
