@@ -23,7 +23,7 @@ public struct ShardReader: Sendable {
     }
 
     /// The shard's file name (the last component of ``path``).
-    public var fileName: String { table.name(index) }
+    public var fileName: String { table.fileName(index) }
     /// The shard's file path, as it was opened. Built on each call: for messages and opening.
     public var path: String { table.path(index) }
     /// Size, modification time and inode when the shard was opened; a descriptor opened later must

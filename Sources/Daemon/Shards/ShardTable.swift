@@ -218,6 +218,14 @@ public struct ShardTable: RandomAccessCollection, Sendable {
         return String(decoding: storage.nameBytes[start ..< end], as: UTF8.self)
     }
 
+    /// The file name of shard `i`: its name, or the last component of its path when the table has
+    /// no folder.
+    func fileName(_ i: Int) -> String {
+        let name = name(i)
+        guard storage.folder == nil, let slash = name.utf8.lastIndex(of: UInt8(ascii: "/")) else { return name }
+        return String(name[name.index(after: slash)...])
+    }
+
     /// The path of shard `i`, as it was opened: `folder/name`, or the name alone.
     func path(_ i: Int) -> String { Self.path(folder: storage.folder, name: name(i)) }
 
