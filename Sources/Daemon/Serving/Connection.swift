@@ -276,8 +276,10 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// Called once by the reader's cancel handler and once when the writer is done with the socket.
+    /// Called once by the reader's cancel handler and once by the write source's (both on `queue`),
+    /// when each is done with the socket.
     private func sideFinished() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard sidesFinished.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 2 else { return }
         // Both the read source and the writer are done with the descriptor.
         let session = sessionInfo.withLock { $0 }

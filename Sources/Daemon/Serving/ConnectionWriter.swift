@@ -216,6 +216,7 @@ final class ConnectionWriter: @unchecked Sendable {
     }
 
     private func recordWait(_ nanoseconds: UInt64) {
+        dispatchPrecondition(condition: .onQueue(queue))
         waitNanosecondsTotal.wrappingAdd(nanoseconds, ordering: .relaxed)
         var current = waitNanosecondsMax.load(ordering: .relaxed)
         while current < nanoseconds {
