@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The hot path's cost on a real corpus whose frames are cold (issue 14.6; docs/BENCHMARKS.md, "Cold corpus").
+#
+# Builds a corpus of real Llama-3-tokenized text — the documents of the datatrove files part_00000
+# and part_00001 in SOURCE (default fixtures/corpus/llama3-text, a 639,563-token slice; the project's
+# machines hold the whole 8.03 M-token corpus in /work/shared/corpus/llama3-text) repeated COPIES
+# times as separate datatrove files (default 25: 50 files; 200.8 M tokens from the whole corpus) — imports it with `tokenfeed shard import` (default 1 Mi tokens a frame,
+# level 3), and serves it with a one-stage concat curriculum and a preload budget far below the
+# corpus (default 64 MiB for 803 MB of tokens), so every frame is decompressed when the stream
+# reaches it, as at scale. Then, in each of RUNS runs, side by side:
+#   - libzstd alone: bench/cold_corpus/zstd_frames.c decompresses every data frame of the same shard
+#     files on one thread (ZSTD_decompressDCtx, one context, one reused buffer; files read into
+#     memory first): tokens/s and CPU-s per 10⁹ tokens;
+#   - each daemon given with --daemon NAME=PATH (default: this tree's release tokenfeedd), started
+#     fresh (empty frame cache), serving one pass over the corpus (⌊tokens / (B·L)⌋ batches) to
+#     bench/cold_corpus/client.c — a C client that receives each Batch into one buffer and returns a
+#     Credit(1) per batch: the daemon's CPU-s per 10⁹ tokens served (utime + stime of the whole
+#     process from /proc over the session) and the client's tokens/s (first batch to last).
+# Daemons alternate within a run (before/after comparisons in one run). Medians over the runs and
+# ratios against libzstd's medians of the same run are printed at the end. With --check, each
+# daemon first serves CHECK batches to the client with --hash: the hashes must agree.
+#
+# Usage: bench/cold_corpus.sh [--source DIR] [--runs 3] [--copies 25] [--preload 64MiB] [--batch 8] [--seq 4096]
+#                             [--credits 8] [--work DIR] [--daemon NAME=PATH]... [--check BATCHES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source=fixtures/corpus/llama3-text runs=3 copies=25 preload=64MiB batch=8 seq=4096 credits=8 work="" check=0
+daemons=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --source) source="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --copies) copies="$2"; shift 2 ;;
+    --preload) preload="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    --seq) seq="$2"; shift 2 ;;
+    --credits) credits="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
+    --daemon) daemons+=("$2"); shift 2 ;;
+    --check) check="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$work" ] || work="$(mktemp -d /tmp/tokenfeed-cold.XXXXXX)"
+mkdir -p "$work/bin"
+swift build -c release --product tokenfeed >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+if [ ${#daemons[@]} -eq 0 ]; then
+  swift build -c release --product tokenfeedd >/dev/null
+  daemons=("tokenfeedd=$bin/tokenfeedd")
+fi
+cc -O2 -o "$work/bin/client" bench/cold_corpus/client.c
+cc -O2 -o "$work/bin/zstd_frames" bench/cold_corpus/zstd_frames.c -lzstd
+
+# The corpus: COPIES × the fixture's two datatrove files (symbolic links), imported once.
+src="$(cd "$source" && pwd)"
+data="$work/data/text"
+if [ ! -d "$data" ]; then
+  mkdir -p "$work/src"
+  for ((c = 0; c < copies; c++)); do
+    for part in part_00000 part_00001; do
+      for ext in ds ds.index ds.metadata; do
+        ln -sf "$src/$part.$ext" "$work/src/$(printf 'copy%03d' $c)_$part.$ext"
+      done
+    done
+  done
+  "$bin/tokenfeed" shard import --from datatrove "$work/src" --out "$data" --vocab-size 128256 | tail -1
+fi
+tokens=$(( copies * ($(sed -n 2p "$src/part_00000.ds.metadata") + $(sed -n 2p "$src/part_00001.ds.metadata")) ))
+batches=$(( tokens / (batch * seq) ))
+# The stream ends after one pass (the last whole batch): the daemon's look-ahead never reaches into
+# a second epoch, so the frames it decompresses are exactly the corpus's (counted from its metrics).
+cat > "$work/cold.yaml" <<EOF
+sequence_length: $seq
+seed: 1
+stages:
+  - name: cold
+    start: 0
+    end: $(( batches * batch * seq ))
+    mixture:
+      text: 1.0
+EOF
+shards=("$data"/*.zst)
+echo "corpus: $tokens tokens ($copies copies of the fixture's $((tokens / copies)) real tokens), ${#shards[@]} shards," \
+     "$(du -cb "${shards[@]}" | tail -1 | cut -f1) bytes compressed; preload $preload; $batches batches of $batch × $seq per pass"
+
+ticks=$(getconf CLK_TCK)
+metrics_port=$(( 20000 + $$ % 20000 ))
+# Frames the daemon decompressed (cache misses), from its metrics endpoint.
+frames_of() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tokenfeed_frames_decompressed_total/ { print $2 }'; }
+cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+
+# Starts daemon $2 (NAME=PATH is $1) on $work/d.sock and waits for its socket.
+start_daemon() {
+  rm -rf "$work/d.sock" "$work/state"
+  "$1" --curriculum "$work/cold.yaml" --data-root "$work/data" --socket "$work/d.sock" --state-dir "$work/state" \
+    --preload-bytes "$preload" --log-level warning --metrics-listen "127.0.0.1:$metrics_port" 2>>"$work/daemon.log" &
+  daemon_pid=$!
+  for _ in $(seq 600); do [ -S "$work/d.sock" ] && return 0; sleep 0.05; done
+  echo "daemon $1 did not start (see $work/daemon.log)" >&2; exit 1
+}
+stop_daemon() { kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; }
+
+if [ "$check" -gt 0 ]; then
+  cat "${shards[@]}" >/dev/null
+  for d in "${daemons[@]}"; do
+    start_daemon "${d#*=}"
+    echo "check ${d%%=*}: $("$work/bin/client" "$work/d.sock" "$batch" "$check" --credits "$credits" --hash | grep -o 'batches=[0-9]* .*hash=[0-9a-f]*' | sed 's/ seconds.*hash/ hash/')"
+    stop_daemon
+  done
+fi
+
+results="$work/results.txt"
+: > "$results"
+for ((r = 1; r <= runs; r++)); do
+  cat "${shards[@]}" >/dev/null      # compressed shards in the page cache: measure decompression, not the disk
+  z=$("$work/bin/zstd_frames" 4 "${shards[@]}")
+  echo "run $r zstd $z" | tee -a "$results"
+  for d in "${daemons[@]}"; do
+    start_daemon "${d#*=}"
+    before=$(cpu_of "$daemon_pid")
+    c=$("$work/bin/client" "$work/d.sock" "$batch" "$batches" --credits "$credits")
+    after=$(cpu_of "$daemon_pid")
+    frames=$(frames_of)
+    stop_daemon
+    echo "run $r daemon ${d%%=*} daemon_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }') frames_decompressed=$frames $c" | tee -a "$results"
+  done
+done
+
+python3 - "$results" <<'PY'
+import re, sys, statistics as st
+runs = {}
+for line in open(sys.argv[1]):
+    w = line.split()
+    r, kind = int(w[1]), w[2]
+    kv = dict(x.split('=', 1) for x in w if '=' in x)
+    name = 'zstd' if kind == 'zstd' else w[3]
+    runs.setdefault(name, []).append((r, kv))
+z = runs.pop('zstd')
+zr = st.median(float(kv['tokens_per_s']) for _, kv in z)
+zc = st.median(float(kv['cpu_s_per_1e9']) for _, kv in z)
+print(f"\n{'':34}{'median':>14}{'vs libzstd':>12}   runs")
+print(f"{'libzstd, 1 thread: tokens/s':34}{zr/1e6:11.1f} M{'1.00×':>12}   " + ' '.join(f"{float(kv['tokens_per_s'])/1e6:.1f}" for _, kv in z))
+print(f"{'libzstd: CPU-s per 1e9 tokens':34}{zc:13.2f}{'1.00×':>12}   " + ' '.join(f"{float(kv['cpu_s_per_1e9']):.2f}" for _, kv in z))
+for name, vals in runs.items():
+    cpu = [float(kv['daemon_cpu_s']) / int(kv['tokens']) * 1e9 for _, kv in vals]
+    rate = [float(kv['tokens_per_s']) for _, kv in vals]
+    ccpu = [float(kv['cpu_s']) / int(kv['tokens']) * 1e9 for _, kv in vals]
+    # Ratios run by run against that run's libzstd, then their median.
+    zrun = {r: kv for r, kv in z}
+    cr = [c / float(zrun[r]['cpu_s_per_1e9']) for (r, _), c in zip(vals, cpu)]
+    rr = [x / float(zrun[r]['tokens_per_s']) for (r, _), x in zip(vals, rate)]
+    print(f"{name + ': daemon CPU-s per 1e9':34}{st.median(cpu):13.2f}{st.median(cpu)/zc:11.2f}×   " + ' '.join(f"{x:.2f}" for x in cpu) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in cr) + ")")
+    print(f"{name + ': C client tokens/s':34}{st.median(rate)/1e6:11.1f} M{st.median(rate)/zr:11.2f}×   " + ' '.join(f"{x/1e6:.1f}" for x in rate) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in rr) + ")")
+    print(f"{name + ': client CPU-s per 1e9':34}{st.median(ccpu):13.2f}")
+PY
+echo "raw results: $results; work folder: $work"
