@@ -18,13 +18,17 @@
 #     process from /proc over the session) and the client's tokens/s (first batch to last).
 # Daemons alternate within a run (before/after comparisons in one run). Medians over the runs and
 # ratios against libzstd's medians of the same run are printed at the end. With --check, each
-# daemon first serves CHECK batches to the client with --hash: the hashes must agree.
+# daemon first serves CHECK batches to the client with --hash: the hashes must agree. With
+# --profile, each daemon then serves one more pass under `perf record -g` (999 Hz) and the script
+# prints where its CPU went: the share of its samples in libzstd, in each system call's user-space
+# entry (inclusive of the kernel's work and of the context switches it causes), in memmove, and the
+# rest; and, from a third pass under `perf stat`, its system calls per batch.
 #
 # Usage: bench/cold_corpus.sh [--source DIR] [--runs 3] [--copies 25] [--preload 64MiB] [--batch 8] [--seq 4096]
-#                             [--credits 8] [--work DIR] [--daemon NAME=PATH]... [--check BATCHES]
+#                             [--credits 8] [--work DIR] [--daemon NAME=PATH]... [--check BATCHES] [--profile]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source=fixtures/corpus/llama3-text runs=3 copies=25 preload=64MiB batch=8 seq=4096 credits=8 work="" check=0
+source=fixtures/corpus/llama3-text runs=3 copies=25 preload=64MiB batch=8 seq=4096 credits=8 work="" check=0 profile=0
 daemons=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,10 +42,14 @@ while [ $# -gt 0 ]; do
     --work) work="$2"; shift 2 ;;
     --daemon) daemons+=("$2"); shift 2 ;;
     --check) check="$2"; shift 2 ;;
+    --profile) profile=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[ -n "$work" ] || work="$(mktemp -d /tmp/tokenfeed-cold.XXXXXX)"
+if [ -z "$work" ]; then
+  work="$(mktemp -d /tmp/tokenfeed-cold.XXXXXX)"
+  [ "$profile" -eq 1 ] || trap 'rm -rf "$work"' EXIT      # a temporary corpus, unless perf files were asked for
+fi
 mkdir -p "$work/bin"
 swift build -c release --product tokenfeed >/dev/null
 bin="$(swift build -c release --show-bin-path)"
@@ -90,17 +98,25 @@ metrics_port=$(( 20000 + $$ % 20000 ))
 frames_of() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tokenfeed_frames_decompressed_total/ { print $2 }'; }
 cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 
-# Starts daemon $2 (NAME=PATH is $1) on $work/d.sock and waits for its socket.
+# Starts daemon $1 (a path; more words before it, e.g. a perf command, are run as given) on
+# $work/d.sock and waits for its socket; daemon_pid is the daemon's (not perf's) process.
 start_daemon() {
   rm -rf "$work/d.sock" "$work/state"
-  "$1" --curriculum "$work/cold.yaml" --data-root "$work/data" --socket "$work/d.sock" --state-dir "$work/state" \
+  "$@" --curriculum "$work/cold.yaml" --data-root "$work/data" --socket "$work/d.sock" --state-dir "$work/state" \
     --preload-bytes "$preload" --log-level warning --metrics-listen "127.0.0.1:$metrics_port" 2>>"$work/daemon.log" &
   daemon_pid=$!
-  for _ in $(seq 600); do [ -S "$work/d.sock" ] && return 0; sleep 0.05; done
+  for _ in $(seq 600); do
+    if [ -S "$work/d.sock" ]; then
+      [ $# -gt 1 ] && daemon_pid=$(pgrep -P "$daemon_pid")
+      return 0
+    fi
+    sleep 0.05
+  done
   echo "daemon $1 did not start (see $work/daemon.log)" >&2; exit 1
 }
-stop_daemon() { kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; }
+stop_daemon() { kill "$daemon_pid"; wait 2>/dev/null || true; }
 
+[ "$check" -le "$batches" ] || check=$batches
 if [ "$check" -gt 0 ]; then
   cat "${shards[@]}" >/dev/null
   for d in "${daemons[@]}"; do
@@ -154,4 +170,55 @@ for name, vals in runs.items():
     print(f"{name + ': C client tokens/s':34}{st.median(rate)/1e6:11.1f} M{st.median(rate)/zr:11.2f}×   " + ' '.join(f"{x/1e6:.1f}" for x in rate) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in rr) + ")")
     print(f"{name + ': client CPU-s per 1e9':34}{st.median(ccpu):13.2f}")
 PY
-echo "raw results: $results; work folder: $work"
+
+if [ "$profile" -eq 1 ]; then
+  command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
+  for d in "${daemons[@]}"; do
+    name=${d%%=*}
+    cat "${shards[@]}" >/dev/null
+    start_daemon perf record -F 999 -g -o "$work/$name.perf" -- "${d#*=}"
+    "$work/bin/client" "$work/d.sock" "$batch" "$batches" --credits "$credits" >/dev/null
+    stop_daemon
+    # And the system calls of one more pass, per batch served.
+    events=()
+    for call in sendmsg recvfrom futex sched_yield clock_nanosleep poll epoll_wait pread64; do events+=(-e "syscalls:sys_enter_$call"); done
+    cat "${shards[@]}" >/dev/null
+    start_daemon perf stat "${events[@]}" -x, -o "$work/$name.syscalls" -- "${d#*=}"
+    "$work/bin/client" "$work/d.sock" "$batch" "$batches" --credits "$credits" >/dev/null
+    stop_daemon
+    echo; echo "$name's system calls per batch served (perf stat of one pass):"
+    awk -F, -v n="$batches" '/sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "  %-16s %6.2f\n", $3, $1 / n }' "$work/$name.syscalls"
+    echo; echo "where $name's CPU went (perf record -g of one pass; $work/$name.perf):"
+    python3 - <(perf report -i "$work/$name.perf" --no-children --sort dso,sym --stdio -g none 2>/dev/null) \
+              <(perf report -i "$work/$name.perf" --children --sort sym --stdio -g none 2>/dev/null) <<'PY'
+import re, sys
+def rows(path, children):
+    out = []
+    for line in open(path):
+        if line.startswith('#') or '%' not in line: continue
+        w = line.split()
+        try: out.append((float(w[0].rstrip('%')), w[-1] if children else (w[1], w[-1])))
+        except ValueError: pass
+    return out
+own = rows(sys.argv[1], False)          # (self %, (dso, symbol))
+inc = dict((s, p) for p, s in rows(sys.argv[2], True))   # symbol -> inclusive %
+def incl(*names): return sum(inc.get(n, 0.0) for n in names)
+parts = [
+    ('libzstd (decompression)', sum(p for p, (d, _) in own if d.startswith('libzstd'))),
+    ('CRC-32 of each compressed frame (zlib)', sum(p for p, (_, s) in own if s == 'crc32_z')),
+    ('pread of compressed frames (copy from the page cache)', incl('__libc_pread', '__pread64')),
+    ('memmove/memcpy (the copy into the ring slot)', sum(p for p, (d, s) in own if d.startswith('libc') and re.match(r'__mem(move|cpy)', s))),
+    ('sendmsg (copy into the socket)', incl('__libc_sendmsg')),
+    ('recv (the client\'s Credits)', incl('__libc_recv', '__libc_recvfrom')),
+    ('waiting: usleep', incl('clock_nanosleep@GLIBC_2.2.5', '__nanosleep') + sum(p for p, (_, s) in own if s == 'usleep')),
+    ('waiting: sched_yield', incl('__sched_yield')),
+    ('waiting: poll (socket full)', incl('__poll')),
+    ('wake-ups: semaphores, futexes, epoll', incl('sem_post@GLIBC_2.2.5', '__futex_abstimed_wait_common', 'epoll_wait', '_dispatch_semaphore_wait_slow', '__lll_lock_wake')),
+]
+for name, p in parts: print(f"  {name:66}{p:6.1f} %")
+rest = 'the rest (planning, batch headers, Swift runtime, page faults, …)'
+print(f"  {rest:66}{100 - sum(p for _, p in parts):6.1f} %")
+PY
+  done
+fi
+echo "raw results: $results (work folder $work$([ -z "$(trap -p EXIT)" ] || echo ', removed at exit'))"

@@ -46,14 +46,18 @@ static void header(uint8_t *h, uint16_t type, uint32_t request, uint64_t length)
     put64(h + 16, length);
 }
 
-static void send_all(int fd, const uint8_t *p, size_t n) {
+/// Sends all n bytes; false if the daemon has closed the connection (after its last batch it sends
+/// Goodbye(end_of_stream) and closes: a Credit may then find the socket gone).
+static int send_all(int fd, const uint8_t *p, size_t n) {
     while (n > 0) {
         ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EPIPE || errno == ECONNRESET)) return 0;
         if (k <= 0) die("send");
         p += k;
         n -= (size_t)k;
     }
+    return 1;
 }
 
 /// Receives exactly n bytes; 0 at a clean end of stream before the first byte.
@@ -119,7 +123,7 @@ int main(int argc, char **argv) {
     put16(hello + 40, 0);
     put16(hello + 42, 0);
     put16(hello + 44, 0);
-    send_all(fd, hello, sizeof hello);
+    if (!send_all(fd, hello, sizeof hello)) die("send");
 
     uint8_t h[HEADER];
     if (!recv_all(fd, h, HEADER)) die("no answer to the Hello");
@@ -164,7 +168,7 @@ int main(int argc, char **argv) {
         received += 1;
         last = now(CLOCK_MONOTONIC);
         if (received == 1) first = last;
-        if (received < batches) send_all(fd, credit, sizeof credit);
+        if (received < batches) (void)send_all(fd, credit, sizeof credit);   // the Goodbye, if any, comes next
     }
     double cpu = now(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     uint8_t goodbye[HEADER + 4] = {0};
