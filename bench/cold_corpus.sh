@@ -15,7 +15,9 @@
 #     fresh (empty frame cache), serving one pass over the corpus (⌊tokens / (B·L)⌋ batches) to
 #     bench/cold_corpus/client.c — a C client that receives each Batch into one buffer and returns a
 #     Credit(1) per batch: the daemon's CPU-s per 10⁹ tokens served (utime + stime of the whole
-#     process from /proc over the session) and the client's tokens/s (first batch to last).
+#     process from /proc over the session) and the client's tokens/s (first batch to last);
+#   - with --python PYTHON, each daemon again serving the pass to the Python client
+#     (bench/cold_corpus/python_client.py: `tokenfeed.Client`, raw batches; PYTHON needs numpy).
 # Daemons alternate within a run (before/after comparisons in one run). Medians over the runs and
 # ratios against libzstd's medians of the same run are printed at the end. With --check, each
 # daemon first serves CHECK batches to the client with --hash: the hashes must agree. With
@@ -26,9 +28,10 @@
 #
 # Usage: bench/cold_corpus.sh [--source DIR] [--runs 3] [--copies 25] [--preload 64MiB] [--batch 8] [--seq 4096]
 #                             [--credits 8] [--work DIR] [--daemon NAME=PATH]... [--check BATCHES] [--profile]
+#                             [--python PYTHON]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source=fixtures/corpus/llama3-text runs=3 copies=25 preload=64MiB batch=8 seq=4096 credits=8 work="" check=0 profile=0
+source=fixtures/corpus/llama3-text runs=3 copies=25 preload=64MiB batch=8 seq=4096 credits=8 work="" check=0 profile=0 python=""
 daemons=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --daemon) daemons+=("$2"); shift 2 ;;
     --check) check="$2"; shift 2 ;;
     --profile) profile=1; shift ;;
+    --python) python="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -140,6 +144,15 @@ for ((r = 1; r <= runs; r++)); do
     frames=$(frames_of)
     stop_daemon
     echo "run $r daemon ${d%%=*} daemon_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }') frames_decompressed=$frames $c" | tee -a "$results"
+    if [ -n "$python" ]; then
+      start_daemon "${d#*=}"
+      before=$(cpu_of "$daemon_pid")
+      c=$("$python" bench/cold_corpus/python_client.py "$work/d.sock" "$batch" "$batches" --credits "$credits")
+      after=$(cpu_of "$daemon_pid")
+      frames=$(frames_of)
+      stop_daemon
+      echo "run $r daemon ${d%%=*}+python daemon_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }') frames_decompressed=$frames $c" | tee -a "$results"
+    fi
   done
 done
 
@@ -167,7 +180,8 @@ for name, vals in runs.items():
     cr = [c / float(zrun[r]['cpu_s_per_1e9']) for (r, _), c in zip(vals, cpu)]
     rr = [x / float(zrun[r]['tokens_per_s']) for (r, _), x in zip(vals, rate)]
     print(f"{name + ': daemon CPU-s per 1e9':34}{st.median(cpu):13.2f}{st.median(cpu)/zc:11.2f}×   " + ' '.join(f"{x:.2f}" for x in cpu) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in cr) + ")")
-    print(f"{name + ': C client tokens/s':34}{st.median(rate)/1e6:11.1f} M{st.median(rate)/zr:11.2f}×   " + ' '.join(f"{x/1e6:.1f}" for x in rate) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in rr) + ")")
+    client = 'Python client' if name.endswith('+python') else 'C client'
+    print(f"{name + ': ' + client + ' tokens/s':34}{st.median(rate)/1e6:11.1f} M{st.median(rate)/zr:11.2f}×   " + ' '.join(f"{x/1e6:.1f}" for x in rate) + "   (run by run: " + ' '.join(f"{x:.2f}×" for x in rr) + ")")
     print(f"{name + ': client CPU-s per 1e9':34}{st.median(ccpu):13.2f}")
 PY
 
