@@ -38,7 +38,8 @@ def main() -> None:
     cpu = time.process_time() - cpu0
     seconds = last - first
     rate = (received - 1) * per_batch / seconds if received > 1 and seconds > 0 else 0.0
-    print(f"batches={received} tokens={received * per_batch} seconds={seconds:.4f} tokens_per_s={rate:.1f} cpu_s={cpu:.3f}")
+    print(f"batches={received} tokens={received * per_batch} seconds={seconds:.4f} tokens_per_s={rate:.1f}",
+          f"cpu_s={cpu:.3f}")
     assert sink >= 0
     sys.exit(0 if received == a.batches else 3)
 
