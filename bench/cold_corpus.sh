@@ -11,7 +11,8 @@
 # of RUNS runs, side by side:
 #   - libzstd alone: bench/cold_corpus/zstd_frames.c decompresses every data frame of the same shard
 #     files on one thread (ZSTD_decompressDCtx, one context, one reused buffer; files read into
-#     memory first): tokens/s and CPU-s per 10⁹ tokens;
+#     memory first): tokens/s and CPU-s per 10⁹ tokens; then the CRC-32 of every compressed frame,
+#     which the daemon checks too (libzstd + CRC-32: the floor the shard format sets);
 #   - each daemon given with --daemon NAME=PATH (default: this tree's release tokenfeedd), started
 #     fresh (empty frame cache), serving one pass over the corpus (⌊tokens / (B·L)⌋ batches) to
 #     bench/cold_corpus/client.c — a C client that receives each Batch into one buffer and returns a
@@ -64,7 +65,7 @@ if [ ${#daemons[@]} -eq 0 ]; then
   daemons=("tokenfeedd=$bin/tokenfeedd")
 fi
 cc -O2 -o "$work/bin/client" bench/cold_corpus/client.c
-cc -O2 -o "$work/bin/zstd_frames" bench/cold_corpus/zstd_frames.c -lzstd
+cc -O2 -o "$work/bin/zstd_frames" bench/cold_corpus/zstd_frames.c -lzstd -lz
 
 # The corpus: COPIES × the source's two datatrove files (symbolic links), imported once.
 src="$(cd "$source" && pwd)"
@@ -186,6 +187,8 @@ print(f"\n{'':34}{'median':>14}{'vs libzstd':>12}   runs")
 row('libzstd, 1 thread: tokens/s', f"{zr / 1e6:.1f} M", '1.00×',
     listed([float(kv['tokens_per_s']) for _, kv in z], 1e6, 1))
 row('libzstd: CPU-s per 1e9 tokens', f"{zc:.2f}", '1.00×', listed([float(kv['cpu_s_per_1e9']) for _, kv in z]))
+floor = [float(kv['cpu_s_per_1e9']) + float(kv['crc_cpu_s_per_1e9']) for _, kv in z]
+row('+ CRC-32 (the format\'s floor)', f"{st.median(floor):.2f}", f"{st.median(floor) / zc:.2f}×", listed(floor))
 for name, vals in runs.items():
     cpu = [float(kv['daemon_cpu_s']) / int(kv['tokens']) * 1e9 for _, kv in vals]
     rate = [float(kv['tokens_per_s']) for _, kv in vals]

@@ -1,19 +1,23 @@
 // libzstd alone, one thread: decompresses every data frame of the given shard files with one
 // ZSTD_DCtx into one reused buffer — the floor of a cold stream per core (docs/BENCHMARKS.md,
 // "Cold corpus"). A shard is zstd frames and skippable frames (docs/SHARDS.md); the skippable
-// ones (metadata, index) are stepped over. The files are read into memory before timing.
+// ones (metadata, index) are stepped over. The files are read into memory before timing. Then, in
+// a second pass, the CRC-32 (zlib) of every compressed data frame, which the daemon checks before
+// decompressing: libzstd plus that is the floor the shard format sets.
 //
-//   cc -O2 -o zstd_frames bench/cold_corpus/zstd_frames.c -lzstd
+//   cc -O2 -o zstd_frames bench/cold_corpus/zstd_frames.c -lzstd -lz
 //   zstd_frames TOKEN_WIDTH SHARD...
 //
-// Prints `frames=… tokens=… seconds=… tokens_per_s=… cpu_s=… cpu_s_per_1e9=…` (CPU of this
-// thread while decompressing; tokens = decompressed bytes / TOKEN_WIDTH).
+// Prints `frames=… tokens=… seconds=… tokens_per_s=… cpu_s=… cpu_s_per_1e9=… crc_cpu_s_per_1e9=…`
+// (CPU of this thread while decompressing, then while checksumming; tokens = decompressed bytes /
+// TOKEN_WIDTH).
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <zlib.h>
 #include <zstd.h>
 
 static double now(clockid_t clock) {
@@ -74,9 +78,26 @@ int main(int argc, char **argv) {
     }
     cpu = now(CLOCK_THREAD_CPUTIME_ID) - cpu;
     wall = now(CLOCK_MONOTONIC) - wall;
+
+    double crc_cpu = now(CLOCK_THREAD_CPUTIME_ID);
+    unsigned long crc = 0;     // summed and printed, so the calls cannot be dropped
+    for (int i = 0; i < files; i++) {
+        const unsigned char *p = data[i];
+        size_t left = sizes[i];
+        while (left > 0) {
+            size_t size = ZSTD_findFrameCompressedSize(p, left);
+            uint32_t magic = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            if ((magic & 0xFFFFFFF0u) != 0x184D2A50u) crc += crc32_z(0, p, size);
+            p += size;
+            left -= size;
+        }
+    }
+    crc_cpu = now(CLOCK_THREAD_CPUTIME_ID) - crc_cpu;
+
     double tokens = (double)bytes / width;
-    printf("frames=%llu tokens=%.0f seconds=%.4f tokens_per_s=%.1f cpu_s=%.4f cpu_s_per_1e9=%.3f\n",
-           (unsigned long long)frames, tokens, wall, tokens / wall, cpu, cpu / tokens * 1e9);
+    printf("frames=%llu tokens=%.0f seconds=%.4f tokens_per_s=%.1f cpu_s=%.4f cpu_s_per_1e9=%.3f"
+           " crc_cpu_s_per_1e9=%.3f crc_sum=%lx\n", (unsigned long long)frames, tokens, wall, tokens / wall, cpu,
+           cpu / tokens * 1e9, crc_cpu / tokens * 1e9, crc);
     ZSTD_freeDCtx(context);
     return 0;
 }
