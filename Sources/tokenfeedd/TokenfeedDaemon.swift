@@ -122,8 +122,8 @@ struct TokenfeedDaemon: ParsableCommand {
         DescriptorCache.shared.setCapacity(maxOpenShards)
         let options = serverOptions
         let log: DaemonLog
-        do { log = try DaemonLog(path: options.logFile, level: options.logLevel, format: options.logFormat) } catch {
-            throw StartupFailure.exit(ServerStartupError(.logFile, "\(error)"))
+        do throws(SystemCallError) { log = try DaemonLog(path: options.logFile, level: options.logLevel, format: options.logFormat) } catch {
+            throw StartupFailure.exit(ServerStartupError(.logFile, error))
         }
         LoggingSystem.bootstrap { label in log.handler(label: label) }
         let logger = Logger(label: "tokenfeedd")

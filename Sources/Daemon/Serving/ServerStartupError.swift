@@ -49,7 +49,7 @@ public struct ServerStartupError: Error, Sendable, Hashable, CustomStringConvert
     }
 
     /// A failed system call, its text as ``SystemCallError`` writes it.
-    init(_ kind: Kind, _ error: SystemCallError) {
+    public init(_ kind: Kind, _ error: SystemCallError) {
         self.init(kind, error.description, errno: Errno(rawValue: error.code))
     }
 
