@@ -29,10 +29,12 @@ struct TokenfeedDaemon: ParsableCommand {
             frame of every shard first; --on-corrupt quarantine (which implies it) serves without the corrupt shards, \
             the same way on every node, and records them in the stream's fingerprint and cursors. SIGTERM and SIGINT stop accepting, \
             send every client a shutting_down error, write the state directory, remove the socket file and exit 0. \
-            SIGHUP re-opens --log-file and re-reads log_level, log_format, allow_users and allow_groups (docs/OPERATIONS.md, "Signals"). \
-            Sizes are a number of bytes with an optional K, M, G (or KiB, MiB, GiB) suffix, powers of 1024: 268435456, 256MiB, 256M.
+            SIGHUP re-opens --log-file and re-reads log_level, log_format, allow_users and allow_groups (docs/OPERATIONS.md, "Signals").
             """,
         version: ReleaseVersion.line(for: "tokenfeedd"))
+
+    /// How a size is written (``ByteCount``), in the help of every size option — and so in its usage error.
+    static let sizeForms = "a size is bytes, or with a K/KiB, M/MiB or G/GiB suffix (powers of 1024): 268435456, 256MiB, 256M"
 
     @Option(help: "YAML config file with any of: \(ConfigFile.keys.joined(separator: ", ")).")
     var config: String?
@@ -52,7 +54,7 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: "Folder for stats.json and each job's ranks' last cursors (jobs/<job>/rank-R.cursor).")
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("Byte budget of the frame cache all sessions share, e.g. 268435456 or 256MiB (default 256MiB).", valueName: "size"))
+    @Option(help: ArgumentHelp("Byte budget of the frame cache all sessions share (default 256MiB); \(Self.sizeForms).", valueName: "size"))
     var preloadBytes: ByteCount?
 
     @Option(help: ArgumentHelp("Batches each session's packer runs ahead, \(ServerOptions.ringSlotsRange) (default 8).", valueName: "n"))
@@ -91,10 +93,10 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds a connection may take to send its Hello or StatsRequest, \(ServingLimits.handshakeTimeoutRange) (default 10).", valueName: "seconds"))
     var handshakeTimeout: Int?
 
-    @Option(help: ArgumentHelp("Bytes one session's ring may take, e.g. 2GiB (default 2GiB).", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes one session's ring may take (default 2GiB); \(Self.sizeForms).", valueName: "size"))
     var sessionMemory: ByteCount?
 
-    @Option(help: ArgumentHelp("Bytes all sessions together may take, e.g. 16GiB (default 16GiB).", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes all sessions together may take (default 16GiB); \(Self.sizeForms).", valueName: "size"))
     var totalMemory: ByteCount?
 
     @Option(help: ArgumentHelp("Sessions one client process may set up per second once it has used its burst; more get a busy error (0: no limit; default 16).", valueName: "n"))
@@ -103,7 +105,8 @@ struct TokenfeedDaemon: ParsableCommand {
     @Option(help: ArgumentHelp("Sessions one client process may set up at once before --session-rate applies (default 64).", valueName: "n"))
     var sessionBurst: Int?
 
-    @Option(help: ArgumentHelp("Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB).", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes of unread answers queued for one client before the daemon stops reading its requests, 64KiB...1GiB (default 4MiB); \(Self.sizeForms).",
+                         valueName: "size"))
     var outboxBytes: ByteCount?
 
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) over HTTP on ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (default: off). Loopback only unless --metrics-listen-any.",
