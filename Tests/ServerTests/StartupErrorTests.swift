@@ -3,6 +3,7 @@ import Logging
 import SystemPackage
 import Testing
 import TestSupport
+import TokenfeedClient
 import TokenfeedServer
 @testable import tokenfeedd
 
@@ -91,5 +92,28 @@ import TokenfeedServer
             #expect(line?.contains(says) == true, "\(extra): \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: fixture.socketPath))
         }
+    }
+
+    /// Under socket activation every failure to start — a usage error found by the parser or
+    /// `validate()` (exit 2), a startup failure (exit 1) — is answered to the trainer that woke the
+    /// daemon with `internal_error` carrying the reason, not a reset connection.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")),
+          arguments: [(["--preload-bytes", "0"], "--preload-bytes: expected a positive byte count, got 0", Int32(2)),
+                      (["--order", "random"], "The value 'random' is invalid for '--order <order>'", 2),
+                      (["--log-file", "/nonexistent-tokenfeed/x.log"], "open the log file /nonexistent-tokenfeed/x.log", 1)])
+    func anActivatedDaemonAnswersWhyItCouldNotStart(extra: [String], reason: String, status: Int32) throws {
+        let fixture = try ServerFixture()
+        let activated = fixture.dir.sub("activated.sock")
+        let daemon = try DaemonProcess(["-l", activated, productsFolder + "/tokenfeedd", "--curriculum", fixture.curriculumPath,
+                                        "--data-root", fixture.dataRoot, "--socket", fixture.dir.sub("unused.sock")] + extra,
+                                       socket: activated, executable: "/usr/bin/systemd-socket-activate")
+        do throws(ClientError) {
+            _ = try TokenfeedClient.connect(socketPath: activated, rank: 0, worldSize: 1, batchSize: 2)
+            Issue.record("a daemon that cannot start served a session")
+        } catch {
+            #expect(error.code == .internalError && error.detail == "startup", "\(error)")
+            #expect(error.message.hasPrefix("tokenfeedd could not start: ") && error.message.contains(reason), "\(error)")
+        }
+        #expect(daemon.waitForExit() == status, "\(daemon.stderr)")
     }
 }
