@@ -11,6 +11,7 @@ import TokenfeedCurriculum
 import TokenfeedProtocol
 import TokenfeedServer
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
 struct TokenfeedDaemon: ParsableCommand {
@@ -146,7 +147,7 @@ struct TokenfeedDaemon: ParsableCommand {
                 return
             }
             server.shutdown()
-            Glibc.exit(0)
+            LibC.exit(0)
         }
     }
 

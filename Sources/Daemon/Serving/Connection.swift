@@ -9,6 +9,7 @@ import Synchronization
 import TokenfeedEngine
 import TokenfeedShards
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// One client connection: a read side (a `DispatchSourceRead` on the connection's serial queue that
 /// decodes frames and runs the handshake, credits and stats requests) and a writer (its own serial
@@ -410,7 +411,7 @@ final class Connection: @unchecked Sendable {
         if let session, session.replicas <= 1 { session.feed.stop() }
         sessionTally.withLock { $0 }?.sessionEnded()
         releaseMemory()
-        _ = Glibc.close(fd)
+        _ = LibC.close(fd)
         server.connectionClosed(self, session: session, nextStep: cursorStep)
         logger.debug("closed")
     }

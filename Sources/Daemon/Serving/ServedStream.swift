@@ -1,6 +1,7 @@
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -92,5 +93,5 @@ public final class ServedStream: Sendable {
 
 /// Where a stream's description is recorded: `<dir>/<fingerprint, 16 hex digits>.txt`.
 enum StreamRecord {
-    static func path(in dir: String, fingerprint: UInt64) -> String { "\(dir)/\(hex16(fingerprint)).txt" }
+    static func path(in dir: String, fingerprint: UInt64) -> String { "\(dir)/\(Hex.padded(fingerprint)).txt" }
 }

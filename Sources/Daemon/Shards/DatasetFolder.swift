@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SystemPackage
+import TokenfeedSystem
 
 /// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
 /// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.

@@ -1,5 +1,6 @@
 import Dispatch
 import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The two sections of a version 3 shard's index frame, each a fixed-width array cut into pages of
 /// at most 4 KiB that carry their own CRC-32, so that any entry is found by arithmetic and checked
 /// on its own (docs/SHARDS.md, "Index frame").

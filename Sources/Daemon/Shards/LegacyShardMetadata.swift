@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The whole metadata of a format version 1 or 2 shard, where the frame table and the document
 /// lengths (LEB128 varints) live inside the metadata frame. Read only by `tokenfeed shard upgrade`,
 /// which rewrites such shards as version 3 (``ShardUpgrade``); the reader refuses them.

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Where one data frame lies in its shard and how to check it.
 public struct FrameEntry: Sendable, Hashable {
     /// Offset of the frame's first byte from the start of the file.
@@ -286,10 +288,6 @@ extension ShardError {
 extension String {
     /// "label 0x…, label2 0x…)" for checksum messages.
     init(format32 a: String, _ x: UInt32, _ b: String, _ y: UInt32) {
-        func hex(_ v: UInt32) -> String {
-            let s = String(v, radix: 16)
-            return "0x" + String(repeating: "0", count: 8 - s.count) + s
-        }
-        self = "\(a) \(hex(x))\(b) \(hex(y)))"
+        self = "\(a) 0x\(Hex.padded(x))\(b) 0x\(Hex.padded(y)))"
     }
 }

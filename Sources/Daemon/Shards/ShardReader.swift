@@ -1,5 +1,6 @@
 import Synchronization
 import SystemPackage
+import TokenfeedSystem
 
 /// A shard: its small metadata (read at open with three reads, or taken from the dataset's
 /// manifest without reading the shard at all) and positioned reads of its index pages and frames.

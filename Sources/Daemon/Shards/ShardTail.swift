@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The end of a version 3 shard, after its data frames: the index frame (frame table and document
 /// ends in CRC-checked pages), the metadata frame and the footer. Written by ``ShardWriter`` and by
 /// ``ShardUpgrade``.

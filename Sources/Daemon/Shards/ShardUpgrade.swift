@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

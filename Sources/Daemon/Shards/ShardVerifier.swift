@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Checks a shard completely: structure, metadata checksum, the index frame (its header, every
 /// page's CRC-32 and entries, that pages join up, the section checksums the metadata records),
 /// every frame's CRC-32, and that every frame decompresses (with zstd's content checksum) to

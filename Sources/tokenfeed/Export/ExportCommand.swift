@@ -5,6 +5,7 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedServer
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeed export`: a range of the curriculum's stream written out as a dataset.
 struct Export: ParsableCommand {

@@ -3,6 +3,7 @@ import Synchronization
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

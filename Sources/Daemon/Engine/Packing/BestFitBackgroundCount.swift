@@ -1,6 +1,7 @@
 import Dispatch
 import Synchronization
 import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// Converts a Megatron-core indexed dataset (`X.bin` tokens + `X.idx` index) into a shard `X.zst`.
 ///
