@@ -47,7 +47,7 @@ public enum AtomicFile {
             failure = "write failed: \(error)"
         }
         if failure == nil {
-            do throws(Errno) { _ = try systemCall { fsync(file.rawValue) } } catch { failure = "fsync failed: \(error)" }
+            do throws(Errno) { try file.sync() } catch { failure = "fsync failed: \(error)" }
         }
         try? file.close()
         if failure == nil {

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SystemPackage
 
 extension FileDescriptor {
@@ -45,6 +52,12 @@ extension FileDescriptor {
             bytes += chunk[0 ..< n]
         }
         return bytes
+    }
+
+    /// Flushes the file's data and metadata to the device (fsync(2), EINTR retried).
+    /// - Throws: the call's `Errno` (`EIO`, `ENOSPC`, …).
+    public func sync() throws(Errno) {
+        _ = try systemCall { fsync(rawValue) }
     }
 
     /// The file's size in bytes (seeks to the end).

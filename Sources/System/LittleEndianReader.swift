@@ -106,3 +106,19 @@ extension UnsafeRawBufferPointer {
         T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }
+
+extension UnsafeRawPointer {
+    /// Loads a little-endian integer at `offset` (no alignment requirement). The caller checks bounds.
+    @inlinable
+    public func loadLE<T: FixedWidthInteger>(_ offset: Int, as type: T.Type) -> T {
+        T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    /// Loads a little-endian integer at `offset` (no alignment requirement). The caller checks bounds.
+    @inlinable
+    public func loadLE<T: FixedWidthInteger>(_ offset: Int, as type: T.Type) -> T {
+        UnsafeRawBufferPointer(self).loadLE(offset, as: T.self)
+    }
+}

@@ -78,7 +78,7 @@ public enum JobStateFiles {
     /// - Throws: `SystemCallError` naming `mkdir` and the path.
     static func createFolder(stateDirectory: String, jobID: String) throws(SystemCallError) {
         for path in ["\(stateDirectory)/\(jobsFolder)", folder(stateDirectory: stateDirectory, jobID: jobID)] {
-            if mkdir(path, 0o755) != 0, errno != EEXIST { throw SystemCallError("mkdir \(path)") }
+            do { try createDirectory(path) } catch { throw SystemCallError("mkdir \(path)", errno: error) }
         }
     }
 

@@ -69,7 +69,7 @@ public final class ServedStream: Sendable {
     /// - Throws: `SystemCallError` (the folder) or `AtomicFileError` (the file), naming the failed step.
     public func writeRecord() throws {
         guard let dir = recordDirectory else { return }
-        if mkdir(dir, 0o755) != 0, errno != EEXIST { throw SystemCallError("mkdir \(dir)") }
+        do { try createDirectory(dir) } catch { throw SystemCallError("mkdir \(dir)", errno: error) }
         try writeTextFileAtomically(StreamRecord.path(in: dir, fingerprint: fingerprint), description.text)
     }
 

@@ -446,7 +446,7 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the directory, its owner or mode, and the fix.
     static func prepareStateDirectory(_ directory: String?) throws(ServerStartupError) {
         guard let directory else { return }
-        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(SystemCallError("mkdir \(directory)").description) }
+        do { try createDirectory(directory) } catch { throw ServerStartupError(SystemCallError("mkdir \(directory)", errno: error).description) }
         do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError("state directory \(error)") }
     }
 

@@ -159,13 +159,13 @@ public struct ShardMetadata: Sendable, Hashable {
         let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, E, CRC-32
         // The version is checked first, so that an old shard gets the upgrade hint.
         if payload.count >= 10 {
-            let version = UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+            let version = payload.loadLE(8, as: UInt16.self)
             if ShardFormat.upgradableVersions.contains(version) { throw ShardError.needsUpgrade(path: path, version: version) }
         }
         guard payload.count >= fixedAndCRC else {
             throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
         }
-        let stored = UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: payload.count - 4, as: UInt32.self))
+        let stored = payload.loadLE(payload.count - 4, as: UInt32.self)
         let computed = crc32(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
         guard stored == computed else {
             throw fail("crc32", String(format32: "checksum mismatch (stored", stored, ", computed", computed))

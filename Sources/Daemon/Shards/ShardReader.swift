@@ -221,8 +221,8 @@ public final class ShardReader: Sendable {
             for t in lo ..< hi {
                 let i = Int(t - frameRange.lowerBound)
                 out.append(width == 2
-                    ? UInt32(UInt16(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
-                    : UInt32(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    ? UInt32(frameBuffer.loadLE(i * 2, as: UInt16.self))
+                    : frameBuffer.loadLE(i * 4, as: UInt32.self))
             }
         }
         return out

@@ -23,7 +23,7 @@ enum ShardTail {
                                      frameTableChecksum: IndexPage.sectionChecksum(table, .frameTable),
                                      documentEndsChecksum: IndexPage.sectionChecksum(ends, .documentEnds), tokenizer: tokenizer)
         let payload = metadata.encodedPayload()
-        metadata.metadataChecksum = withBytes(of: payload) { $0.loadUnaligned(fromByteOffset: payload.count - 4, as: UInt32.self) }.littleEndian
+        metadata.metadataChecksum = withBytes(of: payload) { $0.loadLE(payload.count - 4, as: UInt32.self) }
         let metadataOffset = indexOffset + UInt64(ShardFormat.skippableHeaderSize + indexPayload)
         var tail = LittleEndianWriter()
         tail.append(ShardFormat.skippableMagic)

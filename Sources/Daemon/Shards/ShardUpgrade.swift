@@ -2,6 +2,8 @@ import SystemPackage
 import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -71,7 +73,7 @@ public enum ShardUpgrade {
             at += UInt64(n)
         }
         try withBytes(of: tail) { (b) throws(ShardError) in try write(b) }
-        guard fsync(out.rawValue) == 0 else { throw ShardError(path: partial, "fsync failed: errno \(errno)") }
+        do { try out.sync() } catch { throw ShardError(path: partial, "fsync failed: \(error)") }
         guard rename(partial, path) == 0 else {
             throw ShardError(path: path, "cannot rename \(partial) into place: errno \(errno)")
         }

@@ -216,7 +216,7 @@ struct BestFitRowStore: Sendable {
             put(bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[start...])) })
         }
 
-        try Self.makeDirectories(directory)
+        try Self.createCacheDirectory(directory)
         do { try AtomicFile.write(bytes, to: path) } catch { throw EngineError(error.description) }
         return offsets
     }
@@ -253,14 +253,9 @@ struct BestFitRowStore: Sendable {
     private static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 { bytes.withUnsafeBytes { $0.loadLE(at, as: UInt32.self) } }
     private static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { bytes.withUnsafeBytes { $0.loadLE(at, as: UInt64.self) } }
 
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws(EngineError) {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            prefix += component + "/"
-            do throws(Errno) { _ = try systemCall { mkdir(prefix, 0o755) } } catch where error != .fileExists {
-                throw EngineError("\(path): cannot create the cache directory (\(prefix)): \(error)")
-            } catch {}
-        }
+    /// Creates the cache directory `path` and its missing parents (`mkdir -p`).
+    /// - Throws: `EngineError` naming the directory and the prefix that could not be made.
+    static func createCacheDirectory(_ path: String) throws(EngineError) {
+        do { try createDirectories(path) } catch { throw EngineError("\(path): cannot create the cache directory (\(error))") }
     }
 }

@@ -143,7 +143,7 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
             for value in row { bytes.appendLE(value) }
         }
         bytes.appendLE(crc32(bytes))
-        try BestFitRowStore.makeDirectories(directory)
+        try BestFitRowStore.createCacheDirectory(directory)
         do { try AtomicFile.write(bytes, to: path) } catch { throw EngineError(error.description) }
     }
 
