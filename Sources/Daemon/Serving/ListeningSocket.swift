@@ -79,9 +79,8 @@ struct ListeningSocket {
     /// - Throws: `SystemCallError` naming the file and what it is when it is anything else.
     private static func removeStaleSocket(at path: String) throws(SystemCallError) {
         var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw SystemCallError("lstat \(path)")
+        do { _ = try systemCall { lstat(path, &info) } } catch .noSuchFileOrDirectory { return } catch {
+            throw SystemCallError("lstat \(path)", errno: error)
         }
         let kind: String
         switch info.st_mode & S_IFMT {

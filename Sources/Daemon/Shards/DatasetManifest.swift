@@ -155,7 +155,7 @@ public struct DatasetManifest: Sendable, Hashable {
             throw ShardError(path: partial, "write failed: \(error)")
         }
         do { try file.sync() } catch { throw ShardError(path: partial, "fsync failed: \(error)") }
-        guard rename(partial, path) == 0 else { throw ShardError(path: path, "cannot rename \(partial) into place: errno \(errno)") }
+        do { _ = try systemCall { rename(partial, path) } } catch { throw ShardError(path: path, "cannot rename \(partial) into place: \(error)") }
         ok = true
     }
 

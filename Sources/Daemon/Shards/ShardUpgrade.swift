@@ -74,8 +74,8 @@ public enum ShardUpgrade {
         }
         try withBytes(of: tail) { (b) throws(ShardError) in try write(b) }
         do { try out.sync() } catch { throw ShardError(path: partial, "fsync failed: \(error)") }
-        guard rename(partial, path) == 0 else {
-            throw ShardError(path: path, "cannot rename \(partial) into place: errno \(errno)")
+        do { _ = try systemCall { rename(partial, path) } } catch {
+            throw ShardError(path: path, "cannot rename \(partial) into place: \(error)")
         }
         done = true
         return .upgraded(from: old.formatVersion)

@@ -153,8 +153,8 @@ public final class ShardWriter {
         } catch {
             throw ShardError(path: partialPath, "close failed: \(error)")
         }
-        guard rename(partialPath, path) == 0 else {
-            throw ShardError(path: path, "cannot rename \(partialPath) into place: errno \(errno)")
+        do { _ = try systemCall { rename(partialPath, path) } } catch {
+            throw ShardError(path: path, "cannot rename \(partialPath) into place: \(error)")
         }
         finished = true
         return metadata
