@@ -21,3 +21,10 @@ import TokenfeedSystem
         #expect(JSONText.string("é ✓") == "\"é ✓\"")
     }
 }
+
+@Suite struct ChecksumTextTests {
+    @Test func namesBothValuesInEightDigits() {
+        #expect(String(format32: "checksum mismatch (stored", 0xBEEF, ", computed", 1)
+                == "checksum mismatch (stored 0x0000beef, computed 0x00000001)")
+    }
+}

@@ -284,10 +284,3 @@ extension ShardError {
                           "format version \(version) shard: this build reads version \(ShardFormat.version); run `tokenfeed shard upgrade \(folder.isEmpty ? "." : folder)` (rewrites the folder's shards in place, without recompressing)")
     }
 }
-
-extension String {
-    /// "label 0x…, label2 0x…)" for checksum messages.
-    init(format32 a: String, _ x: UInt32, _ b: String, _ y: UInt32) {
-        self = "\(a) 0x\(Hex.padded(x))\(b) 0x\(Hex.padded(y)))"
-    }
-}

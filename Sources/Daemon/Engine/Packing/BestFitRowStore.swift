@@ -119,7 +119,7 @@ struct BestFitRowStore: Sendable {
         let stored = Self.u32(bytes, Int(tableStart))
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< Int(tableStart)])) }
         guard stored == computed else {
-            throw fail("checksum mismatch (stored 0x\(Hex.padded(stored)), computed 0x\(Hex.padded(computed)))")
+            throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         guard Self.u64(bytes, 16) == UInt64(rowTokens), Self.u64(bytes, 24) == UInt64(lookahead) else {
             throw fail("counts for rows of \(Self.u64(bytes, 16)) tokens and look-ahead \(Self.u64(bytes, 24)), wanted \(rowTokens) and \(lookahead)")
@@ -169,7 +169,7 @@ struct BestFitRowStore: Sendable {
         let stored = Self.u32(bytes, size - 4)
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< (size - 4)])) }
         guard stored == computed else {
-            throw EngineError("\(path): checkpoint record at \(offset): checksum mismatch (stored 0x\(Hex.padded(stored)), computed 0x\(Hex.padded(computed)))")
+            throw EngineError("\(path): checkpoint record at \(offset): " + String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         return (0 ..< count).map { Self.u64(bytes, Self.keySize + 8 * $0) }
     }

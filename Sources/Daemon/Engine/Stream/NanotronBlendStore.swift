@@ -109,7 +109,7 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
         let stored = Self.integer(bytes, bytes.count - 4, as: UInt32.self)
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< (bytes.count - 4)])) }
         guard stored == computed else {
-            throw fail("checksum mismatch (stored 0x\(Hex.padded(stored)), computed 0x\(Hex.padded(computed)))")
+            throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         guard Array(bytes[8 ..< 24]) + Array(bytes[32 ..< keySize]) == Self.keyBytes(weights: blend.weights, interval: blend.checkpointInterval) else {
             throw fail("counts of another blend (algorithm, interval or weights differ)")
