@@ -8,6 +8,12 @@
 //   curriculum (Daemon/Curriculum) → mixing (Daemon/Mixing) ─┴→ engine (Daemon/Engine)
 //     → serving (Daemon/Serving) ⇄ wire protocol (Protocol) ⇄ client (Client)
 //
+// and all of them, the command-line support and the executables stand on one bottom target:
+//
+//   system (System: TokenfeedSystem) — system calls, files, Unix socket addresses, the platform
+//     alias table; little-endian reading and writing, CRC-32, FNV-1a, hex, JSON text,
+//     LockedValue, Backoff. It imports no other target of this package.
+//
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -41,22 +47,31 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        // The wire format shared by the daemon and the clients. No I/O (zlib only for CRC-32).
-        .target(name: "TokenfeedProtocol", dependencies: ["CZlib"], path: "Sources/Protocol", swiftSettings: strict),
+        // The bottom target: system calls (one EINTR/EAGAIN wrapper, Unix socket addresses, the platform
+        // alias table, files through swift-system) and the support every module shares (little-endian
+        // reading and writing, CRC-32, FNV-1a, hex, JSON text, LockedValue, Backoff). Imports nothing of ours.
+        .target(name: "TokenfeedSystem",
+                dependencies: ["CZlib", .product(name: "SystemPackage", package: "swift-system")],
+                path: "Sources/System", swiftSettings: strict),
+
+        // The wire format shared by the daemon and the clients. No I/O.
+        .target(name: "TokenfeedProtocol", dependencies: ["TokenfeedSystem"], path: "Sources/Protocol", swiftSettings: strict),
 
         // The daemon's engine, one module per stage of the data flow.
         .target(name: "TokenfeedShards",
-                dependencies: ["CZstd", "CZlib", .product(name: "SystemPackage", package: "swift-system")],
+                dependencies: ["CZstd", "TokenfeedSystem", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Shards", swiftSettings: strict),
-        .target(name: "TokenfeedCurriculum", dependencies: ["CYAML", "TokenfeedProtocol"],
+        .target(name: "TokenfeedCurriculum", dependencies: ["CYAML", "TokenfeedProtocol", "TokenfeedSystem"],
                 path: "Sources/Daemon/Curriculum", swiftSettings: strict),
-        .target(name: "TokenfeedMixing", dependencies: ["TokenfeedCurriculum"],
+        .target(name: "TokenfeedMixing", dependencies: ["TokenfeedCurriculum", "TokenfeedSystem"],
                 path: "Sources/Daemon/Mixing", swiftSettings: strict),
         .target(name: "TokenfeedEngine",
-                dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing"],
+                dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedSystem",
+                               .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Daemon/Engine", swiftSettings: strict),
         .target(name: "TokenfeedServer",
                 dependencies: ["TokenfeedShards", "TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedProtocol",
+                               "TokenfeedSystem",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "CoreMetrics", package: "swift-metrics"),
                                .product(name: "Prometheus", package: "swift-prometheus"),
@@ -65,55 +80,62 @@ let package = Package(
 
         // The Swift client library trainers link.
         .target(name: "TokenfeedClient",
-                dependencies: ["TokenfeedProtocol", .product(name: "SystemPackage", package: "swift-system")],
+                dependencies: ["TokenfeedProtocol", "TokenfeedSystem", .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/Client", swiftSettings: strict),
 
         // What both executables share on the command line: the exit status convention.
         .target(name: "CommandLineSupport",
-                dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                dependencies: ["TokenfeedSystem",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "SystemPackage", package: "swift-system")],
                 path: "Sources/CommandLineSupport", swiftSettings: strict),
 
         // Executables: thin mains over the modules above.
         .executableTarget(name: "tokenfeedd",
                           dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "TokenfeedCurriculum", "CommandLineSupport",
+                                         "TokenfeedSystem",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/tokenfeedd", swiftSettings: strict),
         .executableTarget(name: "tokenfeed",
                           dependencies: ["TokenfeedShards", "TokenfeedCurriculum", "TokenfeedMixing",
                                          "TokenfeedEngine", "TokenfeedServer", "TokenfeedClient", "TokenfeedProtocol", "CommandLineSupport",
+                                         "TokenfeedSystem",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "SystemPackage", package: "swift-system")],
                           path: "Sources/tokenfeed", swiftSettings: strict),
 
         // Tests: unit, property and integration (real daemon, real socket, real files).
-        .target(name: "TestSupport", dependencies: ["TokenfeedShards", "TokenfeedMixing"], path: "Tests/Support",
+        .target(name: "TestSupport", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TokenfeedSystem"], path: "Tests/Support",
                 swiftSettings: strict),
         // A test tool: the daemon's allocations per batch, counted under the malloc interposer
         // (ServerTests' AllocationTests runs it; docs/DEVELOPING.md, "Rules").
         .executableTarget(name: "AllocationProbe",
                           dependencies: ["TokenfeedServer", "TokenfeedProtocol", "TokenfeedShards", "TestSupport",
+                                         "TokenfeedSystem",
                                          .product(name: "Logging", package: "swift-log"),
                                          .product(name: "MallocInterposerSwift", package: "malloc-interposer")],
                           path: "Tests/AllocationProbe", swiftSettings: strict),
-        .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TestSupport"],
+        .testTarget(name: "SystemTests", dependencies: ["TokenfeedSystem", .product(name: "SystemPackage", package: "swift-system")],
+                    path: "Tests/SystemTests", swiftSettings: strict),
+        .testTarget(name: "ShardsTests", dependencies: ["TokenfeedShards", "TokenfeedMixing", "TokenfeedSystem", "TestSupport"],
                     path: "Tests/ShardsTests", swiftSettings: strict),
-        .testTarget(name: "ExportTests", dependencies: ["TokenfeedShards", "TestSupport"],
+        .testTarget(name: "ExportTests", dependencies: ["TokenfeedShards", "TokenfeedSystem", "TestSupport"],
                     path: "Tests/ExportTests", swiftSettings: strict),
-        .testTarget(name: "CurriculumTests", dependencies: ["TokenfeedCurriculum", "TokenfeedMixing", "TestSupport"],
+        .testTarget(name: "CurriculumTests", dependencies: ["TokenfeedCurriculum", "TokenfeedMixing", "TokenfeedSystem", "TestSupport"],
                     path: "Tests/CurriculumTests", swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["TokenfeedEngine", "TokenfeedCurriculum", "TokenfeedMixing",
-                                                     "TokenfeedShards", "TestSupport"],
+                                                     "TokenfeedShards", "TokenfeedSystem", "TestSupport"],
                     path: "Tests/EngineTests", swiftSettings: strict),
         .testTarget(name: "ServerTests",
                     dependencies: ["TokenfeedServer", "TokenfeedClient", "TokenfeedEngine", "TokenfeedCurriculum",
                                    "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed", "CommandLineSupport",
+                                   "TokenfeedSystem",
                                    .product(name: "Logging", package: "swift-log")],
                     path: "Tests/ServerTests", swiftSettings: strict),
         // A client-only consumer: depends on the TokenfeedClient product's target alone (and imports it alone).
         .testTarget(name: "ClientTests", dependencies: ["TokenfeedClient"], path: "Tests/ClientTests", swiftSettings: strict),
-        .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol", "TokenfeedMixing"],
+        .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol", "TokenfeedMixing", "TokenfeedSystem"],
                     path: "Tests/ProtocolTests", swiftSettings: strict),
     ]
 )

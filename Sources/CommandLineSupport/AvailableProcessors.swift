@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import SystemPackage
+import TokenfeedSystem
 
 /// The number of CPUs this process may use: the CPUs of its affinity mask (`taskset`, Slurm's
 /// `--cpus-per-task`, a container's cpuset), further limited by a cgroup CPU quota
@@ -84,15 +85,8 @@ public enum AvailableProcessors {
     static func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
         guard let file = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
         defer { try? file.close() }
-        var buffer = [UInt8](repeating: 0, count: limit)
-        var filled = 0
-        while filled < limit {
-            let read = try? buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
-            guard let read else { return nil }
-            if read == 0 { break }
-            filled += read
-        }
-        return String(decoding: buffer[..<filled], as: UTF8.self)
+        guard let bytes = try? file.readToEnd(atMost: limit) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -5,6 +5,7 @@ import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedServer
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeed plan CURRICULUM [--data-root DIR] [--json]`: a dry run of a curriculum.
 ///

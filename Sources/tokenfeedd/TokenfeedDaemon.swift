@@ -10,6 +10,7 @@ import TokenfeedCurriculum
 import TokenfeedProtocol
 import TokenfeedServer
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeedd`: the tokenfeed daemon (docs/OPERATIONS.md).
 ///
@@ -147,7 +148,7 @@ struct TokenfeedDaemon: ParsableCommand {
                 return
             }
             server.shutdown()
-            Glibc.exit(0)
+            LibC.exit(0)
         }
     }
 

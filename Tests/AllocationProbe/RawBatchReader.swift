@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// A minimal training client that allocates nothing per batch: it receives every frame into one
 /// buffer allocated up front and returns credit with a frame encoded up front, so that what the
@@ -36,17 +37,9 @@ final class RawBatchReader {
         credit = Credit(count: UInt32(creditGroup)).encodeFrame()
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("socket: errno \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(socketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure.io("socket path too long: \(socketPath)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.enumerated() { raw[i] = b }
+        do { try UnixSocketAddress(path: socketPath).connect(fd) } catch {
+            throw Failure.io("connect \(socketPath): \(error)")
         }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { throw Failure.io("connect \(socketPath): errno \(errno)") }
         try write(Hello(rank: 0, worldSize: 1, batchSize: batchSize, initialCredits: credits, jobID: "allocation-probe")
             .encodeFrame(requestID: 1))
         let (type, _) = try readFrame()

@@ -6,6 +6,7 @@ import TokenfeedCurriculum
 @testable import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// The persisted bestfit row counts (``BestFitRowStore``): a cache written by one stream serves a
 /// fresh one exactly (same rows, nothing counted), and a cache that is corrupt, for another row

@@ -4,6 +4,7 @@ import TestSupport
 @testable import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Bestfit row lookup through checkpoints (``BestFitCheckpoints``): finding row `k` from the last
 /// checkpoint before it gives exactly the row that packing the shard from its first group gives —

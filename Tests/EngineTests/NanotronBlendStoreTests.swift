@@ -5,6 +5,7 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `--order nanotron`'s blend counts persisted in a cache directory (``NanotronBlendStore``, issue
 /// 10.3): what is read back equals what is computed, damage is detected and recomputed, and a

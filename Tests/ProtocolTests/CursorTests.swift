@@ -1,6 +1,7 @@
 import Testing
 import TokenfeedMixing
 import TokenfeedProtocol
+import TokenfeedSystem
 
 @Suite struct CursorTests {
     @Test func roundTripsThroughBytesAndText() throws {
@@ -32,7 +33,7 @@ import TokenfeedProtocol
     @Test func rejectsInconsistentPositionEvenWithValidChecksum() {
         var bytes = Examples.resumeCursor.bytes
         bytes[24] &+= 1  // next_sequence no longer next_step × W × B
-        let crc = bytes.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<52])) }
+        let crc = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<52])) }
         for i in 0..<4 { bytes[52 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         let error = protocolError { _ = try Cursor(bytes: bytes) }
         #expect(error?.code == .badCursor)

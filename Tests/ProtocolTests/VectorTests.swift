@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// The worked examples of docs/PROTOCOL.md are kept byte for byte in Tests/ProtocolVectors/*.hex:
 /// encoding the example messages gives exactly those bytes, decoding those bytes gives the
@@ -50,7 +51,7 @@ import TokenfeedProtocol
     }
 
     @Test func crc32MatchesTheStandardCheckValue() {
-        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(crc32(Array("123456789".utf8)) == 0xCBF4_3926)
     }
 
     @Test func batchExampleTokenBlockIsAlignedAndViewable() throws {

@@ -1,6 +1,7 @@
 import Testing
 import TokenfeedProtocol
 @testable import TokenfeedServer
+import TokenfeedSystem
 
 /// The connection's protocol state machine on its own, without a socket or a server: what each
 /// request, set-up outcome, reader and writer event makes the connection do, in every state.

@@ -5,6 +5,7 @@ import TokenfeedClient
 import TokenfeedEngine
 import TokenfeedProtocol
 import TokenfeedServer
+import TokenfeedSystem
 
 /// Issue 8, points 1, 4 and 8 against the real `tokenfeedd`: files at the socket path and in the
 /// state directory, signals, and who may connect.
@@ -221,15 +222,7 @@ import TokenfeedServer
     private static func boundSocket(_ path: String, listening: Bool) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, !listening || listen(fd, 8) == 0 else { close(fd); return nil }
+        guard (try? UnixSocketAddress(path: path).bind(fd)) != nil, !listening || listen(fd, 8) == 0 else { close(fd); return nil }
         return fd
     }
 }

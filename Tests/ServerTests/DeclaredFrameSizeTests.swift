@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import TestSupport
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Shards that declare the largest `tokens_per_frame` the format allows (2²⁸) but hold a few dozen
 /// tokens: every buffer is sized from the frames actually present, so nothing allocates the

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// A test peer that writes arbitrary bytes to the daemon and reads its frames: for abusing the
 /// protocol (no client library in between).
@@ -10,15 +11,7 @@ final class RawConnection {
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
+        try UnixSocketAddress(path: path).connect(fd)
         var timeout = timeval(tv_sec: isThreadSanitized ? 25 : 5, tv_usec: 0)   // everything is slower under TSan
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }

@@ -63,7 +63,7 @@ import TokenfeedProtocol
             var sent = 0
             var stalls = 0
             while sent < limit, stalls < 50 {
-                let n = chunk.withUnsafeBytes { Glibc.send(flood.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                let n = chunk.withUnsafeBytes { Foundation.send(flood.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
                 if n > 0 { sent += n; stalls = 0 } else { stalls += 1; usleep(20_000) }
             }
             return (flood, sent)

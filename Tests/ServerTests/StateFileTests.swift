@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import TokenfeedServer
+import TokenfeedSystem
 
 /// State files are written whole by concurrent writers (several sessions closing at once).
 @Suite struct StateFileTests {

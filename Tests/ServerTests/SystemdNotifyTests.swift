@@ -6,6 +6,7 @@ import Testing
 import TestSupport
 import TokenfeedClient
 @testable import TokenfeedServer
+import TokenfeedSystem
 
 /// What the daemon tells systemd (sd_notify): READY=1 with a STATUS naming the socket actually
 /// served, WATCHDOG=1 at half of WATCHDOG_USEC while its queues answer, STOPPING=1 at shutdown —
@@ -19,13 +20,8 @@ import TokenfeedClient
         init(path: String) throws {
             self.path = path
             fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
+            guard fd >= 0 else { throw POSIXError(.EMFILE) }
+            try UnixSocketAddress(path: path).bind(fd)
             var timeout = timeval(tv_sec: isThreadSanitized ? 60 : 15, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }

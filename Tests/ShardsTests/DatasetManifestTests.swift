@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

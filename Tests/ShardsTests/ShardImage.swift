@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 @testable import TokenfeedShards
+import TokenfeedSystem
 
 /// A shard's bytes split at its metadata frame (`data` holds the header, data frames and index frame), to rewrite the metadata payload with a valid CRC —
 /// so that the decoder behind the CRC is what a test exercises.

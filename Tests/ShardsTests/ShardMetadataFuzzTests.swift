@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import TokenfeedMixing
 @testable import TokenfeedShards
+import TokenfeedSystem
 
 /// Hostile shard metadata: structure-aware mutations of real shards' metadata payloads, with the
 /// CRC-32 recomputed after each so the decoder behind it is exercised (a bit flip alone is stopped

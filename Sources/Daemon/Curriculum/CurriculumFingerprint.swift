@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The 128-bit FNV-1a digest of a curriculum's canonical serialization.
 ///
 /// Stable across machines and runs (it never uses Swift's randomly seeded `Hasher`).
@@ -21,21 +23,6 @@ enum CurriculumFingerprint {
             }
             text += "\n"
         }
-        return hex(fnv1a128(text.utf8))
-    }
-
-    static func fnv1a128(_ bytes: some Sequence<UInt8>) -> UInt128 {
-        let prime: UInt128 = (1 << 88) + 0x13B
-        var hash: UInt128 = 0x6c62272e07bb014262b821756295c58d
-        for byte in bytes {
-            hash ^= UInt128(byte)
-            hash &*= prime
-        }
-        return hash
-    }
-
-    static func hex(_ value: UInt128) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 32 - digits.count) + digits
+        return Hex.padded(FNV1a128.hash(text.utf8))
     }
 }

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The order of a dataset's shards in each epoch.
 ///
 /// A dataset's stream is its shards concatenated. Epoch 0 reads them in manifest order (sorted
@@ -15,7 +17,7 @@ public enum EpochOrder {
     public static func shardOrder(datasetName: String, epoch: UInt64, shardCount: Int, seed: UInt64) -> [Int] {
         precondition(shardCount >= 0, "shard count must not be negative")
         if epoch == 0 || shardCount < 2 { return Array(0..<shardCount) }
-        var generator = SplitMix64(seed: StableHash.combine(seed, StableHash.fnv1a64(datasetName), epoch))
+        var generator = SplitMix64(seed: StableHash.combine(seed, FNV1a64.hash(datasetName), epoch))
         return generator.permutation(shardCount)
     }
 

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// A seeded shuffle of a dataset's rows that keeps random access: the dataset's `k`-th draw reads
 /// row `rowIndex(k)`, a keyed bijection of the row indices that moves a row only within its block of
 /// `span` consecutive rows (`⌊k / span⌋` is kept). Every row is still read exactly once per pass, a
@@ -27,7 +29,7 @@ public struct RowShuffle: Sendable, Hashable {
     }
 
     /// The key of a dataset: a hash of its identity, computed once per dataset.
-    public static func datasetKey(identity: String) -> UInt64 { StableHash.fnv1a64(identity) }
+    public static func datasetKey(identity: String) -> UInt64 { FNV1a64.hash(identity) }
 
     /// The row the dataset's `k`-th draw reads.
     public func rowIndex(_ k: UInt64, datasetKey: UInt64) -> UInt64 {

@@ -1,29 +1,6 @@
 /// Hashes and random numbers that are the same on every machine and every run (never Swift's
 /// per-process seeded `Hasher`).
 public enum StableHash {
-    /// 64-bit FNV-1a of the UTF-8 bytes of `text`.
-    public static func fnv1a64(_ text: String) -> UInt64 {
-        var hasher = FNV1a64()
-        hasher.add(text.utf8)
-        return hasher.value
-    }
-
-    /// A running 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3): the hash of
-    /// everything added so far, readable at any point (prefix hashes in one pass).
-    public struct FNV1a64: Sendable {
-        public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-        public init() {}
-
-        /// Adds `bytes`.
-        public mutating func add(_ bytes: some Sequence<UInt8>) {
-            for byte in bytes {
-                value ^= UInt64(byte)
-                value &*= 0x0000_0100_0000_01b3
-            }
-        }
-    }
-
     /// One SplitMix64 step from `value`: a bijective mix of 64 bits.
     public static func mix(_ value: UInt64) -> UInt64 { finalize(value &+ SplitMix64.increment) }
 

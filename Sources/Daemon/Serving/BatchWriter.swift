@@ -5,6 +5,7 @@ import Musl
 #endif
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// Sends one session's batches: takes the next packed batch from the session's ring, writes the
 /// frame header and metadata with `BatchHeaderWriter` into a buffer mapped once per session (sized for

@@ -1,5 +1,6 @@
 import Logging
 import TokenfeedCurriculum
+import TokenfeedSystem
 
 /// The settings of a `tokenfeedd` YAML config file (`--config`); every key optional, the command
 /// line wins over each; relative paths are relative to the config file's folder (docs/OPERATIONS.md, "Options").

@@ -9,6 +9,7 @@ import Synchronization
 import TokenfeedEngine
 import TokenfeedShards
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// One client connection, put together from three parts:
 /// - a ``ConnectionReader`` (a `DispatchSourceRead` on the connection's serial `queue` decoding frames),
@@ -288,7 +289,7 @@ final class Connection: @unchecked Sendable {
         if let session, session.replicas <= 1 { session.feed.stop() }
         sessionTally.withLock { $0 }?.sessionEnded()
         releaseMemory()
-        _ = Glibc.close(fd)
+        _ = LibC.close(fd)
         server.connectionClosed(self, session: session, nextStep: cursorStep)
         logger.debug("closed")
     }

@@ -5,6 +5,7 @@ import Musl
 #endif
 import Dispatch
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// Reads one connection's requests: a `DispatchSourceRead` on the connection's serial queue whose
 /// handler `recv`s into a ``FrameDecoder`` and hands each decoded message, decoding error, end of

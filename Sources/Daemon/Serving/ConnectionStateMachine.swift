@@ -1,5 +1,6 @@
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// A connection's protocol state (docs/PROTOCOL.md sections 3 and 4), with no I/O: it takes what the
 /// reader decoded, what the session set-up decided and what the writer reports, and answers with

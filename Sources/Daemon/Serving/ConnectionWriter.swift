@@ -8,6 +8,7 @@ import Synchronization
 import TokenfeedEngine
 import TokenfeedProtocol
 import TokenfeedShards
+import TokenfeedSystem
 
 /// What a ``ConnectionWriter`` reports to its connection (from the writer's thread).
 protocol ConnectionWriterEvents: AnyObject, Sendable {

@@ -1,4 +1,5 @@
 import TokenfeedMixing
+import TokenfeedSystem
 
 /// Whether a cursor made for one stream resumes exactly on another: the question a run asks when it
 /// restarts from a checkpoint with the next stage file (SmolLM3: `stage1_8T.yaml`, then
@@ -37,8 +38,8 @@ public enum CursorCompatibility: Sendable, Equatable {
         }
         if let previous {
             if previous.fingerprint != fingerprint {
-                return .incompatible(reason: "the cursor's fingerprint 0x\(hex16(fingerprint)) is not the given previous stream's "
-                                     + "(0x\(hex16(previous.fingerprint))): the cursor was made for yet another stream")
+                return .incompatible(reason: "the cursor's fingerprint 0x\(Hex.padded(fingerprint)) is not the given previous stream's "
+                                     + "(0x\(Hex.padded(previous.fingerprint))): the cursor was made for yet another stream")
             }
             if let difference = previous.firstDifference(to: served) {
                 return .incompatible(reason: "the streams differ before the cursor: first difference at \(difference)")
@@ -47,7 +48,7 @@ public enum CursorCompatibility: Sendable, Equatable {
                                  + "\(previous.stages.count)); a cursor resumes only on a curriculum that keeps every stage it was made under")
         }
         return .incompatible(reason:
-            "the cursor was made for stream fingerprint 0x\(hex16(fingerprint)); this daemon serves 0x\(hex16(served.fingerprint)), and no "
+            "the cursor was made for stream fingerprint 0x\(Hex.padded(fingerprint)); this daemon serves 0x\(Hex.padded(served.fingerprint)), and no "
             + "prefix of its stages has the cursor's fingerprint (another sequence length, seed, packing, stage start or mixture, or shard "
             + "manifest); `tokenfeed cursor check --cursor C --curriculum NEW --previous OLD` names the first difference")
     }

@@ -7,6 +7,8 @@ import Logging
 import Synchronization
 import TokenfeedEngine
 import TokenfeedShards
+import SystemPackage
+import TokenfeedSystem
 
 /// Where and how `tokenfeedd` logs (docs/OPERATIONS.md, "Logs"): one line per event, written with one
 /// `write(2)`, to standard error or to a file (`--log-file`, opened for appending, re-opened on
@@ -119,18 +121,23 @@ public final class DaemonLog: Sendable {
         descriptor.withLock { fd in
             var done = 0
             while done < bytes.count {
-                let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return }
+                // A log line that cannot be written is dropped: there is nowhere left to report it.
+                guard let n = try? systemCall({ bytes.withUnsafeMutableBytes { LibC.write(fd, $0.baseAddress! + done, $0.count - done) } }),
+                      n > 0 else { return }
                 done += n
             }
         }
     }
 
     private static func open(_ path: String) throws(SystemCallError) -> Int32 {
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw SystemCallError("open the log file \(path)") }
-        return fd
+        do {
+            return try Errno.rethrowing {
+                try FileDescriptor.open(FilePath(path), .writeOnly, options: [.append, .create, .noFollow, .closeOnExec],
+                                        permissions: FilePermissions(rawValue: 0o640))
+            }.rawValue
+        } catch {
+            throw SystemCallError("open the log file \(path)", errno: error)
+        }
     }
 
     /// `2026-12-02T01:54:07.123Z`.

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Prometheus
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// The daemon's Prometheus metrics (docs/OPERATIONS.md, "Metrics"), in the text exposition format
 /// written by swift-prometheus.
@@ -109,7 +110,7 @@ private struct Snapshot {
                   Double(ready - (loadStart == 0 ? counters.startedAt : min(loadStart, ready))) / 1e9)
         }
         gauge("tokenfeed_info", "Constant 1, labelled with the served stream's fingerprint and quarantine digest.",
-              labels: [("fingerprint", "0x" + hex16(served.fingerprint)), ("quarantine_digest", "0x" + hex16(served.quarantine.digest))], 1)
+              labels: [("fingerprint", "0x" + Hex.padded(served.fingerprint)), ("quarantine_digest", "0x" + Hex.padded(served.quarantine.digest))], 1)
 
         // Sessions and connections.
         let open = server.openSessions()

@@ -1,6 +1,7 @@
 import TokenfeedShards
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// The jobs a daemon serves, keyed by `job_id` (clients that send none share the empty id). The
 /// first accepted Hello of a job fixes its shape (world size, per-rank batch size) until every

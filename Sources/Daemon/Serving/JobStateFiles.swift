@@ -5,6 +5,7 @@ import Musl
 #endif
 import TokenfeedEngine
 import TokenfeedMixing
+import TokenfeedSystem
 
 /// Where a job's files live in the state directory (docs/OPERATIONS.md, "State directory"):
 /// `<state-dir>/jobs/<folder name of the job id>/rank-<R>.cursor` and `…/stats.json`, so that jobs
@@ -26,19 +27,17 @@ public enum JobStateFiles {
         if jobID.isEmpty { return "_" }
         var out: [UInt8] = []
         out.reserveCapacity(jobID.utf8.count)
-        let hex = Array("0123456789ABCDEF".utf8)
         for (i, byte) in jobID.utf8.enumerated() {
             let plain = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == 0x2D || ((byte == 0x2E || byte == 0x5F) && i > 0)
             if plain {
                 out.append(byte)
             } else {
-                out += [0x25, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+                out += Array(("%" + Hex.padded(byte, uppercase: true)).utf8)
             }
         }
         if out.count > 255 {
-            let digits = String(StableHash.fnv1a64(jobID), radix: 16)
-            out = Array(out.prefix(230)) + Array(("~" + String(repeating: "0", count: 16 - digits.count) + digits).utf8)
+            out = Array(out.prefix(230)) + Array(("~" + Hex.padded(FNV1a64.hash(jobID))).utf8)
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -79,7 +78,7 @@ public enum JobStateFiles {
     /// - Throws: `SystemCallError` naming `mkdir` and the path.
     static func createFolder(stateDirectory: String, jobID: String) throws(SystemCallError) {
         for path in ["\(stateDirectory)/\(jobsFolder)", folder(stateDirectory: stateDirectory, jobID: jobID)] {
-            if mkdir(path, 0o755) != 0, errno != EEXIST { throw SystemCallError("mkdir \(path)") }
+            do { try createDirectory(path) } catch { throw SystemCallError("mkdir \(path)", errno: error) }
         }
     }
 

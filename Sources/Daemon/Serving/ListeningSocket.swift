@@ -1,3 +1,5 @@
+import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -25,9 +27,9 @@ struct ListeningSocket {
     /// rather than replace anything created meanwhile), so `path` never exists with the umask's mode.
     /// - Throws: `SystemCallError` naming the call and the path.
     static func bind(path: String, mode: UInt32, backlog: Int32 = 128) throws(SystemCallError) -> ListeningSocket {
-        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
-        guard path.utf8.count < capacity else {
-            throw SystemCallError("socket path \(path) is longer than \(capacity - 1) bytes", code: ENAMETOOLONG)
+        let maximum = UnixSocketAddress.maximumPathBytes
+        guard path.utf8.count <= maximum else {
+            throw SystemCallError("socket path \(path) is longer than \(maximum) bytes", code: ENAMETOOLONG)
         }
         try removeStaleSocket(at: path)
         let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
@@ -41,35 +43,31 @@ struct ListeningSocket {
             unlink(privatePath)
             rmdir(privateFolder)
         }
-        guard privatePath.utf8.count < capacity else {
-            throw SystemCallError("socket path \(path) leaves no room for the private bind folder \(privatePath) within \(capacity - 1) bytes",
+        let address: UnixSocketAddress
+        do { address = try UnixSocketAddress(path: privatePath) } catch {
+            throw SystemCallError("socket path \(path) leaves no room for the private bind folder \(privatePath) within \(maximum) bytes",
                                   code: ENAMETOOLONG)
         }
-        var address = Self.address(privatePath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError("socket") }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0 else {
-            let failure = SystemCallError("bind \(privatePath)")
-            _ = Glibc.close(fd)
-            throw failure
+        do { try address.bind(fd) } catch {
+            _ = LibC.close(fd)
+            throw SystemCallError("bind \(privatePath)", errno: error)
         }
         var info = stat()
         guard chmod(privatePath, mode_t(mode)) == 0, lstat(privatePath, &info) == 0 else {
             let failure = SystemCallError("chmod \(privatePath) to \(String(mode, radix: 8))")
-            _ = Glibc.close(fd)
+            _ = LibC.close(fd)
             throw failure
         }
         guard listen(fd, backlog) == 0 else {
             let failure = SystemCallError("listen \(path)")
-            _ = Glibc.close(fd)
+            _ = LibC.close(fd)
             throw failure
         }
         guard link(privatePath, path) == 0 else {
             let failure = SystemCallError("link the socket to \(path) (something was created there meanwhile?)")
-            _ = Glibc.close(fd)
+            _ = LibC.close(fd)
             throw failure
         }
         var socket = ListeningSocket(fd: fd, ownedPath: path)
@@ -81,25 +79,27 @@ struct ListeningSocket {
     /// - Throws: `SystemCallError` naming the file and what it is when it is anything else.
     private static func removeStaleSocket(at path: String) throws(SystemCallError) {
         var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw SystemCallError("lstat \(path)")
+        do { _ = try systemCall { lstat(path, &info) } } catch .noSuchFileOrDirectory { return } catch {
+            throw SystemCallError("lstat \(path)", errno: error)
         }
         let kind: String
         switch info.st_mode & S_IFMT {
         case S_IFSOCK:
-            var address = Self.address(path)
             let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard probe >= 0 else { throw SystemCallError("socket") }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            defer { _ = LibC.close(probe) }
+            let address: UnixSocketAddress
+            do { address = try UnixSocketAddress(path: path) } catch { throw SystemCallError(error.description, code: ENAMETOOLONG) }
+            let refused: Bool
+            do throws(Errno) {
+                try address.connect(probe)
+                refused = false
+            } catch .connectionRefused {
+                refused = true  // nobody listens: a stale socket file
+            } catch {
+                throw SystemCallError("\(path) is a socket that could not be probed (connect); refusing to remove it", errno: error)
             }
-            let code = errno
-            _ = Glibc.close(probe)
-            if connected == 0 { throw SystemCallError("another process is listening on \(path)", code: EADDRINUSE) }
-            guard code == ECONNREFUSED else {
-                throw SystemCallError("\(path) is a socket that could not be probed (connect); refusing to remove it", code: code)
-            }
+            guard refused else { throw SystemCallError("another process is listening on \(path)", code: EADDRINUSE) }
             guard unlink(path) == 0 else { throw SystemCallError("remove the stale socket \(path)") }
             return
         case S_IFLNK: kind = "a symbolic link"
@@ -109,16 +109,6 @@ struct ListeningSocket {
         }
         throw SystemCallError("\(path) is \(kind), not a stale socket; refusing to replace it (remove it yourself or choose another --socket)",
                               code: EEXIST)
-    }
-
-    private static func address(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() where i < raw.count - 1 { raw[i] = b }
-        }
-        return address
     }
 
     /// The socket systemd passed, when `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1; nil otherwise.
@@ -139,7 +129,7 @@ struct ListeningSocket {
     /// Closes the descriptor and removes the socket file the daemon created — only if the path still
     /// names the inode it bound (a file put there since is left alone).
     func close() {
-        _ = Glibc.close(fd)
+        _ = LibC.close(fd)
         guard let ownedPath, let ownedInode else { return }
         var info = stat()
         if lstat(ownedPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK,

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Text made safe for a log line (the log handler applies it to every message, key and value): every control character (C0 U+0000–U+001F, DEL
 /// U+007F, C1 U+0080–U+009F) becomes `\u{XX}` and a backslash becomes `\\`, so a `job_id` or an
 /// error message from a client can neither start a forged log line nor carry terminal escapes.
@@ -11,8 +13,7 @@ enum LogEscaping {
             if scalar == "\\" {
                 out += "\\\\"
             } else if needsEscape(scalar) {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u{" + (hex.count < 2 ? "0" + hex : hex) + "}"
+                out += "\\u{" + Hex.padded(UInt8(scalar.value)) + "}"  // needsEscape: value ≤ 0x9F
             } else {
                 out.unicodeScalars.append(scalar)
             }

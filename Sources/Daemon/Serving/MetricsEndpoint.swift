@@ -5,6 +5,7 @@ import Musl
 #endif
 import Synchronization
 import TokenfeedEngine
+import TokenfeedSystem
 
 /// Where `--metrics-listen` serves: an IPv4 address, `[IPv6]` address or `localhost`, and a port.
 public struct MetricsAddress: Sendable, Hashable, CustomStringConvertible {
@@ -94,7 +95,7 @@ final class MetricsEndpoint: Sendable {
         }
         guard bound == 0, listen(fd, 16) == 0 else {
             let error = SystemCallError("bind --metrics-listen \(address)")
-            Glibc.close(fd)
+            _ = LibC.close(fd)
             throw error
         }
         self.fd = fd
@@ -120,7 +121,7 @@ final class MetricsEndpoint: Sendable {
                 answer(client)
                 Self.closeGracefully(client)
             }
-            Glibc.close(fd)
+            _ = LibC.close(fd)
         }
     }
 
@@ -143,7 +144,7 @@ final class MetricsEndpoint: Sendable {
             guard n > 0 else { break }
             drained += n
         }
-        _ = Glibc.close(client)
+        _ = LibC.close(client)
     }
 
     /// Reads one request head from `client` and answers it.
@@ -157,9 +158,14 @@ final class MetricsEndpoint: Sendable {
         while !Self.endsHead(head) {
             guard head.count < Self.maximumRequestBytes else { return respond(client, 431, "Request Header Fields Too Large", "request head over \(Self.maximumRequestBytes) bytes\n") }
             guard monotonicNanoseconds() < deadline else { return respond(client, 408, "Request Timeout", "no complete request within \(Self.requestTimeoutSeconds) s\n") }
-            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, min($0.count, Self.maximumRequestBytes - head.count), 0) }
-            if n < 0, errno == EINTR { continue }
-            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { return respond(client, 408, "Request Timeout", "no complete request within \(Self.requestTimeoutSeconds) s\n") }
+            // SO_RCVTIMEO makes a read that waited too long fail with EAGAIN: "would block" here.
+            let received = try? systemCall(blocking: false) {
+                chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, min($0.count, Self.maximumRequestBytes - head.count), 0) }
+            }
+            guard let received else { return }
+            guard case .processed(let n) = received else {
+                return respond(client, 408, "Request Timeout", "no complete request within \(Self.requestTimeoutSeconds) s\n")
+            }
             guard n > 0 else { return }
             head += chunk[0 ..< n]
         }
@@ -192,9 +198,8 @@ final class MetricsEndpoint: Sendable {
         if bodyToo { response += bytes }
         var sent = 0
         while sent < response.count {
-            let n = response.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return }
+            let n = try? systemCall { response.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) } }
+            guard let n, n > 0 else { return }
             sent += n
         }
     }

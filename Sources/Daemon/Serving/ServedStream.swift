@@ -1,6 +1,7 @@
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -68,7 +69,7 @@ public final class ServedStream: Sendable {
     /// - Throws: `SystemCallError` (the folder) or `AtomicFileError` (the file), naming the failed step.
     public func writeRecord() throws {
         guard let dir = recordDirectory else { return }
-        if mkdir(dir, 0o755) != 0, errno != EEXIST { throw SystemCallError("mkdir \(dir)") }
+        do { try createDirectory(dir) } catch { throw SystemCallError("mkdir \(dir)", errno: error) }
         try writeTextFileAtomically(StreamRecord.path(in: dir, fingerprint: fingerprint), description.text)
     }
 
@@ -92,5 +93,5 @@ public final class ServedStream: Sendable {
 
 /// Where a stream's description is recorded: `<dir>/<fingerprint, 16 hex digits>.txt`.
 enum StreamRecord {
-    static func path(in dir: String, fingerprint: UInt64) -> String { "\(dir)/\(hex16(fingerprint)).txt" }
+    static func path(in dir: String, fingerprint: UInt64) -> String { "\(dir)/\(Hex.padded(fingerprint)).txt" }
 }

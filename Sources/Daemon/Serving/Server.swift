@@ -10,6 +10,8 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
 import TokenfeedProtocol
+import SystemPackage
+import TokenfeedSystem
 
 /// The tokenfeed daemon: accepts connections on a Unix socket and serves each its own rank slice.
 ///
@@ -172,11 +174,11 @@ public final class Server: @unchecked Sendable {
         acceptSource = source
         source.resume()
         logger.info("serving", metadata: [
-            "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(hex16(stream.fingerprint))",
+            "curriculum": "\(stream.stream.curriculum.sourcePath)", "fingerprint": "0x\(Hex.padded(stream.fingerprint))",
             "datasets": "\(stream.datasets.count)", "stages": "\(stream.stages.count)",
             "sequences": "\(stream.stream.plan.totalSequences)", "on_corrupt": "\(options.onCorrupt.rawValue)",
             "order": "\(stream.stream.curriculum.order.rawValue)",
-            "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(hex16(stream.quarantine.digest))",
+            "quarantined": "\(stream.quarantine.entries.count)", "quarantine_digest": "0x\(Hex.padded(stream.quarantine.digest))",
         ])
         startStatsTimer()
         if let dir = options.stateDirectory {
@@ -219,11 +221,14 @@ public final class Server: @unchecked Sendable {
 
     private func acceptAll(_ listenFD: Int32) {
         while !stopping.load(ordering: .acquiring) {
-            let fd = accept(listenFD, nil, nil)
-            if fd < 0 {
-                let code = errno
-                if code == EINTR || code == ECONNABORTED { continue }
-                if code != EAGAIN && code != EWOULDBLOCK { acceptFailed(code) }
+            let fd: Int32
+            do {
+                guard case .processed(let accepted) = try systemCall(blocking: false, { accept(listenFD, nil, nil) }) else { return }
+                fd = accepted
+            } catch .connectionAbort {
+                continue
+            } catch {
+                acceptFailed(error)
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -258,7 +263,7 @@ public final class Server: @unchecked Sendable {
                                  detail: "SO_PEERCRED").encodeFrame()
         counters.recordError(.authFailed)
         _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        _ = Glibc.close(fd)
+        _ = LibC.close(fd)
         return nil
     }
 
@@ -270,13 +275,13 @@ public final class Server: @unchecked Sendable {
 
     /// An accept failure (descriptors exhausted, no memory, …): logged at most once per second, and the
     /// accept source paused for 100 ms so that a persistent failure does not spin.
-    private func acceptFailed(_ code: Int32) {
+    private func acceptFailed(_ code: Errno) {
         dispatchPrecondition(condition: .onQueue(acceptQueue))
         let now = monotonicNanoseconds()
         if now - lastAcceptFailureLog >= 1_000_000_000 {
             lastAcceptFailureLog = now
             logger.error("accept failed; pausing accepts for 100 ms (logged at most once per second)",
-                         metadata: ["error": "\(SystemCallError("accept", code: code))"])
+                         metadata: ["error": "\(SystemCallError("accept", errno: code))"])
         }
         guard let acceptSource else { return }
         acceptSource.suspend()
@@ -292,7 +297,7 @@ public final class Server: @unchecked Sendable {
                                  detail: "max_connections").encodeFrame()
         counters.recordError(.busy)
         _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-        _ = Glibc.close(fd)
+        _ = LibC.close(fd)
         let now = monotonicNanoseconds()
         if now - lastBusyLog >= 1_000_000_000 {
             lastBusyLog = now
@@ -437,7 +442,7 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the directory, its owner or mode, and the fix.
     static func prepareStateDirectory(_ directory: String?) throws(ServerStartupError) {
         guard let directory else { return }
-        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(.stateDirectory, SystemCallError("mkdir \(directory)")) }
+        do { try createDirectory(directory) } catch { throw ServerStartupError(.stateDirectory, SystemCallError("mkdir \(directory)", errno: error)) }
         do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError(.stateDirectory, "state directory \(error)") }
     }
 

@@ -1,6 +1,7 @@
 import Synchronization
 import TokenfeedShards
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// Daemon-wide counters the writers update (atomics only, no lock) and Stats and the metrics read.
 final class ServerCounters: @unchecked Sendable {

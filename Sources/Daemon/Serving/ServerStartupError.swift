@@ -1,3 +1,4 @@
+import TokenfeedSystem
 import SystemPackage
 
 /// Why the daemon could not start, from ``Server/open(options:logger:)`` and ``Server/start()``

@@ -5,6 +5,7 @@ import Musl
 #endif
 import Dispatch
 import Synchronization
+import TokenfeedSystem
 
 /// systemd's service watchdog and status line (`WatchdogSec=`, sd_watchdog_enabled(3)): when the
 /// service manager set `WATCHDOG_USEC` (for this process: `WATCHDOG_PID`, when set, is its pid),
@@ -54,19 +55,7 @@ final class ServiceWatchdog {
     func stop() { timer.cancel() }
 
     /// The path a listening Unix socket is bound to (`getsockname`), or nil (unnamed, abstract, not Unix).
-    static func boundPath(fd: Int32) -> String? {
-        var address = sockaddr_un()
-        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard ok == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
-        let count = Int(length) - MemoryLayout<sa_family_t>.size
-        guard count > 0 else { return nil }
-        let bytes = withUnsafeBytes(of: address.sun_path) { Array($0.prefix(count)) }
-        guard bytes.first != 0 else { return nil }
-        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
-    }
+    static func boundPath(fd: Int32) -> String? { UnixSocketAddress.bound(to: fd)?.path }
 }
 
 extension Server {

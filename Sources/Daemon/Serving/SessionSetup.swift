@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import TokenfeedEngine
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// An accepted session: the Hello's shape, the start position, the rank's feed (its own, or shared
 /// by the rank's replicas) and the ring this connection sends from.
@@ -57,8 +58,8 @@ enum SessionStart {
         guard cursor.quarantineDigest == served.quarantine.digest else {
             let mine = served.quarantine.isEmpty ? "this daemon has quarantined no shard (digest 0)"
                 : "this daemon quarantined \(served.quarantine.entries.count) shard\(served.quarantine.entries.count == 1 ? "" : "s") "
-                    + "(digest 0x\(hex16(served.quarantine.digest)): \(served.quarantine.pathList()))"
-            let theirs = cursor.quarantineDigest == 0 ? "no quarantined shard (digest 0)" : "quarantine digest 0x\(hex16(cursor.quarantineDigest))"
+                    + "(digest 0x\(Hex.padded(served.quarantine.digest)): \(served.quarantine.pathList()))"
+            let theirs = cursor.quarantineDigest == 0 ? "no quarantined shard (digest 0)" : "quarantine digest 0x\(Hex.padded(cursor.quarantineDigest))"
             throw ProtocolError(.cursorFingerprintMismatch,
                 "the cursor was made by a daemon with \(theirs); \(mine): the streams differ, so resuming would not continue the same stream",
                 detail: "Hello.cursor.quarantine_digest")
@@ -82,10 +83,4 @@ enum SessionStart {
         }
         return step
     }
-}
-
-/// Sixteen lowercase hex digits.
-func hex16(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
 }

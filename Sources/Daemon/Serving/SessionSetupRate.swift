@@ -1,4 +1,5 @@
 import TokenfeedShards
+import TokenfeedSystem
 
 /// How many sessions each client process may set up: a token bucket per peer process (the pid from
 /// `SO_PEERCRED`), holding at most `burst` set-ups and refilled at `perSecond` (docs/OPERATIONS.md,

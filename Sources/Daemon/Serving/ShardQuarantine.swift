@@ -1,4 +1,5 @@
 import TokenfeedMixing
+import TokenfeedSystem
 /// The shards a daemon quarantined at startup (``CorruptDataPolicy/quarantine``), and their digest.
 ///
 /// The set is a function of the shard data alone (a shard is in it exactly when ``ShardVerifier``
@@ -47,7 +48,7 @@ public struct ShardQuarantine: Sendable, Hashable {
         }
         var text = "tokenfeed-quarantine-v1\n"
         for entry in entries { text += "shard=\(entry.dataset):\(entry.path)\n" }
-        let hash = StableHash.fnv1a64(text)
+        let hash = FNV1a64.hash(text)
         digest = hash == 0 ? 1 : hash
     }
 

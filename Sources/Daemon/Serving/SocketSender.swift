@@ -1,3 +1,4 @@
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

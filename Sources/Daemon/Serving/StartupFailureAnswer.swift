@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// A socket-activated daemon that cannot start (bad config, curriculum or shard) answers the
 /// connections systemd queued on its socket with a typed Error saying why, instead of letting the
@@ -31,7 +32,7 @@ public enum StartupFailureAnswer {
                 if fd < 0 { break }
                 _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                 shutdown(fd, Int32(SHUT_WR))
-                _ = Glibc.close(fd)
+                _ = LibC.close(fd)
                 answered += 1
             }
         }

@@ -4,6 +4,7 @@ import Synchronization
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Opens the served stream at startup under the corrupt-data policy (docs/OPERATIONS.md, "Corrupt
 /// data"): with `--verify-shards startup` (implied by `--on-corrupt quarantine`) every frame of every

@@ -1,4 +1,5 @@
 import TokenfeedProtocol
+import TokenfeedSystem
 
 /// A Stats message as one JSON object (keys in a fixed order), for `tokenfeed stats --json` and
 /// the state directory's `stats.json`.
@@ -26,28 +27,5 @@ public enum StatsJSON {
             "\"wait_ns_max\":\($0.waitNanosecondsMax),\"job_id\":\(string($0.jobID))}"
         }.joined(separator: ",")
         return s + "]}"
-    }
-}
-
-/// JSON text for the tools' and the daemon's JSON output, written by hand so that keys keep a fixed
-/// order and the same value always gives the same bytes (the offline and socket dumps must agree).
-public enum JSONText {
-    /// A JSON string literal for `value`: quotes, backslashes and control characters escaped.
-    public static func string(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

@@ -1,6 +1,7 @@
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedMixing
+import TokenfeedSystem
 
 /// Everything that decides a stream's sequences, as canonical text lines in stream order — what
 /// ``StreamFingerprint`` hashes, and what tells whether a cursor made under one curriculum resumes
@@ -61,7 +62,7 @@ public struct StreamDescription: Sendable, Equatable {
         }
         if case .rows(let span) = c.shuffle { header.append(Line(text: "shuffle=rows,\(span)", place: "shuffle")) }
         if c.order != .quota { header.append(Line(text: "order=\(c.order.rawValue)", place: "order")) }
-        if !quarantine.isEmpty { header.append(Line(text: "quarantine=\(hex16(quarantine.digest))", place: "quarantined shards")) }
+        if !quarantine.isEmpty { header.append(Line(text: "quarantine=\(Hex.padded(quarantine.digest))", place: "quarantined shards")) }
         self.header = header
         var described = Set<Int>()
         stages = c.stages.enumerated().map { s, stage in
@@ -141,7 +142,7 @@ public struct StreamDescription: Sendable, Equatable {
     /// `prefixFingerprints[k]`: the FNV-1a hash of the header and the first `k` stage blocks, computed
     /// in one pass (FNV-1a is a running hash).
     private static func prefixHashes(header: [Line], stages: [[Line]]) -> [UInt64] {
-        var hasher = StableHash.FNV1a64()
+        var hasher = FNV1a64()
         func add(_ lines: [Line]) {
             for line in lines { hasher.add(line.text.utf8); hasher.add(CollectionOfOne(0x0a)) }
         }

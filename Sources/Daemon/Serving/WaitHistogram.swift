@@ -1,6 +1,7 @@
 import CoreMetrics
 import Synchronization
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Durations the writers record without a lock (relaxed atomics: a count and a nanosecond sum per
 /// bucket), turned into a swift-metrics `Timer` — a swift-prometheus histogram — when the metrics are

@@ -3,9 +3,10 @@ import Foundation
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#elseif canImport(Musl)
+import Musl
 #endif
+import TokenfeedSystem
 
 /// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
 /// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.

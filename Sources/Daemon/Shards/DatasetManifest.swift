@@ -1,7 +1,10 @@
 import Dispatch
 import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -62,7 +65,7 @@ public struct DatasetManifest: Sendable, Hashable {
         func fail(_ message: String) -> ShardError { ShardError(path: path, "manifest: \(message)") }
         guard bytes.count >= 8 + 2 + 2 + 4 + 4 else { throw fail("\(bytes.count) bytes is too short") }
         return try withBytes(of: bytes) { (b) throws(ShardError) in
-            let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: b.count - 4, as: UInt32.self))
+            let stored = b.loadLE(b.count - 4, as: UInt32.self)
             let computed = crc32(UnsafeRawBufferPointer(rebasing: b[..<(b.count - 4)]))
             guard stored == computed else { throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed)) }
             var r = LittleEndianReader(UnsafeRawBufferPointer(rebasing: b[..<(b.count - 4)]))
@@ -148,8 +151,8 @@ public struct DatasetManifest: Sendable, Hashable {
         do { _ = try encoded().withUnsafeBytes { try file.writeAll($0) } } catch {
             throw ShardError(path: partial, "write failed: \(error)")
         }
-        guard fsync(file.rawValue) == 0 else { throw ShardError(path: partial, "fsync failed: errno \(errno)") }
-        guard rename(partial, path) == 0 else { throw ShardError(path: path, "cannot rename \(partial) into place: errno \(errno)") }
+        do { try file.sync() } catch { throw ShardError(path: partial, "fsync failed: \(error)") }
+        do { _ = try systemCall { rename(partial, path) } } catch { throw ShardError(path: path, "cannot rename \(partial) into place: \(error)") }
         ok = true
     }
 

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// The process-wide pool of open shard files: a shard's descriptor is opened when one of its pages
 /// or frames is read and closed when it is the least recently used beyond the capacity (default

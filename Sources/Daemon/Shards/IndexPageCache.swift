@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The process-wide cache of decoded index pages (frame-table and document-end pages of every open
 /// shard), least recently used first out, bounded by bytes. What a process holds of its shards'
 /// indexes is this cache, whatever the corpus size.

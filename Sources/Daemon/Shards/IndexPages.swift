@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The two sections of a version 3 shard's index frame, each a fixed-width array cut into pages of
 /// at most 4 KiB that carry their own CRC-32, so that any entry is found by arithmetic and checked
 /// on its own (docs/SHARDS.md, "Index frame").
@@ -124,13 +126,13 @@ public final class IndexPage: Sendable {
             ShardError(path: path, field: section.field, "index: \(section.field) page \(p): \(message)")
         }
         guard bytes.count == size, entries > 0 else { throw fail("page of \(bytes.count) bytes, expected \(size)") }
-        let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: size - 4, as: UInt32.self))
+        let stored = bytes.loadLE(size - 4, as: UInt32.self)
         let computed = crc32(UnsafeRawBufferPointer(rebasing: bytes[..<(size - 4)]))
         guard stored == computed else {
             throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
-        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        func u64(_ at: Int) -> UInt64 { bytes.loadLE(at, as: UInt64.self) }
+        func u32(_ at: Int) -> UInt32 { bytes.loadLE(at, as: UInt32.self) }
         var words = ContiguousArray<UInt64>()
         switch section {
         case .frameTable:

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The whole metadata of a format version 1 or 2 shard, where the frame table and the document
 /// lengths (LEB128 varints) live inside the metadata frame. Read only by `tokenfeed shard upgrade`,
 /// which rewrites such shards as version 3 (``ShardUpgrade``); the reader refuses them.
@@ -51,10 +53,10 @@ struct LegacyShardMetadata: Sendable, Hashable {
         guard payload.count >= fixedAndCRC else {
             throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
         }
-        let stored = UnsafeRawBufferPointer(rebasing: payload[(payload.count - 4)...]).loadUnaligned(as: UInt32.self)
+        let stored = payload.loadLE(payload.count - 4, as: UInt32.self)
         let computed = crc32(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
-        guard UInt32(littleEndian: stored) == computed else {
-            throw fail("crc32", String(format32: "checksum mismatch (stored", UInt32(littleEndian: stored), ", computed", computed))
+        guard stored == computed else {
+            throw fail("crc32", String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         // The fixed fields are all present (checked above), so these reads cannot fail.
         var r = LittleEndianReader(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// What every version of the format shares: the header frame, the footer frame and the metadata
 /// frame the footer points at. Three reads, nothing decompressed.

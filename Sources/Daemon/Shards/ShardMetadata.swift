@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Where one data frame lies in its shard and how to check it.
 public struct FrameEntry: Sendable, Hashable {
     /// Offset of the frame's first byte from the start of the file.
@@ -157,13 +159,13 @@ public struct ShardMetadata: Sendable, Hashable {
         let fixedAndCRC = ShardFormat.metadataFixedSize + 8 + 4        // fixed fields, E, CRC-32
         // The version is checked first, so that an old shard gets the upgrade hint.
         if payload.count >= 10 {
-            let version = UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+            let version = payload.loadLE(8, as: UInt16.self)
             if ShardFormat.upgradableVersions.contains(version) { throw ShardError.needsUpgrade(path: path, version: version) }
         }
         guard payload.count >= fixedAndCRC else {
             throw fail("payload_size", "payload of \(payload.count) bytes is shorter than the fixed fields (at least \(fixedAndCRC))")
         }
-        let stored = UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: payload.count - 4, as: UInt32.self))
+        let stored = payload.loadLE(payload.count - 4, as: UInt32.self)
         let computed = crc32(UnsafeRawBufferPointer(rebasing: payload[..<(payload.count - 4)]))
         guard stored == computed else {
             throw fail("crc32", String(format32: "checksum mismatch (stored", stored, ", computed", computed))
@@ -280,16 +282,5 @@ extension ShardError {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return ShardError(path: path, field: "version",
                           "format version \(version) shard: this build reads version \(ShardFormat.version); run `tokenfeed shard upgrade \(folder.isEmpty ? "." : folder)` (rewrites the folder's shards in place, without recompressing)")
-    }
-}
-
-extension String {
-    /// "label 0x…, label2 0x…)" for checksum messages.
-    init(format32 a: String, _ x: UInt32, _ b: String, _ y: UInt32) {
-        func hex(_ v: UInt32) -> String {
-            let s = String(v, radix: 16)
-            return "0x" + String(repeating: "0", count: 8 - s.count) + s
-        }
-        self = "\(a) \(hex(x))\(b) \(hex(y)))"
     }
 }

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// A shard: its small metadata (read at open with three reads, or taken from the dataset's
 /// manifest without reading the shard at all) and positioned reads of its index pages and frames.
@@ -219,8 +220,8 @@ public struct ShardReader: Sendable {
             for t in lo ..< hi {
                 let i = Int(t - frameRange.lowerBound)
                 out.append(width == 2
-                    ? UInt32(UInt16(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
-                    : UInt32(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    ? UInt32(frameBuffer.loadLE(i * 2, as: UInt16.self))
+                    : frameBuffer.loadLE(i * 4, as: UInt32.self))
             }
         }
         return out

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The end of a version 3 shard, after its data frames: the index frame (frame table and document
 /// ends in CRC-checked pages), the metadata frame and the footer. Written by ``ShardWriter`` and by
 /// ``ShardUpgrade``.
@@ -21,7 +23,7 @@ enum ShardTail {
                                      frameTableChecksum: IndexPage.sectionChecksum(table, .frameTable),
                                      documentEndsChecksum: IndexPage.sectionChecksum(ends, .documentEnds), tokenizer: tokenizer)
         let payload = metadata.encodedPayload()
-        metadata.metadataChecksum = withBytes(of: payload) { $0.loadUnaligned(fromByteOffset: payload.count - 4, as: UInt32.self) }.littleEndian
+        metadata.metadataChecksum = withBytes(of: payload) { $0.loadLE(payload.count - 4, as: UInt32.self) }
         let metadataOffset = indexOffset + UInt64(ShardFormat.skippableHeaderSize + indexPayload)
         var tail = LittleEndianWriter()
         tail.append(ShardFormat.skippableMagic)

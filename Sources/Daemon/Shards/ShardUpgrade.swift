@@ -1,6 +1,9 @@
 import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -70,9 +73,9 @@ public enum ShardUpgrade {
             at += UInt64(n)
         }
         try withBytes(of: tail) { (b) throws(ShardError) in try write(b) }
-        guard fsync(out.rawValue) == 0 else { throw ShardError(path: partial, "fsync failed: errno \(errno)") }
-        guard rename(partial, path) == 0 else {
-            throw ShardError(path: path, "cannot rename \(partial) into place: errno \(errno)")
+        do { try out.sync() } catch { throw ShardError(path: partial, "fsync failed: \(error)") }
+        do { _ = try systemCall { rename(partial, path) } } catch {
+            throw ShardError(path: path, "cannot rename \(partial) into place: \(error)")
         }
         done = true
         return .upgraded(from: old.formatVersion)

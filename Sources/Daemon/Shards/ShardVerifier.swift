@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Checks a shard completely: structure, metadata checksum, the index frame (its header, every
 /// page's CRC-32 and entries, that pages join up, the section checksums the metadata records),
 /// every frame's CRC-32, and that every frame decompresses (with zstd's content checksum) to
@@ -24,8 +26,8 @@ public enum ShardVerifier {
                     let count = metadata.tokenRange(ofFrame: k).count
                     for i in 0 ..< count {
                         let id = width == 2
-                            ? UInt32(UInt16(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
-                            : UInt32(littleEndian: frameBuffer.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                            ? UInt32(frameBuffer.loadLE(i * 2, as: UInt16.self))
+                            : frameBuffer.loadLE(i * 4, as: UInt32.self)
                         if id >= metadata.vocabularySize {
                             problems.append(ShardError(path: path, frame: k, "token \(i) of the frame has id \(id), not below the vocabulary size \(metadata.vocabularySize)"))
                             break

@@ -1,7 +1,10 @@
 import Dispatch
 import SystemPackage
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -150,8 +153,8 @@ public final class ShardWriter {
         } catch {
             throw ShardError(path: partialPath, "close failed: \(error)")
         }
-        guard rename(partialPath, path) == 0 else {
-            throw ShardError(path: path, "cannot rename \(partialPath) into place: errno \(errno)")
+        do { _ = try systemCall { rename(partialPath, path) } } catch {
+            throw ShardError(path: path, "cannot rename \(partialPath) into place: \(error)")
         }
         finished = true
         return metadata
@@ -164,19 +167,19 @@ public final class ShardWriter {
         switch tokenWidth {
         case .uint16:
             for i in stride(from: 0, to: tokens.count, by: 2) {
-                largest = max(largest, UInt32(UInt16(littleEndian: tokens.loadUnaligned(fromByteOffset: i, as: UInt16.self))))
+                largest = max(largest, UInt32(tokens.loadLE(i, as: UInt16.self)))
             }
         case .uint32:
             for i in stride(from: 0, to: tokens.count, by: 4) {
-                largest = max(largest, UInt32(littleEndian: tokens.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
+                largest = max(largest, tokens.loadLE(i, as: UInt32.self))
             }
         }
         if let vocabulary = declaredVocabulary, largest >= vocabulary {
             // Find the first offender to name it.
             for i in 0 ..< tokens.count / tokenWidth.bytes {
                 let id = tokenWidth == .uint16
-                    ? UInt32(UInt16(littleEndian: tokens.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
-                    : UInt32(littleEndian: tokens.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                    ? UInt32(tokens.loadLE(i * 2, as: UInt16.self))
+                    : tokens.loadLE(i * 4, as: UInt32.self)
                 if id >= vocabulary {
                     throw ShardError(path: path, "token \(tokenCount + UInt64(i)) has id \(id), not below the vocabulary size \(vocabulary)")
                 }

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// An owned Batch message: the convenient, copying form for tools and tests. The hot paths use
 /// `BatchHeaderWriter` (sending) and `BatchView` (receiving) instead.
 public struct Batch: WireMessage, Hashable {

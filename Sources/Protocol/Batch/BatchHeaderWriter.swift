@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Writes a Batch frame's header and metadata straight into a caller-provided buffer, without
 /// allocating, so a server can send `buffer[0 ..< tokenOffset]` followed by the token block from its
 /// ring slot with one `writev` and never copy tokens.

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// A zero-copy view of a received Batch frame: tokens are read in place, metadata is read from the
 /// frame on demand. Creating the view validates the whole frame once (O(rows + pieces), no allocation),
 /// so the accessors cannot fail afterwards.

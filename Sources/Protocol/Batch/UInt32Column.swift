@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// A read-only view of consecutive little-endian u32 values inside a frame (no alignment needed,
 /// no copy): used for a row's cu_seqlens.
 public struct UInt32Column: RandomAccessCollection {
@@ -16,6 +18,6 @@ public struct UInt32Column: RandomAccessCollection {
     /// The value at `index`. - Precondition: `0 ≤ index < count`.
     public subscript(index: Int) -> UInt32 {
         precondition(index >= 0 && index < count, "index \(index) out of range 0..<\(count)")
-        return UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self))
+        return base.loadLE(4 * index, as: UInt32.self)
     }
 }

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// The resume cursor: where a job's stream continues (docs/PROTOCOL.md, "Cursor").
 ///
 /// 56 bytes, little-endian, self-checking (CRC-32 over the first 52 bytes), bound to the
@@ -78,7 +80,7 @@ public struct Cursor: Sendable, Hashable, CustomStringConvertible {
         destination.storeLE(batchSize, at: 36)
         destination.storeLE(quarantineDigest, at: 40)
         destination.storeLE(UInt32(0), at: 48)
-        let crc = CRC32.checksum(UnsafeRawBufferPointer(start: destination, count: 52))
+        let crc = crc32(UnsafeRawBufferPointer(start: destination, count: 52))
         destination.storeLE(crc, at: 52)
     }
 
@@ -102,7 +104,7 @@ public struct Cursor: Sendable, Hashable, CustomStringConvertible {
         let version = bytes.loadLE(4, as: UInt16.self)
         guard version == Cursor.currentVersion else { throw bad("cursor version \(version), expected \(Cursor.currentVersion)") }
         let stored = bytes.loadLE(52, as: UInt32.self)
-        let computed = CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<52]))
+        let computed = crc32(UnsafeRawBufferPointer(rebasing: bytes[0..<52]))
         guard stored == computed else {
             throw bad("checksum mismatch (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
         }
@@ -134,7 +136,7 @@ public struct Cursor: Sendable, Hashable, CustomStringConvertible {
     /// The textual form `tfc1-` followed by the 56 bytes as 112 lowercase hex digits, used in
     /// cursor files (`tokenfeed dump --cursor-out/--cursor-in`).
     public var text: String {
-        Cursor.textPrefix + bytes.map(hexByte).joined()
+        Cursor.textPrefix + bytes.map { Hex.padded($0) }.joined()
     }
 
     /// Parses the textual form. Leading and trailing whitespace (a file's final newline) is ignored;

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Client → daemon: permission for `count` more Batch frames (credit-based flow control).
 ///
 /// The daemon keeps a per-session balance: Hello's `initial_credits` plus every Credit, minus one

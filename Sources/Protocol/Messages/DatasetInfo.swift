@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// One dataset of the curriculum as the Welcome lists it: its name and its shard files.
 ///
 /// A batch's provenance names a dataset by its index in the Welcome's list and a shard by its

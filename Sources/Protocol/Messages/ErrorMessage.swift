@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Either direction: a typed, fatal error. The sender closes the connection after sending it.
 ///
 /// Payload: `0 u16 code  2 u16 reserved  4 str16 message (≤ 4,096 bytes)  then str16 detail (≤ 4,096 bytes)`.

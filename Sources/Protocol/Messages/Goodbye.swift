@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Either direction: an orderly end of the session. Payload: `0 u16 reason  2 u16 reserved`.
 /// After sending or receiving it, a peer closes the connection.
 public struct Goodbye: WireMessage, Hashable {

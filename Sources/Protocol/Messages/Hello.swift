@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Client → daemon, the first frame of a session: who the client is and where it wants to start.
 ///
 /// The protocol version is the frame header's version. Payload (docs/PROTOCOL.md, "Hello"):

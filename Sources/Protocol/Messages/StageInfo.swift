@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// One curriculum stage as the protocol describes it: a name and its half-open token range
 /// `[startToken, endToken)` in the global stream (global sequence i starts at token i × sequence_length,
 /// so the stage's first sequence is the first i with i × sequence_length ≥ startToken).

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Daemon → client: the daemon's state, answering a StatsRequest (same request id).
 ///
 /// A fixed 64-byte block followed by three lists (docs/PROTOCOL.md, "Stats"):

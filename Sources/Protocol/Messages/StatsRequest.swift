@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Client → daemon: asks for a Stats frame. Allowed as the first frame of a connection (a stats-only
 /// client sends no Hello) and at any time during a session.
 ///

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Daemon → client, the answer to an accepted Hello: the stream's shape and tables.
 ///
 /// Payload (docs/PROTOCOL.md, "Welcome"):

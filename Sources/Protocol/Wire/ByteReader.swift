@@ -1,36 +1,35 @@
-/// A bounds-checked little-endian reader over a message payload. Every failure is a
-/// `malformed_frame` `ProtocolError` naming the message, the field and its offset in the frame.
+import TokenfeedSystem
+
+/// A bounds-checked little-endian reader over a message payload: the package's
+/// `LittleEndianReader`, with every failure a `malformed_frame` `ProtocolError` naming the message,
+/// the field and its offset in the frame ("Hello.world_size at offset 32: truncated: …").
 struct ByteReader {
-    let bytes: UnsafeRawBufferPointer
-    private(set) var position = 0
-    /// Offset of `bytes[0]` within the frame (24 for a payload), so errors name frame offsets.
-    let frameOffset: Int
+    private var reader: LittleEndianReader
     /// Message name used in error messages, e.g. "Hello".
     let message: String
 
+    /// - Parameter frameOffset: offset of `bytes[0]` within the frame (24 for a payload), so errors name frame offsets.
     init(_ bytes: UnsafeRawBufferPointer, frameOffset: Int = FrameHeader.size, message: String) {
-        self.bytes = bytes
-        self.frameOffset = frameOffset
+        self.reader = LittleEndianReader(bytes, baseOffset: frameOffset)
         self.message = message
     }
 
-    var remaining: Int { bytes.count - position }
+    /// The next byte to read, counted from the payload's start.
+    var position: Int { reader.offset }
+    var remaining: Int { reader.remaining }
 
     /// A `malformed_frame` error about `field` at the current position (or `at`).
     func failure(_ field: String, _ detail: String, at: Int? = nil) -> ProtocolError {
-        ProtocolError(.malformedFrame,
-                      "\(message).\(field) at offset \(frameOffset + (at ?? position)): \(detail)",
-                      detail: "\(message).\(field)")
+        failure(reader.failure(field, detail, at: at))
+    }
+
+    /// `error` as a `malformed_frame` error of this message.
+    private func failure(_ error: LittleEndianError) -> ProtocolError {
+        ProtocolError(.malformedFrame, "\(message).\(error)", detail: "\(message).\(error.field)")
     }
 
     mutating func read<T: FixedWidthInteger>(_ type: T.Type, _ field: String) throws(ProtocolError) -> T {
-        let size = MemoryLayout<T>.size
-        guard remaining >= size else {
-            throw failure(field, "truncated: needs \(size) bytes, \(remaining) left")
-        }
-        let value = bytes.loadLE(position, as: T.self)
-        position += size
-        return value
+        do { return try reader.read(T.self, field) } catch { throw failure(error) }
     }
 
     mutating func u8(_ field: String) throws(ProtocolError) -> UInt8 { try read(UInt8.self, field) }
@@ -50,12 +49,7 @@ struct ByteReader {
 
     /// Reads `count` raw bytes.
     mutating func raw(_ count: Int, _ field: String) throws(ProtocolError) -> UnsafeRawBufferPointer {
-        guard count >= 0, remaining >= count else {
-            throw failure(field, "truncated: needs \(count) bytes, \(remaining) left")
-        }
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + count)])
-        position += count
-        return slice
+        do { return try reader.read(bytes: count, field) } catch { throw failure(error) }
     }
 
     /// Reads a `str16` (u16 length + UTF-8) of at most `maxBytes` bytes, validating the UTF-8.

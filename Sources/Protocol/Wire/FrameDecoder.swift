@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// A complete frame held by a `FrameDecoder`: valid until the next call on that decoder.
 public struct Frame {
     /// The validated header.

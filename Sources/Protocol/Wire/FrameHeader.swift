@@ -1,3 +1,4 @@
+import TokenfeedSystem
 #if _endian(big)
 #error("TokenfeedProtocol views little-endian wire data in place and supports little-endian hosts only")
 #endif
@@ -66,7 +67,7 @@ public struct FrameHeader: Sendable, Equatable {
         precondition(prefix.count >= 4)
         let got = prefix.loadLE(0, as: UInt32.self)
         guard got == magicValue else {
-            let hex = (0..<4).map { hexByte(prefix[$0]) }.joined(separator: " ")
+            let hex = Hex.bytes((0..<4).map { prefix[$0] }, separator: " ")
             throw ProtocolError(.badMagic, "frame header at offset 0: magic is \(hex), expected 54 4b 46 44 (\"TKFD\")")
         }
     }
@@ -113,10 +114,4 @@ public struct FrameHeader: Sendable, Equatable {
         header.version = version
         return header
     }
-}
-
-/// Two lowercase hex digits.
-func hexByte(_ b: UInt8) -> String {
-    let digits: [Character] = Array("0123456789abcdef")
-    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
 }

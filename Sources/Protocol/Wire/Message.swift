@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// Any protocol message: decode a frame without knowing its type in advance.
 public enum Message: Sendable, Hashable {
     case hello(Hello)

@@ -1,3 +1,5 @@
+import TokenfeedSystem
+
 /// A protocol message with a fixed type that encodes to and decodes from a payload.
 public protocol WireMessage: Sendable, Equatable {
     /// The frame type of this message.

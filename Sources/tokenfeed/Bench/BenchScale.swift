@@ -5,6 +5,7 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeed bench scale`: resident memory, time and bytes read to reach READY over many datasets
 /// and shards, and the first batch at step 0 and after a far resume, for `concat` and `bestfit`

@@ -2,6 +2,7 @@ import Foundation
 import TokenfeedCurriculum
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Generates a small synthetic corpus for every dataset a curriculum names: a few shards per dataset
 /// folder, documents of Zipf-distributed Llama-3 ids ending with EOS (128001), each dataset with its
@@ -21,7 +22,7 @@ struct DemoCorpus {
             let folder = dataset.folder
             if FileManager.default.fileExists(atPath: folder) { continue }
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            var rng = SplitMix64(seed: StableHash.fnv1a64(dataset.name))
+            var rng = SplitMix64(seed: FNV1a64.hash(dataset.name))
             // Mean document length from 200 to 3,000 tokens, fixed per dataset.
             let meanLength = 200 + Int(rng.next(below: 2800))
             let perShard = tokensPerDataset / shardsPerDataset

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -8,6 +10,7 @@ import struct TokenfeedProtocol.Hello
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeed dump`: what a given step and rank receives.
 struct Dump: ParsableCommand {
@@ -150,8 +153,8 @@ func readRow(_ tokens: UnsafeRawBufferPointer, row: Int, rowTokens: Int, width: 
     (0 ..< rowTokens).map { i in
         let at = (row * rowTokens + i) * width.bytes
         return width == .uint16
-            ? UInt32(UInt16(littleEndian: tokens.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-            : UInt32(littleEndian: tokens.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            ? UInt32(tokens.loadLE(at, as: UInt16.self))
+            : tokens.loadLE(at, as: UInt32.self)
     }
 }
 

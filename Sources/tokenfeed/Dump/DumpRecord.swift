@@ -1,4 +1,4 @@
-import TokenfeedServer
+import TokenfeedSystem
 
 /// One served sequence as `tokenfeed dump` prints it. The offline and socket dumps build the same
 /// value from their sources and print it with the same code, so their lines agree byte for byte.

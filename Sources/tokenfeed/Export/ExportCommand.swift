@@ -5,6 +5,7 @@ import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedServer
 import TokenfeedShards
+import TokenfeedSystem
 
 /// `tokenfeed export`: a range of the curriculum's stream written out as a dataset.
 struct Export: ParsableCommand {
@@ -178,8 +179,8 @@ struct Export: ParsableCommand {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         let temporaries = [ExportManifest.fileName + ".tmp-", servingCurriculumName + ".tmp-"]
         for name in names where name.hasSuffix(".partial") || temporaries.contains(where: name.hasPrefix) {
-            guard unlink(path + "/" + name) == 0 else {
-                throw ExportError("\(path)/\(name): cannot remove a leftover of the interrupted run: errno \(errno)")
+            do { _ = try systemCall { unlink(path + "/" + name) } } catch {
+                throw ExportError("\(path)/\(name): cannot remove a leftover of the interrupted run: \(error)")
             }
         }
     }
@@ -216,8 +217,8 @@ struct Export: ParsableCommand {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         let chunkFiles = Set((0 ..< chunkCount).flatMap { format.fileNames(ExportRunner.chunkName($0)) })
         for name in names where name.hasSuffix(".partial") || (chunkFiles.contains(name) && !complete.contains(name)) {
-            guard unlink(path + "/" + name) == 0 else {
-                throw ExportError("\(path)/\(name): cannot remove an incomplete file: errno \(errno)")
+            do { _ = try systemCall { unlink(path + "/" + name) } } catch {
+                throw ExportError("\(path)/\(name): cannot remove an incomplete file: \(error)")
             }
         }
     }

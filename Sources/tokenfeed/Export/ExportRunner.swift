@@ -3,8 +3,11 @@ import Synchronization
 import TokenfeedCurriculum
 import TokenfeedEngine
 import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// One file an export writes: created as `PATH.partial`, written through a buffer, and renamed to
 /// `PATH` by ``commit()`` after an `fsync` — so a file under its final name is always complete, and
@@ -57,11 +58,12 @@ final class OutputFile {
         try flush()
         guard let file else { return }
         self.file = nil
-        let synced = fsync(file.rawValue) == 0 ? nil : Errno(rawValue: errno)
+        let synced: Errno?
+        do { try file.sync(); synced = nil } catch { synced = error }
         try? file.close()
         if let synced { throw ExportError("\(partialPath): cannot sync: \(synced)") }
-        guard rename(partialPath, path) == 0 else {
-            throw ExportError("\(path): cannot rename \(partialPath) into place: \(Errno(rawValue: errno))")
+        do { _ = try systemCall { rename(partialPath, path) } } catch {
+            throw ExportError("\(path): cannot rename \(partialPath) into place: \(error)")
         }
     }
 

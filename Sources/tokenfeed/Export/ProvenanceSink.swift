@@ -1,5 +1,5 @@
 import TokenfeedEngine
-import TokenfeedServer
+import TokenfeedSystem
 
 /// `--format jsonl-provenance`: `NAME.jsonl`, one line per sequence — where its tokens came from,
 /// not the tokens: an audit trail of the range. Keys, in this order: `sequence`, `stage`,

@@ -1,6 +1,7 @@
 import Dispatch
 import Synchronization
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Produces one rank's batches, step after step from `startStep`, into a ``BatchRing`` that the
 /// connection writer drains: the packer runs ahead until the ring is full (backpressure) and the

@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import TokenfeedSystem
 
 /// Long-lived threads that run a ``FrameCache``'s decompressions, fed through a queue allocated
 /// once: submitting a job allocates nothing (no closure, no Dispatch work item per frame).

@@ -1,5 +1,6 @@
 import Synchronization
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Decompressed frames shared by every session of a daemon — one decompression per frame per node
 /// while the frame stays in the budget (docs/ENGINE.md is silent; docs/BENCHMARKS.md, "Frame cache").
@@ -273,6 +274,8 @@ public final class FrameCache: @unchecked Sendable {
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif

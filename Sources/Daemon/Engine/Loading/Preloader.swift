@@ -192,6 +192,8 @@ public final class Preloader: FrameProvider {
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif

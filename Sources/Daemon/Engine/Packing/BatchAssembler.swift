@@ -1,4 +1,5 @@
 import TokenfeedShards
+import TokenfeedSystem
 
 /// Packs one rank's batches: plans each sequence (metadata only), then copies its tokens from
 /// decompressed frames into the batch's token block, widening uint16 shards when the stream is uint32.
@@ -96,7 +97,7 @@ public struct BatchAssembler {
             } else {
                 // uint16 shard into a uint32 stream.
                 for i in 0 ..< n {
-                    let v = UInt32(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: (from + i) * 2, as: UInt16.self)))
+                    let v = UInt32(bytes.loadLE((from + i) * 2, as: UInt16.self))
                     tokens.storeBytes(of: v.littleEndian, toByteOffset: (out + i) * 4, as: UInt32.self)
                 }
             }

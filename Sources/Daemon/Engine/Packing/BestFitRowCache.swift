@@ -1,8 +1,11 @@
 import Dispatch
 import Synchronization
 import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif

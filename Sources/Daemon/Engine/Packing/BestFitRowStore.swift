@@ -1,7 +1,11 @@
+import SystemPackage
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -83,9 +87,7 @@ struct BestFitRowStore: Sendable {
             let c = Character(scalar)
             return c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == ".") ? c : "_"
         })
-        let hash = String(StableHash.fnv1a64(canonical), radix: 16)
-        let hex = String(repeating: "0", count: 16 - hash.count) + hash
-        return directory + "/bestfit-rows-\(name)-\(hex)-r\(rowTokens)-la\(lookahead).bin"
+        return directory + "/bestfit-rows-\(name)-\(Hex.padded(FNV1a64.hash(canonical)))-r\(rowTokens)-la\(lookahead).bin"
     }
 
     /// Reads the entries of the file at `path` (its header and entries, not its checkpoint records);
@@ -96,15 +98,12 @@ struct BestFitRowStore: Sendable {
     ///   the rest of the file.
     func load(path: String) throws(EngineError) -> [BestFitShardKey: Entry]? {
         func fail(_ message: String) -> EngineError { EngineError("\(path): \(message)") }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw fail("cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw fail("cannot stat: \(String(cString: strerror(errno)))") }
-        let size = UInt64(status.st_size)
+        let opened: FileDescriptor?
+        do { opened = try FileDescriptor.openForReadingIfPresent(path) } catch { throw fail("cannot open: \(error)") }
+        guard let fd = opened else { return nil }
+        defer { try? fd.close() }
+        let size: UInt64
+        do { size = try fd.fileSize() } catch { throw fail("cannot stat: \(error)") }
         guard size >= UInt64(Self.headerSize + 4) else { throw fail("\(size) bytes: shorter than a header and checksum (truncated)") }
         let header = try Self.read(fd, count: Self.headerSize, at: 0, path: path)
         guard Array(header[0 ..< 8]) == Self.tag else { throw fail("tag is not TFBFROWS (not a row-count file)") }
@@ -120,7 +119,7 @@ struct BestFitRowStore: Sendable {
         let stored = Self.u32(bytes, Int(tableStart))
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< Int(tableStart)])) }
         guard stored == computed else {
-            throw fail("checksum mismatch (stored \(Self.hex(stored)), computed \(Self.hex(computed)))")
+            throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         guard Self.u64(bytes, 16) == UInt64(rowTokens), Self.u64(bytes, 24) == UInt64(lookahead) else {
             throw fail("counts for rows of \(Self.u64(bytes, 16)) tokens and look-ahead \(Self.u64(bytes, 24)), wanted \(rowTokens) and \(lookahead)")
@@ -155,9 +154,13 @@ struct BestFitRowStore: Sendable {
     /// - Throws: `EngineError` naming the file and the record when it cannot be read, is for another
     ///   shard, or its checksum does not match (the file was replaced or damaged).
     func readCheckpoints(path: String, key: BestFitShardKey, offset: UInt64, count: Int) throws(EngineError) -> [UInt64] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw EngineError("\(path): cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        let fd: FileDescriptor
+        do {
+            fd = try Errno.rethrowing { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
+        } catch {
+            throw EngineError("\(path): cannot open: \(error)")
+        }
+        defer { try? fd.close() }
         let size = Int(Self.recordSize(checkpoints: count))
         let bytes = try Self.read(fd, count: size, at: offset, path: path)
         guard Self.key(bytes, 0) == key else {
@@ -166,7 +169,7 @@ struct BestFitRowStore: Sendable {
         let stored = Self.u32(bytes, size - 4)
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< (size - 4)])) }
         guard stored == computed else {
-            throw EngineError("\(path): checkpoint record at \(offset): checksum mismatch (stored \(Self.hex(stored)), computed \(Self.hex(computed)))")
+            throw EngineError("\(path): checkpoint record at \(offset): " + String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         return (0 ..< count).map { Self.u64(bytes, Self.keySize + 8 * $0) }
     }
@@ -180,9 +183,7 @@ struct BestFitRowStore: Sendable {
         var bytes: [UInt8] = []
         let records = entries.reduce(UInt64(0)) { $0 + ($1.checkpoints.isEmpty ? 0 : Self.recordSize(checkpoints: $1.checkpoints.count)) }
         bytes.reserveCapacity(Self.headerSize + entries.count * Self.entrySize + 4 + Int(records))
-        func put<T: FixedWidthInteger>(_ value: T) {
-            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-        }
+        func put<T: FixedWidthInteger>(_ value: T) { bytes.appendLE(value) }
         func putKey(_ key: BestFitShardKey) {
             put(key.tokenCount)
             put(key.documentCount)
@@ -215,7 +216,7 @@ struct BestFitRowStore: Sendable {
             put(bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[start...])) })
         }
 
-        try Self.makeDirectories(directory)
+        try Self.createCacheDirectory(directory)
         do { try AtomicFile.write(bytes, to: path) } catch { throw EngineError(error.description) }
         return offsets
     }
@@ -226,16 +227,19 @@ struct BestFitRowStore: Sendable {
     }
 
     /// `count` bytes of `fd` from `offset`.
-    private static func read(_ fd: Int32, count: Int, at offset: UInt64, path: String) throws(EngineError) -> [UInt8] {
+    private static func read(_ fd: FileDescriptor, count: Int, at offset: UInt64, path: String) throws(EngineError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw EngineError("\(path): read failed at byte \(offset + UInt64(done)): \(n < 0 ? String(cString: strerror(errno)) : "end of file (truncated)")")
+        let done: Int
+        do {
+            let read: Result<Int, Errno> = bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(Errno) in try fd.readFully(at: offset, into: buffer) }
             }
-            done += n
+            done = try read.get()
+        } catch {
+            throw EngineError("\(path): read failed at byte \(offset): \(error)")
+        }
+        guard done == count else {
+            throw EngineError("\(path): read failed at byte \(offset + UInt64(done)): end of file (truncated)")
         }
         return bytes
     }
@@ -244,30 +248,14 @@ struct BestFitRowStore: Sendable {
         BestFitShardKey(tokenCount: u64(bytes, at), documentCount: u64(bytes, at + 8), metadataChecksum: u32(bytes, at + 16),
                         frameTableChecksum: u32(bytes, at + 20), documentSampleChecksum: u32(bytes, at + 24))
     }
-    private static func u16(_ bytes: [UInt8], _ at: Int) -> UInt16 {
-        bytes.withUnsafeBytes { UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
-    }
-    private static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
-        bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
-    }
-    private static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
-        bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-    }
+    // Bounds: `load` and `readCheckpoints` read whole sections, checked against the file's size, first.
+    private static func u16(_ bytes: [UInt8], _ at: Int) -> UInt16 { bytes.withUnsafeBytes { $0.loadLE(at, as: UInt16.self) } }
+    private static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 { bytes.withUnsafeBytes { $0.loadLE(at, as: UInt32.self) } }
+    private static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { bytes.withUnsafeBytes { $0.loadLE(at, as: UInt64.self) } }
 
-    /// `0x` and 8 hex digits.
-    static func hex(_ value: UInt32) -> String {
-        let digits = String(value, radix: 16)
-        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
-    }
-
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws(EngineError) {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            prefix += component + "/"
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw EngineError("\(path): cannot create the cache directory (\(prefix)): \(String(cString: strerror(errno)))")
-            }
-        }
+    /// Creates the cache directory `path` and its missing parents (`mkdir -p`).
+    /// - Throws: `EngineError` naming the directory and the prefix that could not be made.
+    static func createCacheDirectory(_ path: String) throws(EngineError) {
+        do { try createDirectories(path) } catch { throw EngineError("\(path): cannot create the cache directory (\(error))") }
     }
 }

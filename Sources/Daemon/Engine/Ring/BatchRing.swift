@@ -1,4 +1,5 @@
 import Synchronization
+import TokenfeedSystem
 
 // BatchRing — a lock-free ring of preallocated batch slots between the packers (producers)
 // and the connection writers (consumers).

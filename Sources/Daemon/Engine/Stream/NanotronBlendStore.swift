@@ -1,6 +1,7 @@
 import Synchronization
 import TokenfeedMixing
 import TokenfeedShards
+import TokenfeedSystem
 
 /// The stored counts of nanotron blends (``NanotronBlend``: every dataset's count before each
 /// multiple of 2²⁰ samples), persisted in a cache directory as the bestfit row counts are
@@ -59,10 +60,9 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
 
     /// The file of the blend with `weights` (normalised) and `interval`.
     public func path(weights: [Double], interval: UInt64) -> String {
-        var hasher = StableHash.FNV1a64()
+        var hasher = FNV1a64()
         hasher.add(Self.keyBytes(weights: weights, interval: interval))
-        let hash = String(hasher.value, radix: 16)
-        return directory + "/nanotron-blend-" + String(repeating: "0", count: 16 - hash.count) + hash + ".counts"
+        return directory + "/nanotron-blend-" + Hex.padded(hasher.value) + ".counts"
     }
 
     public func storedCounts(for blend: NanotronBlend) -> [[UInt64]]? {
@@ -109,7 +109,7 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
         let stored = Self.integer(bytes, bytes.count - 4, as: UInt32.self)
         let computed = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0 ..< (bytes.count - 4)])) }
         guard stored == computed else {
-            throw fail("checksum mismatch (stored \(BestFitRowStore.hex(stored)), computed \(BestFitRowStore.hex(computed)))")
+            throw fail(String(format32: "checksum mismatch (stored", stored, ", computed", computed))
         }
         guard Array(bytes[8 ..< 24]) + Array(bytes[32 ..< keySize]) == Self.keyBytes(weights: blend.weights, interval: blend.checkpointInterval) else {
             throw fail("counts of another blend (algorithm, interval or weights differ)")
@@ -137,13 +137,13 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
         // The key bytes hold everything from offset 8 except the row count at 24.
         let key = Self.keyBytes(weights: blend.weights, interval: blend.checkpointInterval)
         bytes += key[0 ..< 16]
-        withUnsafeBytes(of: UInt64(counts.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.appendLE(UInt64(counts.count))
         bytes += key[16...]
         for row in counts {
-            for value in row { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+            for value in row { bytes.appendLE(value) }
         }
-        withUnsafeBytes(of: crc32(bytes).littleEndian) { bytes.append(contentsOf: $0) }
-        try BestFitRowStore.makeDirectories(directory)
+        bytes.appendLE(crc32(bytes))
+        try BestFitRowStore.createCacheDirectory(directory)
         do { try AtomicFile.write(bytes, to: path) } catch { throw EngineError(error.description) }
     }
 
@@ -151,7 +151,7 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
     /// the counts depend on, hashed into the file name and compared on reading.
     static func keyBytes(weights: [Double], interval: UInt64) -> [UInt8] {
         var bytes: [UInt8] = []
-        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+        func put<T: FixedWidthInteger>(_ value: T) { bytes.appendLE(value) }
         put(version)
         put(NanotronBlend.algorithmVersion)
         put(UInt32(weights.count))
@@ -162,6 +162,6 @@ public final class NanotronBlendStore: NanotronBlendCountCache {
 
     /// The little-endian integer at byte `at` of `bytes`.
     private static func integer<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, as type: T.Type) -> T {
-        bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
+        bytes.withUnsafeBytes { $0.loadLE(at, as: T.self) }
     }
 }

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// Converts datatrove tokenizer output (`X.ds` raw little-endian tokens + `X.ds.index` cumulative
 /// uint64 document ends, optional `X.ds.metadata` with `tokenizer|token_size`) into a shard `X.zst`.

@@ -1,4 +1,5 @@
 import SystemPackage
+import TokenfeedSystem
 
 /// Converts a Megatron-core indexed dataset (`X.bin` tokens + `X.idx` index) into a shard `X.zst`.
 ///
@@ -76,7 +77,7 @@ public enum MegatronImporter {
     }
 
     private static func checkNonNegative(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(ShardError) {
-        for i in stride(from: 0, to: bytes.count, by: 4) where Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: Int32.self)) < 0 {
+        for i in stride(from: 0, to: bytes.count, by: 4) where bytes.loadLE(i, as: Int32.self) < 0 {
             throw ShardError(path: path, "negative token id at byte \(offset + UInt64(i))")
         }
     }

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -11,7 +13,10 @@ import Darwin
 /// not see, so `swift test --sanitize=thread` reports every access under it as a race (reproduced
 /// with Swift 6.3.1). A pthread mutex is intercepted by TSan, so races stay checkable. The hot path
 /// (ring, preloader, credits) uses atomics and no lock at all.
-public final class LockedValue<Value>: @unchecked Sendable {
+///
+/// `Sendable` when `Value` is: the lock makes sharing safe only for a value that may cross threads
+/// (a class instance reachable from elsewhere stays unguarded).
+public final class LockedValue<Value> {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
@@ -37,3 +42,6 @@ public final class LockedValue<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+/// Safe to share: every access to `value` holds the mutex, and `Value` itself may cross threads.
+extension LockedValue: @unchecked Sendable where Value: Sendable {}

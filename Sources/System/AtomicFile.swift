@@ -2,9 +2,12 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
+import SystemPackage
 
-/// Why a file could not be written atomically: the step, the path and `strerror(errno)`.
+/// Why a file could not be written or read atomically: the step, the path and the error's text.
 public struct AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -21,24 +24,37 @@ public enum AtomicFile {
     /// - Throws: `AtomicFileError` naming the failed step and the file.
     public static func write(_ bytes: [UInt8], to path: String) throws(AtomicFileError) {
         var temporary = ""
-        var fd: Int32 = -1
-        for _ in 0 ..< 16 {
-            temporary = path + ".tmp-" + String(UInt64.random(in: 0 ... .max), radix: 16)
-            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            if fd >= 0 || errno != EEXIST { break }
+        var created: FileDescriptor?
+        for _ in 0 ..< 16 where created == nil {
+            temporary = path + ".tmp-" + Hex.padded(UInt64.random(in: 0 ... .max))
+            do {
+                created = try Errno.rethrowing {
+                    try FileDescriptor.open(FilePath(temporary), .writeOnly,
+                                            options: [.create, .exclusiveCreate, .noFollow, .closeOnExec],
+                                            permissions: FilePermissions(rawValue: 0o644))
+                }
+            } catch .fileExists {
+                continue
+            } catch {
+                throw AtomicFileError("\(temporary): cannot create: \(error)")
+            }
         }
-        guard fd >= 0 else { throw AtomicFileError("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
+        guard let file = created else { throw AtomicFileError("\(temporary): cannot create: \(Errno.fileExists)") }
         var failure: String?
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { failure = "write failed: \(String(cString: strerror(errno)))"; break }
-            done += n
+        do throws(Errno) {
+            _ = try Errno.rethrowing { try file.writeAll(bytes) }
+        } catch {
+            failure = "write failed: \(error)"
         }
-        if failure == nil && fsync(fd) != 0 { failure = "fsync failed: \(String(cString: strerror(errno)))" }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))" }
+        if failure == nil {
+            do throws(Errno) { try file.sync() } catch { failure = "fsync failed: \(error)" }
+        }
+        try? file.close()
+        if failure == nil {
+            do throws(Errno) { _ = try systemCall { rename(temporary, path) } } catch {
+                failure = "cannot rename \(temporary) into place: \(error)"
+            }
+        }
         if let failure {
             unlink(temporary)
             throw AtomicFileError("\(path): \(failure)")
@@ -50,24 +66,14 @@ public enum AtomicFile {
     /// - Throws: `AtomicFileError` naming the file when it cannot be opened or read, or holds more
     ///   than `limit` bytes.
     public static func readIfPresent(_ path: String, atMost limit: Int) throws(AtomicFileError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw AtomicFileError("\(path): cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if got == 0 { return bytes }
-            guard got > 0 else {
-                if errno == EINTR { continue }
-                throw AtomicFileError("\(path): read failed at byte \(bytes.count): \(String(cString: strerror(errno)))")
-            }
-            bytes += chunk[0 ..< got]
-            guard bytes.count <= limit else { throw AtomicFileError("\(path): longer than \(limit) bytes") }
-        }
+        let opened: FileDescriptor?
+        do { opened = try FileDescriptor.openForReadingIfPresent(path) } catch { throw AtomicFileError("\(path): cannot open: \(error)") }
+        guard let file = opened else { return nil }
+        defer { try? file.close() }
+        let bytes: [UInt8]
+        do { bytes = try file.readToEnd(atMost: limit + 1) } catch { throw AtomicFileError("\(path): read failed: \(error)") }
+        guard bytes.count <= limit else { throw AtomicFileError("\(path): longer than \(limit) bytes") }
+        return bytes
     }
 
     /// Checks that `path` is a directory that no other user can write to: owned by this process's
@@ -76,7 +82,7 @@ public enum AtomicFile {
     /// - Throws: `AtomicFileError` naming the directory, its owner and mode, and what would be right.
     public static func checkPrivateDirectory(_ path: String) throws(AtomicFileError) {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw AtomicFileError("\(path): cannot stat: \(String(cString: strerror(errno)))") }
+        do throws(Errno) { _ = try systemCall { stat(path, &info) } } catch { throw AtomicFileError("\(path): cannot stat: \(error)") }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw AtomicFileError("\(path): not a directory") }
         let mode = String(info.st_mode & 0o7777, radix: 8)
         if info.st_uid != geteuid() && info.st_uid != 0 {
