@@ -75,6 +75,9 @@ final class Connection: @unchecked Sendable {
     private let writerScheduled = Atomic<Bool>(false)
     /// Signalled by ``wakeWriter()``; the writer's own thread waits on it between rounds.
     private let writerWake = DispatchSemaphore(value: 0)
+    /// Where the writer parks waiting for a packed batch (the session ring's consumer side, set at the
+    /// handshake): ``wakeWriter()`` notifies it too, so that a control frame or the teardown interrupts that wait.
+    private let batchWait = AtomicLazyReference<EventCount>()
     private let closing = Atomic<Bool>(false)
     private let closingSince = Atomic<UInt64>(0)
     private let sidesFinished = Atomic<Int>(0)
@@ -320,6 +323,7 @@ final class Connection: @unchecked Sendable {
         }
         let session = Session(hello: hello, startStep: startStep, feed: feed)
         readSession = session
+        _ = batchWait.storeIfNil(session.ring.consumerEvents)
         nextStep.store(startStep, ordering: .relaxed)
         sessionInfo.withLock { $0 = session }
         if created { feed.start() } else {
@@ -399,6 +403,7 @@ final class Connection: @unchecked Sendable {
 
     private func wakeWriter() {
         if !writerScheduled.exchange(true, ordering: .sequentiallyConsistent) { writerWake.signal() }
+        batchWait.load()?.notify()
     }
 
     private func sideFinished() {
