@@ -4,6 +4,15 @@ import Synchronization
 import Testing
 @testable import TokenfeedEngine
 
+/// Runs `body` on a new thread (not a pool: the bodies block), entered in `group` until it returns.
+private func startThread(in group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+    group.enter()
+    Thread {
+        body()
+        group.leave()
+    }.start()
+}
+
 /// The parker: no lost wake-up, timeouts, every waiter woken. Every wait here has a timeout, so a lost
 /// wake-up fails the test instead of hanging it.
 @Suite struct EventCountTests {
@@ -18,8 +27,7 @@ import Testing
         let timedOut = Atomic<Int>(0)
         let group = DispatchGroup()
         for side in 0 ..< 2 {
-            group.enter()
-            Thread {
+            startThread(in: group) {
                 for round in 0 ..< rounds {
                     let mine = 2 * round + side
                     guard events.wait(until: { turn.load(ordering: .acquiring) == mine }, timeoutNanoseconds: 10_000_000_000) else {
@@ -31,8 +39,7 @@ import Testing
                     turn.store(mine + 1, ordering: .releasing)
                     events.notify()
                 }
-                group.leave()
-            }.start()
+            }
         }
         let finished = group.wait(timeout: .now() + 120) == .success
         #expect(finished)
@@ -49,13 +56,11 @@ import Testing
             let woken = Atomic<Int>(0)
             let group = DispatchGroup()
             for _ in 0 ..< 4 {
-                group.enter()
-                Thread {
+                startThread(in: group) {
                     if events.wait(until: { flag.load(ordering: .acquiring) == round }, timeoutNanoseconds: 10_000_000_000) {
                         woken.add(1, ordering: .relaxed)
                     }
-                    group.leave()
-                }.start()
+                }
             }
             usleep(20_000)
             flag.store(round, ordering: .releasing)
@@ -71,14 +76,12 @@ import Testing
         let events = EventCount()
         let stop = Atomic<Bool>(false)
         let group = DispatchGroup()
-        group.enter()
-        Thread {
+        startThread(in: group) {
             while !stop.load(ordering: .relaxed) {
                 events.notify()
                 usleep(1000)
             }
-            group.leave()
-        }.start()
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         let satisfied = events.wait(until: { false }, timeoutNanoseconds: 100_000_000)
         let elapsed = DispatchTime.now().uptimeNanoseconds - start
