@@ -229,6 +229,71 @@ import TokenfeedProtocol
         bench.finish()
     }
 
+    /// Voluntary context switches (sleeps, hence wake-ups) so far of the daemon's connection writers (threads named
+    /// ``ConnectionWriter/threadName``), by thread id.
+    static func writerWakeUps(pid: Int32) -> [String: Int] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var wakeUps: [String: Int] = [:]
+        for tid in tasks {
+            let folder = "/proc/\(pid)/task/\(tid)"
+            guard let name = try? String(contentsOfFile: "\(folder)/comm", encoding: .utf8),
+                  name.trimmingCharacters(in: .whitespacesAndNewlines) == ConnectionWriter.threadName,
+                  let status = try? String(contentsOfFile: "\(folder)/status", encoding: .utf8) else { continue }
+            let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") } ?? ""
+            wakeUps[tid] = Int(line.split(separator: "\t").last ?? "") ?? 0
+        }
+        return wakeUps
+    }
+
+    /// Clients that stop reading in the middle of their batches (their sockets full) cost their writers
+    /// no wake-ups — each sleeps until its socket drains, on a `DispatchSourceWrite`, not in a polling
+    /// loop — and hold no Dispatch thread: meanwhile a new client is served and a stats request
+    /// answered. A stalled client that reads again gets every batch intact and in order (the write
+    /// source woke its writer), and stalled clients that hang up end their sessions.
+    @Test func stalledReadersSleepUntilTheirSocketsDrain() throws {
+        let bench = try Bench(["--session-burst", "200"])
+        let slowdown: Double = isThreadSanitized ? 5 : 1
+        let pid = bench.daemon.process.processIdentifier
+        // 100,000 credits of 64-row batches (17 KiB each): a dozen fill the socket, the writer blocks on it.
+        let stalled = try (0 ..< 96).map { i -> RawConnection in
+            let raw = try RawConnection(path: bench.fixture.socketPath)
+            raw.send(Hello(rank: 0, worldSize: 1, batchSize: 64, initialCredits: 100_000, jobID: "stalled\(i)").encodeFrame())
+            return raw
+        }
+        #expect(eventually(within: 20 * slowdown) { (try? bench.openSessions()) == 97 })
+        // Every stalled session's writer is blocked on its full socket once its count stops moving.
+        var before = Self.writerWakeUps(pid: pid)
+        #expect(eventually(within: 20 * slowdown) {
+            usleep(500_000)
+            let now = Self.writerWakeUps(pid: pid)
+            defer { before = now }
+            return now.count >= 97 && now.allSatisfy { before[$0.key] == $0.value }
+        }, "the writers never settled")
+        usleep(2_000_000)
+        let after = Self.writerWakeUps(pid: pid)
+        let woke = after.filter { entry in before[entry.key].map { entry.value > $0 } ?? false }
+        // A writer polling its full socket every 100 ms would have woken about 20 times in these 2 s.
+        #expect(woke.count < 10, "\(woke.count) of \(after.count) writers woke while their clients did not read: \(woke)")
+
+        // No thread is held: a new session and a stats request are served at once.
+        let late = try TokenfeedClient.connect(socketPath: bench.fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, jobID: "late")
+        #expect(try late.next()?.step == 0)
+        #expect(try bench.openSessions() == 98)
+
+        // A stalled client reads again: the Welcome, then batches 0, 1, 2, ... each whole.
+        guard case .welcome? = try stalled[0].nextMessage() else { Issue.record("no Welcome"); return }
+        for step in 0 ..< UInt64(40) {
+            guard case .batch(let batch)? = try stalled[0].nextMessage() else { Issue.record("no batch \(step)"); return }
+            #expect(batch.step == step && batch.rows.count == 64)
+        }
+
+        // Stalled clients that hang up end their sessions (their writers' blocked sends fail at once).
+        for raw in stalled { shutdown(raw.fd, Int32(SHUT_RDWR)) }
+        #expect(eventually(within: 20 * slowdown) { (try? bench.openSessions()) == 2 })
+        try bench.goodClientStillCorrect()
+        bench.finish()
+    }
+
     /// 1,000 sessions opened and ended (by Goodbye, by close, by a refused Hello) leave the daemon's
     /// resident set near its baseline: rings and preload pools are freed whatever ends the session.
     /// Under ThreadSanitizer the daemon's allocator is TSan's (no `malloc_trim`, shadow memory grows

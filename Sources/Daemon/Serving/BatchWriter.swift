@@ -25,7 +25,7 @@ final class BatchWriter {
     }
 
     let session: Session
-    private let fd: Int32
+    private let sender: SocketSender
     private let headerPages: AnonymousPages
     private let header: UnsafeMutableRawBufferPointer
     private let vectors: UnsafeMutableBufferPointer<iovec>
@@ -35,18 +35,17 @@ final class BatchWriter {
     private let quarantineDigest: UInt64
     private let stepCount: UInt64
     private var expectedStep: UInt64
-    private let giveUp: () -> Bool
 
-    init(session: Session, served: ServedStream, fd: Int32, giveUp: @escaping () -> Bool) {
+    /// - Parameter sender: the connection's socket (a full socket waits there, holding no Dispatch thread).
+    init(session: Session, served: ServedStream, sender: SocketSender) {
         self.session = session
-        self.fd = fd
+        self.sender = sender
         self.sequenceLength = served.sequenceLength
         self.tokenWidth = served.tokenWidth
         self.fingerprint = served.fingerprint
         self.quarantineDigest = served.quarantine.digest
         self.stepCount = session.feed.stepCount
         self.expectedStep = session.startStep
-        self.giveUp = giveUp
         let capacity = BatchLayout.maximumTokenOffset(batchSize: Int(session.batchSize), sequenceLength: Int(served.sequenceLength))
         // Zero-filled and page-aligned; untouched pages cost nothing (a worst-case-sized header buffer
         // at batch size 1,024 is 58 MB, of which a batch of long documents writes a few pages).
@@ -116,7 +115,7 @@ final class BatchWriter {
         let tokens = batch.tokens
         vectors[0] = iovec(iov_base: header.baseAddress, iov_len: headerBytes)
         vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: tokens.baseAddress), iov_len: tokens.count)
-        switch SocketSender.sendAll(fd: fd, vectors: vectors, giveUp: giveUp) {
+        switch sender.sendAll(vectors: vectors) {
         case .success:
             expectedStep = step + 1
             return .success(step)

@@ -190,7 +190,7 @@ final class JobRegistry: Sendable {
             case .single(let holder)? where holder === owner:
                 job.ranks[session.rank] = nil
             case .replicas(var set)? where set.members[session.replicaIndex] === owner:
-                for member in set.members.values { step = min(step, member.nextStep.load(ordering: .relaxed)) }
+                for member in set.members.values { step = min(step, member.writer.nextStep.load(ordering: .relaxed)) }
                 set.members[session.replicaIndex] = nil
                 if !session.completed.load(ordering: .acquiring), !set.failed {
                     set.failed = true

@@ -505,11 +505,11 @@ public final class Server: @unchecked Sendable {
             ringOccupied += UInt32(session.ring.publishedCount)
             clients.append(Stats.Client(
                 rank: session.rank, worldSize: session.worldSize, batchSize: session.batchSize,
-                credits: UInt32(clamping: connection.credits.load(ordering: .relaxed)),
-                nextStep: connection.nextStep.load(ordering: .relaxed),
-                batchesSent: connection.batchesSent.load(ordering: .relaxed),
-                waitNanosecondsTotal: connection.waitNanosecondsTotal.load(ordering: .relaxed),
-                waitNanosecondsMax: connection.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
+                credits: UInt32(clamping: connection.writer.credits.load(ordering: .relaxed)),
+                nextStep: connection.writer.nextStep.load(ordering: .relaxed),
+                batchesSent: connection.writer.batchesSent.load(ordering: .relaxed),
+                waitNanosecondsTotal: connection.writer.waitNanosecondsTotal.load(ordering: .relaxed),
+                waitNanosecondsMax: connection.writer.waitNanosecondsMax.load(ordering: .relaxed), jobID: session.jobID))
         }
         return Stats(currentStage: UInt32(stage), sequenceLength: stream.sequenceLength, positionSequence: progress.position,
                      tokensServed: tallies.map { $0.reduce(0) { $0 &+ $1.tokens.load(ordering: .relaxed) } }

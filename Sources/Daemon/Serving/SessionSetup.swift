@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import TokenfeedEngine
 import TokenfeedProtocol
@@ -21,8 +22,11 @@ final class Session: Sendable {
     let completed = Atomic<Bool>(false)
     /// Whether another replica left early: the writer sends no Goodbye, the Error `replica_lost` is queued.
     let replicaLost = Atomic<Bool>(false)
+    /// The connection's logger with the session's rank (and replica) in its metadata.
+    let logger: Logger
 
-    init(hello: Hello, startStep: UInt64, feed: RankFeed) {
+    /// - Parameter connectionLogger: the connection's logger, to which the rank (and replica) are added.
+    init(hello: Hello, startStep: UInt64, feed: RankFeed, connectionLogger: Logger) {
         rank = hello.rank
         worldSize = hello.worldSize
         batchSize = hello.batchSize
@@ -32,6 +36,10 @@ final class Session: Sendable {
         self.startStep = startStep
         self.feed = feed
         ring = feed.rings[min(Int(hello.replicaIndex), feed.rings.count - 1)]
+        var logger = connectionLogger
+        logger[metadataKey: "rank"] = "\(hello.rank)"
+        if hello.replicas > 1 { logger[metadataKey: "replica"] = "\(hello.replicaIndex)/\(hello.replicas)" }
+        self.logger = logger
     }
 }
 
