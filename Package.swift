@@ -111,6 +111,8 @@ let package = Package(
                                    "TokenfeedProtocol", "TokenfeedShards", "TestSupport", "tokenfeedd", "tokenfeed", "CommandLineSupport",
                                    .product(name: "Logging", package: "swift-log")],
                     path: "Tests/ServerTests", swiftSettings: strict),
+        // A client-only consumer: depends on the TokenfeedClient product's target alone (and imports it alone).
+        .testTarget(name: "ClientTests", dependencies: ["TokenfeedClient"], path: "Tests/ClientTests", swiftSettings: strict),
         .testTarget(name: "ProtocolTests", dependencies: ["TokenfeedProtocol", "TokenfeedMixing"],
                     path: "Tests/ProtocolTests", swiftSettings: strict),
     ]

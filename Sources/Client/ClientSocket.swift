@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SystemPackage
 import TokenfeedProtocol
 
 /// A connected, blocking Unix stream socket.
@@ -10,7 +11,7 @@ struct ClientSocket {
     let fd: Int32
 
     /// Connects to `path`.
-    /// - Throws: `ClientError.connectionFailed` naming the path and `strerror`.
+    /// - Throws: `ClientError` of kind `connectionFailed` naming the path, with the call's `Errno`.
     static func connect(path: String) throws(ClientError) -> ClientSocket {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -23,27 +24,28 @@ struct ClientSocket {
             raw[bytes.count] = 0
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .connectionFailed(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .connectionFailed(path: path, errno: Errno(rawValue: errno)) }
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard result == 0 else {
-            let reason = String(cString: strerror(errno))
+            let failure = Errno(rawValue: errno)   // before close(2) can change errno
             _ = Glibc.close(fd)
-            throw .connectionFailed(path: path, reason: reason)
+            throw .connectionFailed(path: path, errno: failure)
         }
         return ClientSocket(fd: fd)
     }
 
     /// Writes all of `bytes` (no SIGPIPE: a closed peer is an error).
-    /// - Throws: `ClientError.io`.
+    /// - Throws: `ClientError` of kind `io`, with `send`'s `Errno`.
     func write(_ bytes: [UInt8]) throws(ClientError) {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw .io("send: \(String(cString: strerror(errno)))")
+                let failure = Errno(rawValue: errno)
+                if failure == .interrupted { continue }
+                throw .io("send", errno: failure)
             }
             sent += n
         }
@@ -51,7 +53,7 @@ struct ClientSocket {
 
     /// Reads into the decoder exactly what its current frame still needs.
     /// - Returns: the bytes read; 0 at end of stream.
-    /// - Throws: `ClientError.invalidFrame` for a bad header, `ClientError.io` for a failed read.
+    /// - Throws: `ClientError` of kind `invalidFrame` for a bad header, `io` for a failed read.
     func receive(into decoder: FrameDecoder) throws(ClientError) -> Int {
         while true {
             var failure: Int32 = 0
@@ -65,7 +67,7 @@ struct ClientSocket {
             } catch { throw .invalidFrame(error) }
             if n >= 0 { return n }
             if failure == EINTR { continue }
-            throw .io("recv: \(String(cString: strerror(failure)))")
+            throw .io("recv", errno: Errno(rawValue: failure))
         }
     }
 

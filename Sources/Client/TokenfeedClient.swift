@@ -1,4 +1,11 @@
-import TokenfeedProtocol
+// The client's API is written in the protocol's types — `Cursor`, `Hello`, `Welcome`, `BatchView`,
+// `Stats`, `ErrorCode` — and in swift-system's `Errno` (`ClientError.errno`). They are re-exported so
+// that a trainer needs one product and one import (`import TokenfeedClient`, as Tests/ClientTests
+// checks) and names them directly. Listing TokenfeedProtocol in the product instead would still make
+// every client file also `import TokenfeedProtocol`, a module that is not the client's API of its
+// own; only `Errno` is taken from swift-system, not the whole of it.
+@_exported import TokenfeedProtocol
+@_exported import struct SystemPackage.Errno
 
 /// A connection to a tokenfeed daemon serving one rank (docs/PROTOCOL.md).
 ///
@@ -49,8 +56,9 @@ public final class TokenfeedClient {
     ///   - replicas: processes that need this data-parallel rank's batches (tensor/pipeline-parallel
     ///     replicas); each connects with the same rank, shape, cursor and `replicas`, and its own
     ///     `replicaIndex` in `0 ..< replicas`, and receives every batch.
-    /// - Throws: `ClientError.connectionFailed`, the daemon's refusal (`.jobMismatch`, `.rankInUse`,
-    ///   `.cursorFingerprintMismatch`, `.badCursor`, …), `.invalidFrame`, `.connectionClosed`.
+    /// - Throws: `ClientError` of kind `connectionFailed`; `daemonError` for the daemon's refusal
+    ///   (`code` `.jobMismatch`, `.rankInUse`, `.cursorFingerprintMismatch`, `.badCursor`, …);
+    ///   `invalidFrame`; `connectionClosed`.
     public static func connect(socketPath: String, rank: UInt32, worldSize: UInt32, batchSize: UInt32,
                                cursor: Cursor? = nil, credits: UInt32 = 4, jobID: String = "",
                                replicas: UInt16 = 1, replicaIndex: UInt16 = 0) throws(ClientError) -> TokenfeedClient {
@@ -100,9 +108,9 @@ public final class TokenfeedClient {
     /// The next batch, blocking until it arrives; nil once the daemon has sent the curriculum's last
     /// step (`Goodbye(end_of_stream)`). The batch is a view of the receive buffer, valid until the
     /// next call on this client.
-    /// - Throws: the daemon's error (`.dataError` naming shard and frame, `.shuttingDown`, …),
-    ///   `.invalidFrame` when the daemon's bytes break the protocol (the client closes),
-    ///   `.connectionClosed`, `.io`.
+    /// - Throws: `ClientError` of kind `daemonError` for the daemon's error (`code` `.dataError`
+    ///   with the shard and frame in `detail`, `.shuttingDown`, …), `invalidFrame` when the daemon's
+    ///   bytes break the protocol (the client closes), `connectionClosed`, `io`.
     public func next() throws(ClientError) -> ClientBatch? {
         guard !ended else { return nil }
         guard !closed else { throw .connectionClosed("the client was closed") }

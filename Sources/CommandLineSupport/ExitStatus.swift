@@ -21,13 +21,16 @@ public enum ExitStatus {
     public static let usage: Int32 = 2
 
     /// Parses the command line as `Command` does, runs it and exits with the convention above.
-    public static func main<Command: ParsableCommand>(_ command: Command.Type) -> Never {
+    /// - Parameter onUsageError: called with the error's message (without the usage lines) before
+    ///   exiting with ``usage`` (the daemon answers the connections queued on its socket with it).
+    public static func main<Command: ParsableCommand>(_ command: Command.Type, onUsageError: (String) -> Void = { _ in }) -> Never {
         do {
             var parsed = try Command.parseAsRoot()
             try parsed.run()
             exit(success)
         } catch {
             if Command.exitCode(for: error) == .validationFailure {
+                onUsageError(Command.message(for: error))
                 var message = Command.fullMessage(for: error) + "\n"
                 message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
                 exit(usage)

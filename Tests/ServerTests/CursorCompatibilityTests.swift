@@ -147,15 +147,15 @@ import TokenfeedProtocol
         #expect {
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, cursor: atSeventeen)
         } throws: { error in
-            guard case .cursorFingerprintMismatch(let message, _) = error as? ClientError else { return false }
-            return message.contains("stage 3 ('last')") && message.contains("sequence 32")
+            guard let error = error as? ClientError, error.kind == .daemonError, error.code == .cursorFingerprintMismatch else { return false }
+            return error.message.contains("stage 3 ('last')") && error.message.contains("sequence 32")
         }
         // Under a changed stage: refused, naming the first difference (the state directory recorded that stream).
         #expect {
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 2, cursor: changedCursor)
         } throws: { error in
-            guard case .cursorFingerprintMismatch(let message, _) = error as? ClientError else { return false }
-            return message.contains("stage 1 ('warmup') start and mixture") && message.contains("web=") && message.contains("first difference")
+            guard let error = error as? ClientError, error.code == .cursorFingerprintMismatch else { return false }
+            return error.message.contains("stage 1 ('warmup') start and mixture") && error.message.contains("web=") && error.message.contains("first difference")
         }
     }
 

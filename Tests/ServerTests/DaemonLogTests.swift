@@ -82,6 +82,7 @@ import TokenfeedCurriculum
         let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
                                         "--socket", fixture.socketPath, "--log-format", "xml"], socket: fixture.socketPath)
         #expect(daemon.waitForExit() == 2)
-        #expect(daemon.stderr.contains("--log-format: expected text or json, got xml"), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("The value 'xml' is invalid for '--log-format <log-format>'. Please provide one of 'text' and 'json'."),
+                "\(daemon.stderr)")
     }
 }

@@ -65,7 +65,7 @@ import TokenfeedServer
             do throws(ClientError) {
                 guard try good.next() != nil else { break }
             } catch {
-                if case .shuttingDown = error { shutdownSeen = true } else { Issue.record("after SIGTERM: \(error)") }
+                if error.code == .shuttingDown { shutdownSeen = true } else { Issue.record("after SIGTERM: \(error)") }
                 break
             }
         }

@@ -15,8 +15,8 @@ import TestSupport
         let config = try ConfigFile.load(path: Self.deploy + "/tokenfeedd.yaml")
         #expect(config.curriculumPath == Self.deploy + "/smollm3.yaml", "relative to the config's folder")
         #expect(config.dataRoot == "/data/tokenfeed/shards")
-        #expect(config.socketMode == 0o660 && config.preloadBytes == 256 << 20 && config.outboxBytes == 4 << 20)
-        #expect(config.logFormat == .text && config.totalMemoryBytes == 16 << 30)
+        #expect(config.socketMode == 0o660 && config.preloadBytes?.bytes == 256 << 20 && config.outboxBytes?.bytes == 4 << 20)
+        #expect(config.logFormat == .text && config.totalMemoryBytes?.bytes == 16 << 30)
         #expect(config.sessionSetupsPerSecond == 16 && config.sessionSetupBurst == 64)
         let text = try String(contentsOfFile: Self.deploy + "/tokenfeedd.yaml", encoding: .utf8)
         for key in ConfigFile.keys {

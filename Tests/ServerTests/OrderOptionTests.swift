@@ -26,6 +26,7 @@ import TokenfeedCurriculum
         let daemon = try DaemonProcess(["--curriculum", fixture.curriculumPath, "--data-root", fixture.dataRoot,
                                         "--socket", fixture.socketPath, "--order", "random"], socket: fixture.socketPath)
         #expect(daemon.waitForExit() == 2)
-        #expect(daemon.stderr.contains("--order: expected quota or nanotron, got random"), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("The value 'random' is invalid for '--order <order>'. Please provide one of 'quota' and 'nanotron'."),
+                "\(daemon.stderr)")
     }
 }

@@ -66,7 +66,8 @@ import TokenfeedShards
         for batch in received {
             #expect(batch.tokens == (try fixture.reference(step: batch.step, slice: RankSlice(rank: 0, worldSize: 2, batchSize: 1)).tokens))
         }
-        guard case .dataError(let message, let detail) = failure else { Issue.record("rank 0 got \(String(describing: failure))"); return }
+        guard let failure, failure.code == .dataError else { Issue.record("rank 0 got \(String(describing: failure))"); return }
+        let (message, detail) = (failure.message, failure.detail)
         #expect(detail.hasSuffix("\(name) frame \(target.frame)"), "\(detail)")
         #expect(message.contains("frame \(target.frame)") && message.contains("checksum"), "\(message)")
         let slice = RankSlice(rank: 1, worldSize: 2, batchSize: 1)
@@ -151,7 +152,8 @@ import TokenfeedShards
         let quarantining = try fixture.startServer(fixture.quarantineOptions())
         defer { quarantining.shutdown() }
         let refused = refusal { () throws(ClientError) in _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 4, cursor: plainCursor) }
-        guard case .cursorFingerprintMismatch(let message, let detail) = refused else { Issue.record("got \(String(describing: refused))"); return }
+        guard let refused, refused.code == .cursorFingerprintMismatch else { Issue.record("got \(String(describing: refused))"); return }
+        let (message, detail) = (refused.message, refused.detail)
         #expect(detail == "Hello.cursor.quarantine_digest")
         #expect(message.contains("web/part-2.zst") && message.contains(String(quarantining.stream.quarantine.digest, radix: 16)), "\(message)")
 
@@ -172,7 +174,8 @@ import TokenfeedShards
         let plain = try fixture.startServer(fixture.options(socket: fixture.dir.sub("plain.sock")))
         defer { plain.shutdown() }
         let refusedByPlain = refusal { () throws(ClientError) in _ = try TokenfeedClient.connect(socketPath: fixture.dir.sub("plain.sock"), rank: 0, worldSize: 1, batchSize: 4, cursor: quarantineCursor) }
-        guard case .cursorFingerprintMismatch(let message2, let detail2) = refusedByPlain else { Issue.record("got \(String(describing: refusedByPlain))"); return }
+        guard let refusedByPlain, refusedByPlain.code == .cursorFingerprintMismatch else { Issue.record("got \(String(describing: refusedByPlain))"); return }
+        let (message2, detail2) = (refusedByPlain.message, refusedByPlain.detail)
         #expect(detail2 == "Hello.cursor.quarantine_digest")
         #expect(message2.contains("quarantined no shard"), "\(message2)")
     }
@@ -227,7 +230,8 @@ import TokenfeedShards
         do throws(ClientError) {
             while try client.next() != nil {}
         } catch { failure = error }
-        guard case .dataError(let message, let detail) = failure else { Issue.record("got \(String(describing: failure))"); return }
+        guard let failure, failure.code == .dataError else { Issue.record("got \(String(describing: failure))"); return }
+        let (message, detail) = (failure.message, failure.detail)
         #expect(detail.hasSuffix("web/part-0.zst frame 1"), "\(detail)")
         #expect(message.contains("quarantine is decided at startup"), "\(message)")
         #expect(server.stream.quarantine.entries.map(\.path) == ["web/part-1.zst"], "nothing is quarantined after startup")

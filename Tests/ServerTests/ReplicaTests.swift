@@ -62,8 +62,8 @@ import TokenfeedServer
         do {
             for _ in 0 ..< 200 { guard try a.next() != nil else { break } }
         } catch { lost = error }
-        guard case .replicaLost(_, let detail)? = lost else { Issue.record("expected replica_lost, got \(String(describing: lost))"); return }
-        #expect(detail == "Hello.replica_index")
+        guard let lost, lost.code == .replicaLost else { Issue.record("expected replica_lost, got \(String(describing: lost))"); return }
+        #expect(lost.detail == "Hello.replica_index")
         let a2 = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 1, worldSize: 2, batchSize: 3, cursor: cursor, credits: 2,
                                              jobID: "tp", replicas: 2, replicaIndex: 0)
         let b2 = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 1, worldSize: 2, batchSize: 3, cursor: cursor, credits: 2,

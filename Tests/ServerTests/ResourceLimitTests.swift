@@ -153,7 +153,7 @@ import TokenfeedProtocol
     /// config file's line and column.
     @Test func outboxLimitIsConfigurableAndValidated() throws {
         let config = try ConfigFile.parse(text: "outbox_bytes: 64KiB\n", path: "c.yaml")
-        #expect(config.outboxBytes == 64 << 10)
+        #expect(config.outboxBytes?.bytes == 64 << 10)
         for bad in ["0", "1KiB", "2GiB", "lots"] {
             do {
                 _ = try ConfigFile.parse(text: "log_level: info\noutbox_bytes: \(bad)\n", path: "c.yaml")

@@ -169,18 +169,18 @@ import TokenfeedShards
         let mismatch = refusal { () throws(ClientError) in
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 1, worldSize: 4, batchSize: 2, jobID: "j")
         }
-        guard case .jobMismatch(let message, let detail)? = mismatch else { Issue.record("got \(String(describing: mismatch))"); return }
-        #expect(message.contains("world_size 2") && message.contains("world_size 4"))
-        #expect(detail == "Hello.world_size")
+        guard let mismatch, mismatch.code == .jobMismatch else { Issue.record("got \(String(describing: mismatch))"); return }
+        #expect(mismatch.message.contains("world_size 2") && mismatch.message.contains("world_size 4"))
+        #expect(mismatch.detail == "Hello.world_size")
         let batchMismatch = refusal { () throws(ClientError) in
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 1, worldSize: 2, batchSize: 3, jobID: "j")
         }
-        guard case .jobMismatch? = batchMismatch else { Issue.record("got \(String(describing: batchMismatch))"); return }
+        guard batchMismatch?.code == .jobMismatch else { Issue.record("got \(String(describing: batchMismatch))"); return }
         let twice = refusal { () throws(ClientError) in
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 2, batchSize: 2, jobID: "j")
         }
-        guard case .rankInUse(let inUse, _)? = twice else { Issue.record("got \(String(describing: twice))"); return }
-        #expect(inUse.contains("rank 0"))
+        guard let twice, twice.code == .rankInUse else { Issue.record("got \(String(describing: twice))"); return }
+        #expect(twice.message.contains("rank 0"))
         let rows = try good.rows(batches: 3)
         #expect(rows.map(\.sequence) == [8, 9, 12, 13, 16, 17])
         // Once the job's last session is gone its shape is free again.
@@ -200,17 +200,17 @@ import TokenfeedShards
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 1, batchSize: 4, cursor: foreign)
             Issue.record("a foreign cursor was accepted")
         } catch {
-            guard case .cursorFingerprintMismatch(let message, _) = error else { Issue.record("got \(error)"); return }
-            #expect(message.contains("0000000000001234"))
-            #expect(message.contains(String(server.stream.fingerprint, radix: 16)))
+            guard error.code == .cursorFingerprintMismatch else { Issue.record("got \(error)"); return }
+            #expect(error.message.contains("0000000000001234"))
+            #expect(error.message.contains(String(server.stream.fingerprint, radix: 16)))
         }
         let misaligned = Cursor(fingerprint: server.stream.fingerprint, nextStep: 3, worldSize: 1, batchSize: 3)   // sequence 9
         do {
             _ = try TokenfeedClient.connect(socketPath: fixture.socketPath, rank: 0, worldSize: 2, batchSize: 2, cursor: misaligned)
             Issue.record("a misaligned cursor was accepted")
         } catch {
-            guard case .badCursor(let message, _) = error else { Issue.record("got \(error)"); return }
-            #expect(message.contains("9"))
+            guard error.code == .badCursor else { Issue.record("got \(error)"); return }
+            #expect(error.message.contains("9"))
         }
         #expect(eventually { server.connectionCount == 0 }, "the refused connections are closed")
     }

@@ -27,9 +27,9 @@ public struct ConfigFile: Sendable, Hashable {
     public var curriculumPath: String?
     public var dataRoot: String?
     public var socketPath: String?
-    public var socketMode: UInt32?
+    public var socketMode: FileMode?
     public var stateDirectory: String?
-    public var preloadBytes: Int?
+    public var preloadBytes: ByteCount?
     public var ringSlots: Int?
     public var logLevel: Logger.Level?
     public var logFormat: LogFormat?
@@ -42,9 +42,9 @@ public struct ConfigFile: Sendable, Hashable {
     /// `max_connections`, `handshake_timeout`, `session_memory`, `total_memory`, `outbox_bytes`, `session_rate`, `session_burst`.
     public var maxConnections: Int?
     public var handshakeTimeoutSeconds: Int?
-    public var sessionMemoryBytes: Int?
-    public var totalMemoryBytes: Int?
-    public var outboxBytes: Int?
+    public var sessionMemoryBytes: ByteCount?
+    public var totalMemoryBytes: ByteCount?
+    public var outboxBytes: ByteCount?
     public var sessionSetupsPerSecond: Int?
     public var sessionSetupBurst: Int?
     /// `metrics_listen`, `metrics_listen_any`.
@@ -123,11 +123,13 @@ public struct ConfigFile: Sendable, Hashable {
             case "state_dir": config.stateDirectory = text
             case "log_file": config.logFile = text
             case "socket_mode":
-                if let mode = parseMode(text) { config.socketMode = mode } else { fail("expected an octal mode like \"0660\", got \"\(text)\"") }
+                if let mode = FileMode(text) { config.socketMode = mode } else { fail("expected an octal mode like \"0660\", got \"\(text)\"") }
             case "preload_bytes":
-                if let bytes = parseByteCount(text), bytes > 0 { config.preloadBytes = bytes } else { fail("expected a positive byte count like 268435456 or 256MiB, got \"\(text)\"") }
+                if let bytes = ByteCount(text), bytes.bytes > 0 { config.preloadBytes = bytes } else { fail("expected a positive byte count like 268435456 or 256MiB, got \"\(text)\"") }
             case "ring_slots":
-                if let n = Int(text), n >= 2, n <= 1024 { config.ringSlots = n } else { fail("expected a number of slots in 2...1024, got \"\(text)\"") }
+                if let n = Int(text), ServerOptions.ringSlotsRange.contains(n) { config.ringSlots = n } else {
+                    fail("expected a number of slots in \(ServerOptions.ringSlotsRange), got \"\(text)\"")
+                }
             case "log_level":
                 if let level = Logger.Level(rawValue: text) { config.logLevel = level } else {
                     fail("expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
@@ -149,15 +151,19 @@ public struct ConfigFile: Sendable, Hashable {
                     fail("expected one of \(StreamOrder.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
                 }
             case "max_connections":
-                if let n = Int(text), n >= 1, n <= 1 << 20 { config.maxConnections = n } else { fail("expected a number of connections in 1...1048576, got \"\(text)\"") }
+                if let n = Int(text), ServingLimits.maxConnectionsRange.contains(n) { config.maxConnections = n } else {
+                    fail("expected a number of connections in \(ServingLimits.maxConnectionsRange), got \"\(text)\"")
+                }
             case "handshake_timeout":
-                if let n = Int(text), n >= 1, n <= 86_400 { config.handshakeTimeoutSeconds = n } else { fail("expected seconds in 1...86400, got \"\(text)\"") }
+                if let n = Int(text), ServingLimits.handshakeTimeoutRange.contains(n) { config.handshakeTimeoutSeconds = n } else {
+                    fail("expected seconds in \(ServingLimits.handshakeTimeoutRange), got \"\(text)\"")
+                }
             case "session_memory":
-                if let bytes = parseByteCount(text), bytes > 0 { config.sessionMemoryBytes = bytes } else { fail("expected a positive byte count like 2GiB, got \"\(text)\"") }
+                if let bytes = ByteCount(text), bytes.bytes > 0 { config.sessionMemoryBytes = bytes } else { fail("expected a positive byte count like 2GiB, got \"\(text)\"") }
             case "total_memory":
-                if let bytes = parseByteCount(text), bytes > 0 { config.totalMemoryBytes = bytes } else { fail("expected a positive byte count like 16GiB, got \"\(text)\"") }
+                if let bytes = ByteCount(text), bytes.bytes > 0 { config.totalMemoryBytes = bytes } else { fail("expected a positive byte count like 16GiB, got \"\(text)\"") }
             case "outbox_bytes":
-                if let bytes = parseByteCount(text), ServingLimits.outboxBytesRange.contains(bytes) { config.outboxBytes = bytes } else {
+                if let bytes = ByteCount(text), ServingLimits.outboxBytesRange.contains(bytes.bytes) { config.outboxBytes = bytes } else {
                     fail("expected a byte count in 64KiB...1GiB like 4MiB, got \"\(text)\"")
                 }
             case "session_rate":
@@ -165,8 +171,8 @@ public struct ConfigFile: Sendable, Hashable {
                     fail("expected session set-ups per second per client process in 0...1000000 (0: no limit), got \"\(text)\"")
                 }
             case "session_burst":
-                if let n = Int(text), n >= 1, ServingLimits.sessionSetupRange.contains(n) { config.sessionSetupBurst = n } else {
-                    fail("expected a number of session set-ups in 1...1000000, got \"\(text)\"")
+                if let n = Int(text), ServingLimits.sessionBurstRange.contains(n) { config.sessionSetupBurst = n } else {
+                    fail("expected a number of session set-ups in \(ServingLimits.sessionBurstRange), got \"\(text)\"")
                 }
             case "metrics_listen":
                 do throws(MetricsAddressError) { config.metricsListen = try MetricsAddress(parsing: text) } catch { fail(error.description) }
@@ -183,24 +189,5 @@ public struct ConfigFile: Sendable, Hashable {
         }
         if !problems.isEmpty { throw CurriculumErrors(problems) }
         return config
-    }
-
-    /// An octal permission mode (`660`, `0660`, `0o660`) within 0...0o777, or nil.
-    public static func parseMode(_ text: String) -> UInt32? {
-        var digits = Substring(text)
-        if digits.hasPrefix("0o") { digits = digits.dropFirst(2) }
-        guard !digits.isEmpty, let mode = UInt32(digits, radix: 8), mode <= 0o777 else { return nil }
-        return mode
-    }
-
-    /// A byte count: a number with an optional suffix K/KiB (1024), M/MiB, G/GiB, or nil.
-    public static func parseByteCount(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let n = Int(text.dropLast(suffix.count)), n >= 0 else { return nil }
-            let (value, overflow) = n.multipliedReportingOverflow(by: factor)
-            return overflow ? nil : value
-        }
-        return Int(text)
     }
 }

@@ -11,13 +11,6 @@ import TokenfeedEngine
 import TokenfeedShards
 import TokenfeedProtocol
 
-/// Why the daemon could not start: the message names the file and line/column, shard and frame,
-/// or the system call and path.
-public struct ServerStartupError: Error, Sendable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// The tokenfeed daemon: accepts connections on a Unix socket and serves each its own rank slice.
 ///
 /// ```swift
@@ -85,7 +78,7 @@ public final class Server: @unchecked Sendable {
         try prepareStateDirectory(options.stateDirectory)
         var curriculum: Curriculum
         do { curriculum = try CurriculumLoader.load(path: options.curriculumPath, dataRoot: options.dataRoot) } catch {
-            throw ServerStartupError(error.description)
+            throw ServerStartupError(.curriculum, error.description)
         }
         curriculum.order = options.order
         for warning in curriculum.warnings { logger.warning("\(warning.description)") }
@@ -108,7 +101,7 @@ public final class Server: @unchecked Sendable {
         for shard in stream.datasets.flatMap(\.shards) {
             let frame = Preloader.largestFrameBytes(shard) + shard.largestFrame
             guard frame <= budgetBytes / 2 else {
-                throw ServerStartupError("\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "
+                throw ServerStartupError(.preloadBudget, "\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "
                                          + "tokens_per_frame \(shard.metadata.tokensPerFrame)); --preload-bytes \(budgetBytes) holds fewer than two such "
                                          + "frames: raise --preload-bytes to at least \(frame.multipliedReportingOverflow(by: 2).partialValue) or re-shard with smaller frames")
             }
@@ -148,7 +141,7 @@ public final class Server: @unchecked Sendable {
                 metricsEndpoint = endpoint
                 logger.info("serving metrics", metadata: ["address": "\(address.isIPv6 ? "[\(address.host)]" : address.host):\(endpoint.boundPort)"])
             } catch {
-                throw ServerStartupError(error.description)
+                throw ServerStartupError(.metricsEndpoint, error)
             }
         }
         let socket: ListeningSocket
@@ -159,7 +152,7 @@ public final class Server: @unchecked Sendable {
             do { socket = try ListeningSocket.bind(path: options.socketPath, mode: options.socketMode) } catch {
                 metricsEndpoint?.stop()
                 metricsEndpoint = nil
-                throw ServerStartupError(error.description)
+                throw ServerStartupError(error.code == EADDRINUSE ? .socketInUse : .socket, error)
             }
             logger.info("listening", metadata: ["socket": "\(options.socketPath)", "mode": "0\(String(options.socketMode, radix: 8))"])
         }
@@ -441,8 +434,8 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerStartupError` naming the directory, its owner or mode, and the fix.
     static func prepareStateDirectory(_ directory: String?) throws(ServerStartupError) {
         guard let directory else { return }
-        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(SystemCallError("mkdir \(directory)").description) }
-        do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError("state directory \(error)") }
+        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw ServerStartupError(.stateDirectory, SystemCallError("mkdir \(directory)")) }
+        do { try AtomicFile.checkPrivateDirectory(directory) } catch { throw ServerStartupError(.stateDirectory, "state directory \(error)") }
     }
 
     /// Writes rank `rank`'s cursor of job `jobID` (``JobStateFiles``), then the job's and the daemon's stats.json.

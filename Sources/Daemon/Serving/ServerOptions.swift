@@ -48,6 +48,9 @@ public struct ServerOptions: Sendable, Hashable {
     /// the background after READY (``BestFitBackgroundCount``); 0 counts only when a session needs it.
     public var bestFitCountThreads = BestFitBackgroundCount.defaultThreads
 
+    /// The values `ringSlots` may take.
+    public static let ringSlotsRange = 2...1024
+
     /// Defaults for everything but the three required settings.
     public init(curriculumPath: String, dataRoot: String?, socketPath: String, socketMode: UInt32 = 0o660,
                 stateDirectory: String? = nil, preloadBytes: Int = 256 << 20, ringSlots: Int = 8,

@@ -17,8 +17,14 @@ public struct ServingLimits: Sendable, Hashable {
     public var sessionSetupsPerSecond: Int = 16
     /// Sessions one client process may set up at once before `sessionSetupsPerSecond` applies (`--session-burst`).
     public var sessionSetupBurst: Int = 64
-    /// The values `sessionSetupsPerSecond` and `sessionSetupBurst` may take.
+    /// The values `maxConnections` may take.
+    public static let maxConnectionsRange = 1...(1 << 20)
+    /// The values `handshakeTimeoutSeconds` may take (a day at most).
+    public static let handshakeTimeoutRange = 1...86_400
+    /// The values `sessionSetupsPerSecond` may take (0: no limit).
     public static let sessionSetupRange = 0...1_000_000
+    /// The values `sessionSetupBurst` may take.
+    public static let sessionBurstRange = 1...1_000_000
     /// The values `outboxBytes` may take: at least one largest Stats answer's worth of room, at most 1 GiB.
     public static let outboxBytesRange = (64 << 10)...(1 << 30)
 

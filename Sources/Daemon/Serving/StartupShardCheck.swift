@@ -53,16 +53,16 @@ enum StartupShardCheck {
             do {
                 return (try GlobalStream(curriculum: curriculum, bestFitCacheDirectory: bestFitCacheDirectory, bestFitCacheReport: report,
                                          manifestReport: manifestReport, nanotronBlendCache: nanotronBlendCache), .none)
-            } catch { throw ServerStartupError("\(source): \(error)") }
+            } catch { throw ServerStartupError(.data, "\(source): \(error)") }
         }
         // Every shard of every dataset, in curriculum and file-name order.
         var shards: [(dataset: Int, path: String)] = []
         for (d, spec) in curriculum.datasets.enumerated() {
-            guard let folder = spec.folder else { throw ServerStartupError("\(source): dataset \(spec.name): no folder (give a data root)") }
+            guard let folder = spec.folder else { throw ServerStartupError(.data, "\(source): dataset \(spec.name): no folder (give a data root)") }
             do {
                 for path in try DatasetFolder.shardPaths(in: folder) { shards.append((d, path)) }
             } catch {
-                throw ServerStartupError("\(source): dataset \(spec.name): \(error)")
+                throw ServerStartupError(.data, "\(source): dataset \(spec.name): \(error)")
             }
         }
         let problems = verify(shards.map(\.path), logger: logger)
@@ -77,7 +77,7 @@ enum StartupShardCheck {
                                      problem: problem.description))
         }
         if policy == .fail, !bad.isEmpty {
-            throw ServerStartupError("\(bad.count) corrupt shard\(bad.count == 1 ? "" : "s") (--on-corrupt fail; --on-corrupt quarantine would serve without them):\n"
+            throw ServerStartupError(.corruptData, "\(bad.count) corrupt shard\(bad.count == 1 ? "" : "s") (--on-corrupt fail; --on-corrupt quarantine would serve without them):\n"
                                      + bad.map { "  \($0)" }.joined(separator: "\n"))
         }
         let quarantine = ShardQuarantine(entries: quarantined)
@@ -90,20 +90,20 @@ enum StartupShardCheck {
         for (d, spec) in curriculum.datasets.enumerated() {
             let good = shards.indices.filter { shards[$0].dataset == d && problems[$0] == nil }.map { shards[$0].path }
             guard !good.isEmpty else {
-                throw ServerStartupError("\(source): dataset \(spec.name): every shard of \(spec.folder!) is corrupt (all \(quarantine.count(dataset: d)) quarantined); "
+                throw ServerStartupError(.corruptData, "\(source): dataset \(spec.name): every shard of \(spec.folder!) is corrupt (all \(quarantine.count(dataset: d)) quarantined); "
                                          + "nothing is left to serve from it")
             }
             do {
                 folders.append(try DatasetFolder(path: spec.folder!, shards: good.map { path throws(ShardError) in try ShardReader(path: path) }))
             } catch {
-                throw ServerStartupError("\(source): dataset \(spec.name): \(error)")
+                throw ServerStartupError(.data, "\(source): dataset \(spec.name): \(error)")
             }
         }
         do {
             return (try GlobalStream(curriculum: curriculum, datasets: folders, bestFitCacheDirectory: bestFitCacheDirectory,
                                      bestFitCacheReport: report, nanotronBlendCache: nanotronBlendCache), quarantine)
         } catch {
-            throw ServerStartupError("\(source): \(error)")
+            throw ServerStartupError(.data, "\(source): \(error)")
         }
     }
 

@@ -70,7 +70,7 @@ struct Export: ParsableCommand {
     var threads: Int = AvailableProcessors.count
 
     @Option(help: ArgumentHelp("Decompressed source frames kept, over all threads (K, M, G, KiB, MiB, GiB suffixes).", valueName: "bytes"))
-    var frameCacheBytes: String = "1G"
+    var frameCacheBytes = ByteCount(1 << 30)
 
     @Option(help: "--format shards: tokens per zstd frame.")
     var tokensPerFrame: Int = ShardFormat.defaultTokensPerFrame
@@ -94,7 +94,7 @@ struct Export: ParsableCommand {
         }
         guard shardTokens > 0 else { throw ValidationError("--shard-tokens must be positive") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        guard (ConfigFile.parseByteCount(frameCacheBytes) ?? 0) > 0 else { throw ValidationError("--frame-cache-bytes: '\(frameCacheBytes)' is not a size (e.g. 512M, 2G)") }
+        guard frameCacheBytes.bytes > 0 else { throw ValidationError("--frame-cache-bytes: expected a positive byte count (e.g. 512M, 2G), got 0") }
         guard tokensPerFrame > 0, tokensPerFrame <= ShardFormat.maxTokensPerFrame else {
             throw ValidationError("--tokens-per-frame must be within 1...\(ShardFormat.maxTokensPerFrame)")
         }
@@ -158,7 +158,7 @@ struct Export: ParsableCommand {
         }
         let work = ExportRunner(context: context, format: format, documents: documents, range: range,
                                 sequencesPerFile: perFile, chunks: todo, manifest: manifest)
-        manifest = try work.run(threads: threads, frameCacheBytes: ConfigFile.parseByteCount(frameCacheBytes) ?? 1 << 30)
+        manifest = try work.run(threads: threads, frameCacheBytes: frameCacheBytes.bytes)
         manifest.complete = true
         try ExportRunner.write(manifest, to: manifestPath)
         if format == .shards {
@@ -248,3 +248,5 @@ struct Export: ParsableCommand {
 }
 
 extension ExportFormat: ExpressibleByArgument {}
+/// `--frame-cache-bytes 512M`: a byte count as the daemon's options write it.
+extension ByteCount: ExpressibleByArgument {}
