@@ -109,11 +109,13 @@ import Darwin
     }
 
     /// The bytes an opened value retains, walking its stored properties (strings by their UTF-8
-    /// bytes; a collection's elements would count, so any array held would show).
+    /// bytes; a collection's elements would count, so any array held would show). A leaf counts
+    /// the size of its dynamic type (not of the `Any` box holding it: 32 bytes).
     static func retainedBytes(_ value: Any) -> Int {
         if let text = value as? String { return 16 + text.utf8.count }
         let mirror = Mirror(reflecting: value)
-        if mirror.children.isEmpty || mirror.displayStyle == .enum { return MemoryLayout.size(ofValue: value) }
+        func size<V>(_: V) -> Int { MemoryLayout<V>.size }
+        if mirror.children.isEmpty || mirror.displayStyle == .enum { return _openExistential(value, do: size) }
         return mirror.children.reduce(mirror.displayStyle == .class ? 16 : 0) { $0 + retainedBytes($1.value) }
     }
 

@@ -132,6 +132,18 @@ struct CurriculumAssembler {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
+    /// Whether `folder` holds an entry whose name does not start with `.`: reads the listing only
+    /// up to the first (a dataset folder of thousands of shards is listed once, when it is opened).
+    static func hasVisibleEntry(_ folder: String) -> Bool {
+        guard let directory = opendir(folder) else { return false }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let hidden = withUnsafeBytes(of: entry.pointee.d_name) { $0.first == UInt8(ascii: ".") }
+            if !hidden { return true }
+        }
+        return false
+    }
+
     /// The visible files of a folder with their sizes, by name.
     static func listing(_ folder: String) -> [String: UInt64] {
         var out: [String: UInt64] = [:]
@@ -273,8 +285,7 @@ struct CurriculumAssembler {
             } else if !isDirectory.boolValue {
                 diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is not a folder")
             } else {
-                let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-                if !contents.contains(where: { !$0.hasPrefix(".") }) {
+                if !Self.hasVisibleEntry(folder) {
                     diagnostics.error(dataset.location, "the folder of dataset '\(dataset.name)' (\(folder)) is empty; put its shards there")
                 }
             }

@@ -48,7 +48,7 @@ public final class ServedStream: Sendable {
         }
         self.datasets = stream.curriculum.datasets.indices.map { d in
             DatasetInfo(name: stream.curriculum.datasets[d].name,
-                        shardPaths: stream.datasets[d].shards.indices.map { stream.shardName(dataset: d, shard: $0) })
+                        shardPaths: stream.shardNames(dataset: d))
         }
         self.tokenWidth = stream.tokenWidth.bytes == 2 ? .u16 : .u32
         self.sequenceLength = UInt32(stream.sequenceLength)

@@ -98,7 +98,10 @@ public final class Server: @unchecked Sendable {
     /// in the preload budget: a session could not hold the frame it needs next to the one it reads.
     /// - Throws: `ServerStartupError` naming the shard, its frame size and the budget it needs.
     static func checkPreloadBudget(stream: GlobalStream, budgetBytes: Int) throws(ServerStartupError) {
-        for shard in stream.datasets.flatMap(\.shards) {
+        // A dataset whose largest frames (decompressed and compressed, of any shards) fit together
+        // has no shard that does not: only the others are looked at shard by shard.
+        let suspect = stream.datasets.lazy.filter { $0.shards.largestDecodedFrame + $0.shards.largestFrame > budgetBytes / 2 }
+        for shard in suspect.flatMap(\.shards) {
             let frame = Preloader.largestFrameBytes(shard) + shard.largestFrame
             guard frame <= budgetBytes / 2 else {
                 throw ServerStartupError(.preloadBudget, "\(shard.path): its largest frame takes \(frame) bytes (decompressed and compressed; "

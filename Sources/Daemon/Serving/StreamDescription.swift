@@ -77,9 +77,9 @@ public struct StreamDescription: Sendable, Equatable {
                 let d = weight.dataset, spec = c.datasets[d]
                 let datasetPlace = "dataset '\(spec.name)' (first drawn in \(place))"
                 block.append(Line(text: "dataset=\(spec.identity)", place: datasetPlace))
+                let prefix = GlobalStream.provenancePrefix(folder: stream.datasets[d].path, datasetName: spec.identity, dataRoot: c.dataRoot)
                 for (k, shard) in stream.datasets[d].shards.enumerated() {
-                    let path = GlobalStream.provenancePath(of: shard.path, folder: stream.datasets[d].path,
-                                                           datasetName: spec.identity, dataRoot: c.dataRoot)
+                    let path = prefix + "/" + shard.fileName
                     block.append(Line(text: "shard=\(path):\(shard.metadata.tokenCount):\(shard.metadata.documentCount)",
                                       place: "\(datasetPlace), shard \(k)"))
                 }

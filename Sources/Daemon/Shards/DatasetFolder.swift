@@ -1,13 +1,19 @@
 import Dispatch
 import Foundation
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A dataset: a folder of shards (`*.zst`, in file-name order), like a nanotron dataset folder of
 /// `.ds` files. Opening it reads every shard's metadata (in parallel) and nothing else.
 public final class DatasetFolder: Sendable {
     public let path: String
-    /// The shards in file-name order: the dataset's epoch-0 order.
-    public let shards: [ShardReader]
+    /// The shards in file-name order: the dataset's epoch-0 order. Packed, one record a shard;
+    /// `shards[i]` makes shard i's ``ShardReader``.
+    public let shards: ShardTable
     /// `tokenStarts[i]` is the dataset-stream offset of shard i's first token; the last entry is the total.
     public let tokenStarts: [UInt64]
     public let tokenWidth: TokenWidth
@@ -17,7 +23,9 @@ public final class DatasetFolder: Sendable {
     public let tokenizer: String?
 
     public var tokenCount: UInt64 { tokenStarts.last ?? 0 }
-    public var documentCount: UInt64 { shards.reduce(0) { $0 + UInt64($1.metadata.documentCount) } }
+    /// The tokens of shard `s` (from ``tokenStarts``: no reader made).
+    public func tokenCount(ofShard s: Int) -> UInt64 { tokenStarts[s + 1] - tokenStarts[s] }
+    public var documentCount: UInt64 { shards.documentCount }
 
     /// The folder's manifest, from the open shards' metadata (for `tokenfeed shard index`).
     /// - Throws: `ShardError` when a shard's metadata frame cannot be read again.
@@ -43,6 +51,7 @@ public final class DatasetFolder: Sendable {
         let fix = "run `tokenfeed shard index \(path)`"
         do {
             if let manifest = try DatasetManifest.read(folder: path) {
+                known.reserveCapacity(manifest.entries.count)
                 for entry in manifest.entries { known[entry.name] = entry }
             } else {
                 warnings.append("dataset \(path): no \(DatasetManifest.fileName); read the metadata of its \(paths.count) shards instead; \(fix)")
@@ -51,35 +60,32 @@ public final class DatasetFolder: Sendable {
             warnings.append("dataset \(path): ignored \(error); read the metadata of its \(paths.count) shards instead; \(fix)")
         }
         let table = known
-        // One folder string for all the shards (``join(_:_:)`` spells their paths `folder/name`).
+        // One folder string for the table: shard i's path is `folder/names[i]`.
         let shared = path.hasSuffix("/") ? String(path.dropLast()) : path
-        // The tokenizer name the first listed shard records: shards naming the same one keep this
-        // string, not a copy each (a name such as `HuggingFaceTB/SmolLM3-3B` is stored on the heap).
-        let commonTokenizer = names.first.flatMap { table[$0] }.flatMap { entry in
-            try? withBytes(of: entry.payload, { (b) throws(ShardError) in
-                try ShardMetadata.decode(payload: b, path: paths[0], metadataOffset: entry.metadataOffset) }).tokenizer
-        }
         // One directory descriptor for the stats: each resolves the file name only.
         let directory = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
         defer { try? directory?.close() }
-        let results = ParallelResults<Result<ShardReader, ShardError>>(count: paths.count)
+        let results = ParallelResults<Result<ShardTable.Entry, ShardError>>(count: paths.count)
         let stale = ParallelResults<Bool>(count: paths.count)
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
             let name = names[i]
             let found = directory.map { FileIdentity.of(name: name, inDirectory: $0) } ?? FileIdentity.of(path: paths[i])
             if let entry = table[name], case .success(let identity) = found, identity == entry.identity,
-               var metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
+               let metadata = try? withBytes(of: entry.payload, { (b) throws(ShardError) in
                    try ShardMetadata.decode(payload: b, path: paths[i], metadataOffset: entry.metadataOffset) }) {
-                if metadata.tokenizer == commonTokenizer { metadata.tokenizer = commonTokenizer }    // one string a dataset
-                results.set(i, .success(ShardReader(folder: shared, fileName: name, metadata: metadata, identity: entry.identity)))
+                results.set(i, .success(ShardTable.Entry(name: name, metadata: metadata, identity: entry.identity)))
                 stale.set(i, false)
             } else {
-                results.set(i, Result { () throws(ShardError) in try ShardReader(path: paths[i]) })
+                results.set(i, Result { () throws(ShardError) in
+                    let (_, metadata, identity) = try ShardReader.readMetadata(path: paths[i])
+                    return ShardTable.Entry(name: name, metadata: metadata, identity: identity)
+                })
                 stale.set(i, !table.isEmpty)
             }
         }
-        var shards: [ShardReader] = []
-        for result in results.values { shards.append(try result.get()) }
+        var entries: [ShardTable.Entry] = []
+        entries.reserveCapacity(paths.count)
+        for result in results.values { entries.append(try result.get()) }
         let changed = zip(names, stale.values).filter(\.1).map(\.0)
         let removed = Set(known.keys).subtracting(names)
         if !changed.isEmpty || !removed.isEmpty {
@@ -89,7 +95,7 @@ public final class DatasetFolder: Sendable {
         for warning in warnings {
             if let report { report(warning) } else { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         }
-        return try DatasetFolder(path: path, shards: shards, warnings: warnings)
+        return DatasetFolder(path: path, table: try ShardTable(folder: shared, entries: entries), warnings: warnings)
     }
 
     /// The paths of the `*.zst` files directly inside the dataset folder `path`, in file-name order
@@ -102,20 +108,31 @@ public final class DatasetFolder: Sendable {
     /// The file names of the `*.zst` files directly inside the dataset folder `path`, sorted.
     /// - Throws: `ShardError` when the folder is missing, cannot be listed or holds no shard.
     static func shardNames(in path: String) throws(ShardError) -> [String] {
-        let names: [String]
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ShardError(path: path, "dataset folder does not exist")
-        }
-        let all: [String]
-        do { all = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+        guard let directory = opendir(path) else {
+            let error = Errno(rawValue: errno)
+            if error == .noSuchFileOrDirectory || error == .notDirectory { throw ShardError(path: path, "dataset folder does not exist") }
             throw ShardError(path: path, "cannot list the dataset folder: \(error)")
         }
-        names = all.filter { $0.hasSuffix("." + ShardFormat.fileExtension) }.sorted()
+        defer { closedir(directory) }
+        // readdir, not FileManager: a String only for the names that end in `.zst`.
+        let suffix = Array(("." + ShardFormat.fileExtension).utf8)
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(directory) else { break }
+            let name: String? = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let length = raw.firstIndex(of: 0) ?? raw.count
+                guard length >= suffix.count, raw[(length - suffix.count) ..< length].elementsEqual(suffix) else { return nil }
+                return String(decoding: UnsafeRawBufferPointer(rebasing: raw[..<length]), as: UTF8.self)
+            }
+            if let name { names.append(name) }
+        }
+        guard errno == 0 else { throw ShardError(path: path, "cannot list the dataset folder: \(Errno(rawValue: errno))") }
         guard !names.isEmpty else {
+            let all = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
             throw ShardError(path: path, "dataset folder holds no shard (*.zst)" + importHint(path: path, files: all))
         }
-        return names
+        return names.sorted()
     }
 
     /// `folder/name`.
@@ -136,40 +153,28 @@ public final class DatasetFolder: Sendable {
         return ""
     }
 
-    /// A dataset made of already open shards, in the given order.
-    public init(path: String, shards: [ShardReader], warnings: [String] = []) throws(ShardError) {
+    /// A dataset made of already open shards, in the given order (a table of their own: their
+    /// folder when they share one, their whole paths otherwise).
+    /// - Throws: `ShardError` when shards disagree on token width or name different tokenizers, or
+    ///   their token counts add up past 2^64.
+    public convenience init(path: String, shards: [ShardReader], warnings: [String] = []) throws(ShardError) {
         precondition(!shards.isEmpty)
-        let width = shards[0].metadata.tokenWidth
-        for shard in shards where shard.metadata.tokenWidth != width {
-            throw ShardError(path: shard.path, "token width \(shard.metadata.tokenWidth) differs from \(shards[0].path) (\(width))")
-        }
-        var starts: [UInt64] = [0]
-        var named: ShardReader?
-        for shard in shards {
-            guard let tokenizer = shard.metadata.tokenizer else { continue }
-            if let first = named, first.metadata.tokenizer != tokenizer {
-                throw ShardError(path: shard.path, field: "tokenizer",
-                                 "tokenizer \"\(tokenizer)\" differs from \(first.path) (\"\(first.metadata.tokenizerName)\"): a dataset holds one tokenizer's ids")
-            }
-            named = named ?? shard
-        }
-        self.tokenizer = named?.metadata.tokenizer
-        var total: UInt64 = 0
-        for shard in shards {
-            let (sum, overflow) = total.addingReportingOverflow(shard.metadata.tokenCount)
-            guard !overflow else {
-                throw ShardError(path: shard.path, field: "token_count",
-                                 "metadata: token_count: \(shard.metadata.tokenCount) tokens bring the dataset past 2^64 tokens")
-            }
-            total = sum
-            starts.append(total)
-        }
+        let folder = shards[0].table.folder
+        let shared = shards.allSatisfy { $0.table.folder == folder }
+        let entries = shards.map { ShardTable.Entry(name: shared ? $0.fileName : $0.path, metadata: $0.metadata, identity: $0.identity) }
+        self.init(path: path, table: try ShardTable(folder: shared ? folder : nil, entries: entries), warnings: warnings)
+    }
+
+    /// A dataset of the shards in `table` (not empty).
+    init(path: String, table: ShardTable, warnings: [String]) {
+        precondition(!table.isEmpty)
         self.path = path
         self.warnings = warnings
-        self.shards = shards
-        self.tokenStarts = starts
-        self.tokenWidth = width
-        self.vocabularySize = shards.map(\.metadata.vocabularySize).max() ?? 0
+        self.shards = table
+        self.tokenStarts = table.tokenStarts
+        self.tokenWidth = table.tokenWidth
+        self.tokenizer = table.tokenizer
+        self.vocabularySize = table.vocabularySize
     }
 
     /// The shard holding dataset-stream token `t` (epoch-0 order), by binary search.

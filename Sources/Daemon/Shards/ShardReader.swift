@@ -1,30 +1,37 @@
-import Synchronization
 import SystemPackage
 
 /// A shard: its small metadata (read at open with three reads, or taken from the dataset's
 /// manifest without reading the shard at all) and positioned reads of its index pages and frames.
-/// Holds no descriptor and no index: descriptors come from ``DescriptorCache/shared`` and pages
-/// from ``IndexPageCache/shared`` when a read needs them. Immutable and safe to share between
-/// threads; decompression uses a ``ZstdDecompressor`` the caller owns, one per thread.
-public final class ShardReader: Sendable {
-    /// The shard's folder, shared by every shard a ``DatasetFolder`` opens (one string a dataset,
-    /// not one path a shard), and its file name: ``path`` is `folder/fileName`.
-    private let folder: String
-    /// The shard's file name (the last component of ``path``).
-    public let fileName: String
-    /// The shard's file path, as it was opened. Built on each call: for messages and opening.
-    public var path: String { inFolder ? folder + "/" + fileName : fileName }
+///
+/// A value made on demand from its dataset's ``ShardTable`` (`folder.shards[i]`), which holds
+/// every shard's metadata packed; the reader carries the table, its index and the metadata rebuilt
+/// from the table's record. Holds no descriptor and no index: descriptors come from
+/// ``DescriptorCache/shared`` and pages from ``IndexPageCache/shared`` when a read needs them.
+/// Safe to share between threads; decompression uses a ``ZstdDecompressor`` the caller owns, one
+/// per thread.
+public struct ShardReader: Sendable {
+    /// The dataset's table, and the shard's index in it.
+    let table: ShardTable
+    public let index: Int
     public let metadata: ShardMetadata
-    /// Whether ``path`` has a folder part (`folder/fileName`, even when `folder` is empty: `/x.zst`).
-    /// Stored after `metadata`, in its tail padding.
-    private let inFolder: Bool
+
+    /// Shard `index` of `table`.
+    init(table: ShardTable, index: Int) {
+        self.table = table
+        self.index = index
+        self.metadata = table.metadata(index)
+    }
+
+    /// The shard's file name (the last component of ``path``).
+    public var fileName: String { table.fileName(index) }
+    /// The shard's file path, as it was opened. Built on each call: for messages and opening.
+    public var path: String { table.path(index) }
     /// Size, modification time and inode when the shard was opened; a descriptor opened later must
     /// show the same inode and size.
-    public let identity: FileIdentity
-    /// Process-unique key of the shard in the descriptor and page caches.
-    let id: UInt64
-
-    private static let nextID = Atomic<UInt64>(0)
+    public var identity: FileIdentity { table.identity(index) }
+    /// Process-unique key of the shard in the descriptor and page caches: its table's number, then
+    /// its index (a table holds fewer than 2^32 shards).
+    var id: UInt64 { table.id(ofShard: index) }
 
     public var fileSize: UInt64 { identity.size }
     /// The largest compressed data frame, to size read buffers.
@@ -32,38 +39,30 @@ public final class ShardReader: Sendable {
 
     /// Opens a shard and reads its header, footer and metadata (three reads), checking the
     /// structure and the metadata checksum. The descriptor is closed again (reads reopen it through
-    /// the descriptor cache).
+    /// the descriptor cache). The shard gets a table of its own.
     /// - Throws: `ShardError` naming the file and what is wrong: not a shard, truncated, an old
     ///   version (with the `tokenfeed shard upgrade` command to run), metadata checksum mismatch,
     ///   inconsistent fields.
-    public convenience init(path: String) throws(ShardError) {
+    public init(path: String) throws(ShardError) {
+        let (_, metadata, identity) = try Self.readMetadata(path: path)
+        self.init(path: path, metadata: metadata, identity: identity)
+    }
+
+    /// Opens the shard at `path`, reads its header, footer and metadata (three reads) and closes it.
+    /// - Returns: the envelope read, the decoded metadata and the file's identity.
+    /// - Throws: `ShardError` as ``init(path:)``.
+    static func readMetadata(path: String) throws(ShardError) -> (envelope: ShardEnvelope, metadata: ShardMetadata, identity: FileIdentity) {
         let file = try openForReading(path)
         defer { try? file.close() }
         let identity: FileIdentity
         do { identity = try FileIdentity.of(file) } catch { throw ShardError(path: path, "cannot stat: \(error)") }
         let envelope = try ShardEnvelope.read(file, path: path, size: identity.size)
-        self.init(path: path, metadata: try envelope.metadata(path: path), identity: identity)
+        return (envelope, try envelope.metadata(path: path), identity)
     }
 
-    /// A shard whose metadata was read before (from a manifest entry checked against the file's
-    /// size and modification time). Reads nothing.
-    public convenience init(path: String, metadata: ShardMetadata, identity: FileIdentity) {
-        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
-            self.init(folder: String(path[..<slash]), fileName: String(path[path.index(after: slash)...]), metadata: metadata, identity: identity)
-        } else {
-            self.init(folder: nil, fileName: path, metadata: metadata, identity: identity)
-        }
-    }
-
-    /// The shard `folder/fileName` (`fileName` alone when `folder` is nil) whose metadata was read
-    /// before. Reads nothing; keeps `folder` as given, so shards of one folder share its storage.
-    public init(folder: String?, fileName: String, metadata: ShardMetadata, identity: FileIdentity) {
-        self.folder = folder ?? ""
-        self.inFolder = folder != nil
-        self.fileName = fileName
-        self.metadata = metadata
-        self.identity = identity
-        self.id = Self.nextID.add(1, ordering: .relaxed).newValue
+    /// A shard whose metadata was read before, in a table of its own. Reads nothing.
+    init(path: String, metadata: ShardMetadata, identity: FileIdentity) {
+        self.init(table: ShardTable(path: path, metadata: metadata, identity: identity), index: 0)
     }
 
     // MARK: - Index
@@ -245,10 +244,18 @@ public struct DocumentLocator: Sendable {
     /// The document of `reader` holding token `t` and its end.
     /// - Throws: `ShardError` when a page cannot be read or is corrupt.
     public mutating func document(containingToken t: UInt64, in reader: ShardReader) throws(ShardError) -> (document: Int, end: UInt64) {
-        if let page, shard == reader.id, page.previousEnd <= t, t < page.lastEnd {
+        try document(containingToken: t, shard: reader.index, of: reader.table)
+    }
+
+    /// The document of shard `s` of `table` holding token `t` and its end. Makes the shard's
+    /// reader only when the last page used does not hold `t`.
+    /// - Throws: `ShardError` when a page cannot be read or is corrupt.
+    public mutating func document(containingToken t: UInt64, shard s: Int, of table: ShardTable) throws(ShardError) -> (document: Int, end: UInt64) {
+        if let page, shard == table.id(ofShard: s), page.previousEnd <= t, t < page.lastEnd {
             let i = page.firstEnd(above: t)
             return (page.firstEntry + i, page.end(i))
         }
+        let reader = table[s]
         let found = try reader.documentPage(containingToken: t)
         shard = reader.id
         page = found

@@ -121,7 +121,7 @@ struct BenchThroughput: ParsableCommand {
 
     /// Reads every shard once so the measurement does not measure the disk.
     private func warm(_ stream: GlobalStream) {
-        for shard in stream.datasets.flatMap(\.shards) { _ = FileManager.default.contents(atPath: shard.path) }
+        for shard in stream.datasets.lazy.flatMap(\.shards) { _ = FileManager.default.contents(atPath: shard.path) }
     }
 
     /// Steady-state tokens per second (first batch to last) and the time to the first batch.
@@ -167,7 +167,7 @@ struct BenchThroughput: ParsableCommand {
 
     /// Decompresses every frame of every shard on one thread: the floor of a cold stream per core.
     private func measureDecompression(_ stream: GlobalStream) -> Double {
-        let shards = stream.datasets.flatMap(\.shards)
+        let shards = stream.datasets.lazy.flatMap(\.shards)
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, shards.map { Preloader.largestFrameBytes($0) }.max() ?? 0), alignment: 64)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, shards.map(\.largestFrame).max() ?? 0), alignment: 64)
         defer { out.deallocate(); scratch.deallocate() }

@@ -57,7 +57,7 @@ struct BenchMemory: ParsableCommand {
         peak = max(peak, ResidentMemory.current())
         feed.stop()
         let ringBytes = feed.ring.slotCount * feed.ring.slotStride
-        let frameBytes = stream.datasets.flatMap(\.shards).map { Preloader.largestFrameBytes($0) + $0.largestFrame }.max() ?? 0
+        let frameBytes = stream.datasets.lazy.flatMap(\.shards).map { Preloader.largestFrameBytes($0) + $0.largestFrame }.max() ?? 0
         let budget = max(preloadKiB << 10, 2 * frameBytes)
         print("{\"datasets\":\(datasets),\"steps\":\(consumed),\"preload_budget_bytes\":\(budget),\"ring_bytes\":\(ringBytes),"
               + "\"rss_before_bytes\":\(before),\"rss_peak_bytes\":\(peak),\"rss_growth_bytes\":\(peak - min(peak, before))}")

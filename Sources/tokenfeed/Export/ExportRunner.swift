@@ -78,7 +78,7 @@ final class ExportRunner: Sendable {
         // Each worker keeps the frames its rows read: one or two a dataset (rows come from every
         // dataset of the stage in turn), within its share of the budget.
         let stream = context.stream
-        let frameBytes = max(1, stream.datasets.flatMap(\.shards).map { Preloader.largestFrameBytes($0) }.max() ?? 1)
+        let frameBytes = max(1, stream.datasets.lazy.flatMap(\.shards).map { Preloader.largestFrameBytes($0) }.max() ?? 1)
         let frames = max(4, min(2 * stream.datasets.count + 2, frameCacheBytes / workers / frameBytes))
         // Fewer parts than threads: the shard writers compress on the spare cores.
         let compression = max(1, threads / workers)

@@ -99,10 +99,10 @@ public final class FrameCache: @unchecked Sendable {
     /// `tokens_per_frame` declares) and the largest compressed one, both rounded up to 64 bytes; at
     /// least two slots, and never more than the stream has frames.
     static func sizing(stream: GlobalStream, budgetBytes: Int) -> (frameBytes: Int, scratchBytes: Int, slots: Int) {
-        let shards = stream.datasets.flatMap(\.shards)
-        let frame = ((shards.map { Preloader.largestFrameBytes($0) }.max() ?? 64) + 63) & ~63
-        let scratch = ((shards.map(\.largestFrame).max() ?? 64) + 63) & ~63
-        let frameCount = shards.reduce(0) { $0 + $1.metadata.frameCount }
+        // Per dataset, from its shard table (O(datasets), not O(shards), for every session).
+        let frame = ((stream.datasets.map(\.shards.largestDecodedFrame).max() ?? 64) + 63) & ~63
+        let scratch = ((stream.datasets.map(\.shards.largestFrame).max() ?? 64) + 63) & ~63
+        let frameCount = stream.datasets.reduce(0) { $0 + $1.shards.frameCount }
         return (frame, scratch, max(2, min(frameCount, budgetBytes / (frame + scratch))))
     }
 

@@ -38,9 +38,8 @@ public final class DirectFrameProvider: FrameProvider {
     public init(stream: GlobalStream, capacity: Int = 4) {
         self.stream = stream
         self.capacity = max(1, capacity)
-        let shards = stream.datasets.flatMap(\.shards)
-        self.slotBytes = shards.map { Preloader.largestFrameBytes($0) }.max() ?? 0
-        self.scratch = .allocate(byteCount: max(1, shards.map(\.largestFrame).max() ?? 0), alignment: 64)
+        self.slotBytes = stream.datasets.map(\.shards.largestDecodedFrame).max() ?? 0
+        self.scratch = .allocate(byteCount: max(1, stream.datasets.map(\.shards.largestFrame).max() ?? 0), alignment: 64)
     }
 
     deinit {

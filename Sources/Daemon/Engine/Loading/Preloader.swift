@@ -89,9 +89,8 @@ public final class Preloader: FrameProvider {
 
     /// Decompressed bytes of `shard`'s largest frame (`Int.max` if that does not fit an `Int`).
     public static func largestFrameBytes(_ shard: ShardReader) -> Int {
-        let tokens = min(UInt64(max(0, shard.metadata.tokensPerFrame)), shard.metadata.tokenCount)
-        let (bytes, overflow) = tokens.multipliedReportingOverflow(by: UInt64(shard.metadata.tokenWidth.bytes))
-        return overflow || bytes > UInt64(Int.max / 2) ? Int.max / 2 : Int(bytes)
+        ShardTable.decodedBytes(tokens: min(UInt64(max(0, shard.metadata.tokensPerFrame)), shard.metadata.tokenCount),
+                                width: shard.metadata.tokenWidth)
     }
 
     deinit { releaseAll() }

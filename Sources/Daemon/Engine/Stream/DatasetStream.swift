@@ -42,7 +42,7 @@ public struct DatasetStream: Sendable {
         }
         let shard = layout.order[lo]
         let offset = q - layout.starts[lo]
-        let (document, end) = try locator.document(containingToken: offset, in: folder.shards[shard])
+        let (document, end) = try locator.document(containingToken: offset, shard: shard, of: folder.shards)
         return StreamLocation(epoch: epoch, shard: shard, offset: offset, document: document,
                               remainingInDocument: end - offset)
     }
@@ -55,7 +55,7 @@ public struct DatasetStream: Sendable {
         var sum: UInt64 = 0
         for s in order {
             starts.append(sum)
-            sum += folder.shards[s].metadata.tokenCount
+            sum += folder.tokenCount(ofShard: s)
         }
         let layout = EpochLayout(epoch: epoch, order: order, starts: starts)
         if cached.count == 2 { cached.removeFirst() }

@@ -80,6 +80,7 @@ public final class GlobalStream: Sendable {
                 throw EngineError("dataset \(spec.name): \(error)")
             }
         }
+        StartupMemory.releaseFreedMemory()
         try self.init(curriculum: curriculum, datasets: datasets, plan: plan, bestFitCacheDirectory: bestFitCacheDirectory,
                       bestFitCacheReport: bestFitCacheReport, nanotronBlendCache: nanotronBlendCache)
     }
@@ -255,14 +256,31 @@ public final class GlobalStream: Sendable {
     /// `dataRoot` when the folder is inside it, else `<dataset name>/<file name>`. Paths are compared
     /// as component lists, so `root/`, `root//x` and `./` spellings agree.
     public static func provenancePath(of path: String, folder: String, datasetName: String, dataRoot: String?) -> String {
-        func components(_ path: String) -> [Substring] { path.split(separator: "/").filter { $0 != "." } }
         let file = components(path).last.map(String.init) ?? ""
+        return provenancePrefix(folder: folder, datasetName: datasetName, dataRoot: dataRoot) + "/" + file
+    }
+
+    /// What the provenance paths of dataset folder `folder`'s shards start with (before `/<file
+    /// name>`): the folder relative to `dataRoot` when inside it, else `datasetName`. The same for
+    /// every shard of the folder: computed once a dataset, not once a shard (splitting the three
+    /// paths for each of 72,000 shards was most of a daemon's start-up).
+    public static func provenancePrefix(folder: String, datasetName: String, dataRoot: String?) -> String {
         let folder = components(folder)
         if let root = dataRoot.map(components), folder.count > root.count, Array(folder.prefix(root.count)) == root {
-            return folder.dropFirst(root.count).joined(separator: "/") + "/" + file
+            return folder.dropFirst(root.count).joined(separator: "/")
         }
-        return datasetName + "/" + file
+        return datasetName
     }
+
+    /// The provenance paths of every shard of dataset `d`, in file-name order (``shardName(dataset:shard:)``
+    /// of each, with the prefix computed once).
+    public func shardNames(dataset d: Int) -> [String] {
+        let prefix = Self.provenancePrefix(folder: datasets[d].path, datasetName: curriculum.datasets[d].name, dataRoot: curriculum.dataRoot)
+        return datasets[d].shards.map { prefix + "/" + $0.fileName }
+    }
+
+    /// `path`'s components, without empty and `.` ones.
+    private static func components(_ path: String) -> [Substring] { path.split(separator: "/").filter { $0 != "." } }
 }
 
 /// A problem opening or serving the stream, in words that name what is wrong.

@@ -17,7 +17,7 @@ public struct NanotronWindows: Sendable {
         self.rowTokens = UInt64(rowTokens)
         var before: [UInt64] = [0]
         before.reserveCapacity(folder.shards.count + 1)
-        for shard in folder.shards { before.append(before[before.count - 1] + shard.metadata.tokenCount / UInt64(rowTokens)) }
+        for s in folder.shards.indices { before.append(before[before.count - 1] + folder.tokenCount(ofShard: s) / UInt64(rowTokens)) }
         windowsBefore = before
     }
 
