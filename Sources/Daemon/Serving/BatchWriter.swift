@@ -64,19 +64,19 @@ final class BatchWriter {
         vectors.deallocate()
     }
 
-    /// Sends the next batch, waiting (spin, yield, sleep — no lock; ``Backoff``: a long wait sleeps
-    /// longer, so hundreds of writers waiting for their packers do not take the cores the packers need)
-    /// while the packer has none ready.
-    /// - Parameter interrupt: polled while waiting; true returns `.waited` so the caller can send
-    ///   control frames or tear down, then call again.
+    /// Sends the next batch, waiting while the packer has none ready: a short spin, then parked on the
+    /// ring's ``BatchRing/consumerEvents`` (no CPU, no wake-up until the packer publishes, the feed
+    /// ends, or the caller notifies it after making `interrupt` true).
+    /// - Parameter interrupt: checked while waiting; true returns `.waited` so the caller can send
+    ///   control frames or tear down, then call again. Whoever makes it true must then call
+    ///   `session.ring.consumerEvents.notify()`, or the writer sleeps on.
     func sendNext(interrupt: () -> Bool) -> Outcome {
         let ring = session.ring
+        let feed = session.feed
         var waitStart: UInt64 = 0
-        var backoff = Backoff()
-        var drainedChecks = 0
         while true {
             if let slot = ring.tryAcquireFull() {
-                let result = send(PackedBatch(layout: session.feed.layout, bytes: slot.payload))
+                let result = send(PackedBatch(layout: feed.layout, bytes: slot.payload))
                 ring.release(slot)
                 switch result {
                 case .success(let step):
@@ -87,13 +87,12 @@ final class BatchWriter {
             if waitStart == 0 { waitStart = monotonicNanoseconds() }
             if interrupt() { return .waited(nanoseconds: monotonicNanoseconds() - waitStart) }
             if expectedStep >= stepCount { return .ended }
-            if ring.isClosed && session.feed.isFinished {
-                // The ring may report empty for a moment while a hand-over completes (BatchRing,
-                // invariant 2a): look a few more times before calling the feed drained.
-                drainedChecks += 1
-                if drainedChecks > 64 { return .ended }
+            if ring.isClosed && feed.isFinished {
+                // What the packer published before closing is visible now (BatchRing, invariant 5).
+                if ring.hasPublishedSlot { continue }
+                return .ended
             }
-            backoff.wait()
+            ring.consumerEvents.wait(until: { ring.hasPublishedSlot || interrupt() || (ring.isClosed && feed.isFinished) })
         }
     }
 

@@ -64,6 +64,10 @@ final class ConnectionWriter: @unchecked Sendable {
     private let scheduled = Atomic<Bool>(false)
     /// Signalled by ``wake()``; the writer's thread waits on it between rounds.
     private let wakeSignal = DispatchSemaphore(value: 0)
+    /// Where the writer parks waiting for a packed batch (the session ring's consumer side, set by
+    /// ``open(_:welcome:tally:)``): ``wake()`` notifies it too, so that a control frame or ``stop()``
+    /// interrupts that wait.
+    private let batchWait = AtomicLazyReference<EventCount>()
     private let stopping = Atomic<Bool>(false)
 
     /// On `queue` only.
@@ -120,6 +124,7 @@ final class ConnectionWriter: @unchecked Sendable {
     /// Queues the Welcome and hands the session over: batches follow it.
     func open(_ session: Session, welcome: [UInt8], tally: RankTally) {
         nextStep.store(session.startStep, ordering: .relaxed)
+        _ = batchWait.storeIfNil(session.ring.consumerEvents)
         outboxBytes.wrappingAdd(welcome.count, ordering: .releasing)
         outbox.withLock {
             $0.frames.append(welcome)
@@ -147,6 +152,7 @@ final class ConnectionWriter: @unchecked Sendable {
 
     func wake() {
         if !scheduled.exchange(true, ordering: .sequentiallyConsistent) { wakeSignal.signal() }
+        batchWait.load()?.notify()
     }
 
     // MARK: On `queue`

@@ -19,6 +19,12 @@ import TokenfeedSystem
 /// batch once and publishes a copy into each replica's ring (``rings``); the packer waits for room
 /// in every ring, so the slowest replica paces it and each holds at most its ring.
 ///
+/// The packer is each ring's one producer (``BatchRing`` is single-producer single-consumer). Its
+/// waits — for credit (the packing limit), for ring space, for another session's look-ahead to be
+/// dropped — spin, then park on one ``EventCount`` (``packerEvents``), which the rings' consumers
+/// (a released slot), ``allowPackingAhead()``, ``stop()`` and the frame cache (a session waiting for
+/// a slot) notify: an idle session's packer costs no CPU and no wake-up.
+///
 /// The producer runs on its own serial Dispatch queue. When the curriculum ends the ring is closed;
 /// when a frame is corrupt or unreadable the error is kept (``failure``) and the ring closed, so the
 /// consumer sees every good batch before it, then the error — nothing is skipped or repeated.
@@ -41,6 +47,9 @@ public final class RankFeed: Sendable {
     /// The step before which the packer may pack (``allowPackingAhead()`` lifts it to `UInt64.max`).
     private let packLimit: Atomic<UInt64>
     private let lookahead: Preloader.Lookahead
+    /// Where the packer parks: the producer side of every ring, also notified by
+    /// ``allowPackingAhead()`` and by the frame cache under pressure.
+    public let packerEvents: EventCount
     /// How far the preloader has planned (and had planned at the first batch).
     public let progress = FeedProgress()
 
@@ -62,7 +71,11 @@ public final class RankFeed: Sendable {
         var slots = 1
         while slots < max(2, ringSlots) { slots <<= 1 }
         let capacity = layout.capacity
-        self.rings = (0 ..< max(1, replicas)).map { _ in BatchRing(slotCount: slots, slotCapacity: capacity) }
+        let packerEvents = EventCount()
+        self.packerEvents = packerEvents
+        self.rings = (0 ..< max(1, replicas)).map { _ in
+            BatchRing(slotCount: slots, slotCapacity: capacity, producerEvents: packerEvents)
+        }
         self.stepCount = stream.plan.totalSequences / UInt64(slice.globalBatch)
         self.frameCache = frameCache ?? FrameCache(stream: stream, budgetBytes: preloadBytes)
         self.queue = DispatchQueue(label: "tokenfeed.feed.rank\(slice.rank)")
@@ -99,13 +112,21 @@ public final class RankFeed: Sendable {
 
     /// Lets the packer run ahead as far as the rings hold (the client's first Credit: it reads what it
     /// asked for). Idempotent; one atomic store.
-    public func allowPackingAhead() { packLimit.store(.max, ordering: .releasing) }
+    public func allowPackingAhead() {
+        packLimit.store(.max, ordering: .releasing)
+        packerEvents.notify()
+    }
 
     /// Stops producing and closes the rings; batches already published can still be drained.
     public func stop() { for ring in rings { ring.close() } }
 
     private func produce() {
-        defer { finished.store(true, ordering: .releasing); stop() }
+        frameCache.addPressureListener(packerEvents)
+        defer {
+            frameCache.removePressureListener(packerEvents)
+            finished.store(true, ordering: .releasing)
+            stop()
+        }
         var assembler = BatchAssembler(stream: stream, slice: slice)
         let frames = Preloader(stream: stream, slice: slice, startStep: startStep, stepCount: stepCount, cache: frameCache,
                                lookahead: lookahead, progress: progress)
@@ -140,26 +161,29 @@ public final class RankFeed: Sendable {
     /// Whether `step` may be packed, waiting while it lies beyond the packing limit (with the look-ahead
     /// dropped if another session waits for a frame cache slot). False once the ring is closed.
     private func mayPack(_ step: UInt64, _ frames: Preloader) -> Bool {
-        if step < packLimit.load(ordering: .acquiring) { return true }
-        var backoff = Backoff()
-        while !ring.isClosed {
-            if frames.holdsFrames, frameCache.isUnderPressure { frames.dropLookahead(nextStep: step) }
-            backoff.wait()
-            if step < packLimit.load(ordering: .acquiring) { return true }
-        }
-        return false
+        waitForPacker(until: { step < packLimit.load(ordering: .acquiring) }, ring: ring, frames, nextStep: step)
     }
 
     /// A free ring slot, waiting while the ring is full; meanwhile, if another session waits for a
     /// frame cache slot, drops the look-ahead. Nil once the ring is closed.
     private func freeSlot(in ring: BatchRing, _ frames: Preloader, nextStep: UInt64) -> FreeBatchSlot? {
-        if let slot = ring.tryAcquireFree() { return slot }
-        var backoff = Backoff()
-        while !ring.isClosed {
-            if frames.holdsFrames, frameCache.isUnderPressure { frames.dropLookahead(nextStep: nextStep) }
-            backoff.wait()
-            if let slot = ring.tryAcquireFree() { return slot }
+        guard waitForPacker(until: { ring.hasFreeSlot }, ring: ring, frames, nextStep: nextStep) else { return nil }
+        return ring.tryAcquireFree()
+    }
+
+    /// Waits until `ready()` (spin, then park on ``packerEvents``), dropping the look-ahead whenever
+    /// another session waits for a frame cache slot. True once `ready()`; false once `ring` is closed.
+    private func waitForPacker(until ready: () -> Bool, ring: BatchRing, _ frames: Preloader, nextStep: UInt64) -> Bool {
+        while true {
+            if ready() { return true }
+            if ring.isClosed { return false }
+            if frames.holdsFrames, frameCache.isUnderPressure {
+                frames.dropLookahead(nextStep: nextStep)
+                continue
+            }
+            packerEvents.wait(until: {
+                ready() || ring.isClosed || (frames.holdsFrames && frameCache.isUnderPressure)
+            })
         }
-        return nil
     }
 }

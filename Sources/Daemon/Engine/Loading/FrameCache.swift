@@ -19,12 +19,16 @@ import TokenfeedSystem
 /// for each batch when a frame spans several (docs/BENCHMARKS.md, "Frame cache", measures it). The
 /// frame bytes are written by the slot's one job and read after an acquiring load of the slot's
 /// state, which the job stored with release: waiting for a frame takes no lock. Nothing is allocated
-/// per frame (``DecompressionWorkers``; enforced by ServerTests' AllocationTests).
+/// per frame (``DecompressionWorkers``; enforced by ServerTests' AllocationTests). Waits spin, then
+/// park on an ``EventCount``: for a frame, on `frameReady` (notified as each job ends); for a slot, on
+/// `slotFreed` (notified as a slot becomes evictable).
 ///
 /// No session can starve the others: a session whose packer needs a frame and finds every slot
 /// referenced registers as a waiter (``acquireWaiting(_:)``); while one waits, look-ahead requests
 /// for new slots are refused, and feeds blocked on a full ring drop their look-ahead
-/// (``isUnderPressure``), so referenced slots drain and the waiter gets one.
+/// (``isUnderPressure``; a waiter notifies the feeds' event counts registered with
+/// ``addPressureListener(_:)``, so that parked packers wake to drop theirs), so referenced slots drain
+/// and the waiter gets one.
 public final class FrameCache: @unchecked Sendable {
     /// Slots in the pool.
     public let slotCount: Int
@@ -50,6 +54,12 @@ public final class FrameCache: @unchecked Sendable {
     private let decompressors: [ZstdDecompressor]
     private let workers: DecompressionWorkers
     private let waiters = Atomic<Int>(0)
+    /// Notified whenever a job ends (its slot's state is ready or failed).
+    private let frameReady = EventCount()
+    /// Notified whenever a slot joins the LRU list (unreferenced, its job ended).
+    private let slotFreed = EventCount()
+    /// The event counts of the packers that drop their look-ahead under pressure (``addPressureListener(_:)``).
+    private let pressureListeners = LockedValue<[EventCount]>([])
 
     /// A pool for `stream`'s frames within `budgetBytes` (at least two slots, never more than the
     /// stream has frames).
@@ -107,6 +117,17 @@ public final class FrameCache: @unchecked Sendable {
     /// their look-ahead (``Preloader/dropLookahead(nextStep:)``).
     public var isUnderPressure: Bool { waiters.load(ordering: .relaxed) > 0 }
 
+    /// Registers the event count a packer parks on, so that a packer that starts waiting for a slot
+    /// wakes it (to check ``isUnderPressure`` and drop its look-ahead). Once per feed.
+    public func addPressureListener(_ events: EventCount) {
+        pressureListeners.withLock { $0.append(events) }
+    }
+
+    /// Removes an event count registered with ``addPressureListener(_:)``.
+    public func removePressureListener(_ events: EventCount) {
+        pressureListeners.withLock { $0.removeAll { $0 === events } }
+    }
+
     /// Takes a reference to `key`'s frame — cached, or in a reused slot whose decompression starts —
     /// for a look-ahead entry; nil when no slot is free, or when a packer waits for one and `key` is
     /// not cached.
@@ -114,17 +135,21 @@ public final class FrameCache: @unchecked Sendable {
         acquire(key, waiting: false)
     }
 
-    /// Takes a reference to `key`'s frame for a packer that needs it now, waiting (spin, yield,
-    /// sleep; no lock held) until a slot is released if every slot is referenced.
+    /// Takes a reference to `key`'s frame for a packer that needs it now, waiting (spin, then park
+    /// on `slotFreed`; no lock held while parked) until a slot is released if every slot is
+    /// referenced. Meanwhile the cache is under pressure, and the registered packers are woken to
+    /// drop their look-ahead.
     func acquireWaiting(_ key: FrameKey) -> Int {
         if let slot = acquire(key, waiting: true) { return slot }
         waiters.wrappingAdd(1, ordering: .relaxed)
         defer { waiters.wrappingSubtract(1, ordering: .relaxed) }
-        var backoff = Backoff()
-        while true {
-            backoff.wait()
-            if let slot = acquire(key, waiting: true) { return slot }
-        }
+        pressureListeners.withLock { for events in $0 { events.notify() } }
+        var slot: Int?
+        slotFreed.wait(until: {
+            slot = acquire(key, waiting: true)
+            return slot != nil
+        })
+        return slot!
     }
 
     private func acquire(_ key: FrameKey, waiting: Bool) -> Int? {
@@ -155,24 +180,20 @@ public final class FrameCache: @unchecked Sendable {
 
     /// Returns a reference taken by ``acquire(_:)`` or ``acquireWaiting(_:)``.
     func release(_ slot: Int) {
-        table.withLock { t in
+        let freed = table.withLock { t in
             t.refs[slot] -= 1
-            if t.refs[slot] == 0 && t.finished[slot] { makeEvictable(slot, &t) }
+            guard t.refs[slot] == 0 && t.finished[slot] else { return false }
+            makeEvictable(slot, &t)
+            return true
         }
+        if freed { slotFreed.notify() }
     }
 
-    /// Waits (no lock) until `slot`'s frame is decompressed; returns its error, if any.
+    /// Waits (no lock; spin, then park on `frameReady`) until `slot`'s frame is decompressed;
+    /// returns its error, if any.
     func wait(_ slot: Int) -> ShardError? {
-        var spins = 0
-        while true {
-            let state = states[slot].load(ordering: .acquiring)
-            if state == Self.ready || state == Self.idle { return nil }
-            if state == Self.failed { return errors[slot] }
-            spins += 1
-            if spins < 64 { continue }
-            if spins < 256 { sched_yield(); continue }
-            usleep(50)
-        }
+        frameReady.wait(until: { states[slot].load(ordering: .acquiring) != Self.loading })
+        return states[slot].load(ordering: .acquiring) == Self.failed ? errors[slot] : nil
     }
 
     /// The decompressed bytes of `key`'s frame in `slot` (after ``wait(_:)`` returned no error).
@@ -218,10 +239,14 @@ public final class FrameCache: @unchecked Sendable {
             errors[slot] = error
             states[slot].store(Self.failed, ordering: .releasing)
         }
-        table.withLock { t in
+        frameReady.notify()
+        let freed = table.withLock { t in
             t.finished[slot] = true
-            if t.refs[slot] == 0 { makeEvictable(slot, &t) }
+            guard t.refs[slot] == 0 else { return false }
+            makeEvictable(slot, &t)
+            return true
         }
+        if freed { slotFreed.notify() }
     }
 
     /// The slots' keys, references and the LRU list of evictable slots (unreferenced, job finished).

@@ -1,5 +1,5 @@
-/// A free slot of a `BatchRing`, owned by the producer that acquired it until it is published
-/// (or abandoned).
+/// A free slot of a `BatchRing`, owned by the ring's producer from acquiring it until it is
+/// published (or abandoned); the producer holds at most one at a time.
 ///
 /// Noncopyable: the slot can be handed on exactly once (`BatchRing.publish(_:length:)` or
 /// `BatchRing.abandon(_:)` consume it), so the compiler rejects filling a slot after publishing
@@ -21,8 +21,8 @@ public struct FreeBatchSlot: ~Copyable, @unchecked Sendable {
     }
 }
 
-/// A published slot of a `BatchRing`, owned by the consumer that acquired it until it is
-/// released.
+/// A published slot of a `BatchRing`, owned by the ring's consumer from acquiring it until it is
+/// released; the consumer holds at most one at a time.
 ///
 /// Noncopyable for the same reason as `FreeBatchSlot`: `BatchRing.release(_:)` consumes it, so
 /// the payload cannot be read after the slot went back to the producers.
@@ -32,8 +32,8 @@ public struct FullBatchSlot: ~Copyable, @unchecked Sendable {
     /// The slot's index in the ring, `0 ..< slotCount`.
     public let index: Int
     /// The batch's position in the ring's publication order: 0 for the first batch ever
-    /// published, then 1, 2, … with no gap and no repeat. With one producer this is production
-    /// order; consumers running in parallel can use it to restore that order.
+    /// published, then 1, 2, … with no gap and no repeat (the ring has one producer, so this is
+    /// production order).
     public let sequenceNumber: UInt64
     /// The payload: the first `length` bytes the producer published. 64-byte aligned.
     /// Valid until the slot is released.

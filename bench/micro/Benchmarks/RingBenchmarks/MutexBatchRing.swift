@@ -8,7 +8,8 @@ import Synchronization
 /// The baseline `BatchRing` is measured against: the same preallocated slot storage and the
 /// same hand-over (free indices → producer → full indices → consumer → free), but the two index
 /// queues are fixed circular arrays each guarded by a `Mutex`, and the blocking calls wait with
-/// the same spin / `sched_yield` / `usleep` schedule as `BatchRing`'s `Backoff`.
+/// the spin / `sched_yield` / `usleep` schedule `BatchRing` used before it parked on an
+/// `EventCount` (its `Backoff`, removed in issue 14).
 final class MutexBatchRing: @unchecked Sendable {
     /// A fixed-capacity FIFO of slot indices and lengths, guarded by a `Mutex`. No allocation
     /// after init.
@@ -92,7 +93,7 @@ final class MutexBatchRing: @unchecked Sendable {
         }
     }
 
-    /// A copy of `BatchRing`'s `Backoff` schedule (64 spins, 16 yields, sleeps 1…256 µs).
+    /// A copy of the former `Backoff` schedule (64 spins, 16 yields, sleeps 1…256 µs).
     private struct Waiter {
         var round = 0
         var sleep: UInt32 = 1

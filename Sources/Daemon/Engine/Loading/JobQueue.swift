@@ -1,60 +1,60 @@
 import Synchronization
 
-/// A bounded multi-producer multi-consumer FIFO of slot entries: Dmitry Vyukov's bounded MPMC
-/// queue (per-cell sequence numbers), specialised to the ring's `(slot, length)` entries.
+/// A bounded multi-producer multi-consumer FIFO of jobs (slot indices): Dmitry Vyukov's bounded
+/// MPMC queue (per-cell sequence numbers). The queue of ``DecompressionWorkers``: every session's
+/// packer submits (several producers) and every worker thread takes (several consumers) — the one
+/// place in the engine with several of each, so the one MPMC queue (the batch ring is SPSC).
 ///
 /// How it works. Cell `c` carries a sequence number. For a position `p` (a 64-bit ticket,
 /// `c = p & mask`):
 /// - `sequence == p`: the cell is empty and ready for the producer holding ticket `p`;
-/// - `sequence == p + 1`: the cell holds the entry enqueued with ticket `p`, ready for the
+/// - `sequence == p + 1`: the cell holds the job enqueued with ticket `p`, ready for the
 ///   consumer holding ticket `p`;
 /// - a producer claims ticket `p` by advancing `enqueuePosition` from `p` to `p + 1` (CAS), writes
-///   the entry, then stores `sequence = p + 1` (release);
-/// - a consumer claims ticket `p` by advancing `dequeuePosition` (CAS), reads the entry, then
+///   the job, then stores `sequence = p + 1` (release);
+/// - a consumer claims ticket `p` by advancing `dequeuePosition` (CAS), reads the job, then
 ///   stores `sequence = p + capacity` (release): the cell is empty for the next lap.
 ///
 /// Invariants:
 /// - `capacity` is a power of two, so `p & mask` is the cell of ticket `p`.
 /// - Each ticket is claimed by exactly one producer and exactly one consumer (the CAS decides);
-///   between the claim and the release store, that party alone touches the cell's entry.
-/// - The entry enqueued with ticket `p` is the one dequeued with ticket `p`, so dequeue tickets
-///   number the entries in enqueue order: 0, 1, 2, … with no gap and no repeat.
+///   between the claim and the release store, that party alone touches the cell's job.
+/// - The job enqueued with ticket `p` is the one dequeued with ticket `p`: FIFO.
 /// - Positions and sequences only grow; differences are taken with wrapping arithmetic, correct
 ///   while two live positions are less than 2^62 apart (always: they are at most `capacity` apart).
+/// - Lock-free in practice, not in the strict sense: a cell is reusable only once the party holding
+///   its previous lap has stored the cell's sequence. A thread paused between its CAS and that store
+///   makes an enqueue landing on the same cell one lap later report "full", and a dequeue reaching
+///   it report "empty", for that moment. Its user waits it out (``DecompressionWorkers`` parks on
+///   an ``EventCount`` that every completed enqueue and dequeue notifies).
 ///
 /// Memory ordering. The sequence store that hands a cell over is `releasing` and the load that
-/// takes it is `acquiring`, so the entry — and everything the producer wrote before enqueueing,
-/// such as a slot's payload — happens-before the consumer's reads. The position counters only
-/// arbitrate tickets, never publish data, so their loads and CASes are `relaxed`.
+/// takes it is `acquiring`, so the job — and everything the producer wrote before enqueueing —
+/// happens-before the consumer's reads. The position counters only arbitrate tickets, never publish
+/// data, so their loads and CASes are `relaxed`.
 ///
 /// Layout. Each cell occupies its own 64-byte line, and the two position counters sit 128 bytes
 /// apart (two lines: x86's adjacent-line prefetcher pulls lines in pairs), so producers and
 /// consumers do not invalidate each other's lines.
-struct SlotQueue: ~Copyable {
-    /// What travels through the queue: a slot index and the payload length written into it.
-    struct Entry: Equatable {
-        var slot: Int
-        var length: Int
-    }
-
-    /// The number of entries the queue can hold; a power of two.
+struct JobQueue: ~Copyable {
+    /// The number of jobs the queue can hold; a power of two.
     let capacity: Int
     private let mask: Int
-    /// `capacity` cells of `cellStride` bytes: `Atomic<Int>` sequence at offset 0, `Entry` at 8.
+    /// `capacity` cells of `cellStride` bytes: `Atomic<Int>` sequence at offset 0, the job (`Int`) at 8.
     private let cells: UnsafeMutableRawPointer
     /// `enqueuePosition` at offset 0, `dequeuePosition` at offset `counterSpacing`.
     private let counters: UnsafeMutableRawPointer
 
     static let cellStride = 64
     static let counterSpacing = 128
-    private static let entryOffset = 8
+    private static let jobOffset = 8
 
-    /// Creates an empty queue of `capacity` entries (a power of two, at least 1).
+    /// Creates an empty queue of `capacity` jobs (a power of two, at least 1).
     init(capacity: Int) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0,
-                     "SlotQueue capacity must be a power of two, got \(capacity)")
-        precondition(MemoryLayout<Atomic<Int>>.size <= Self.entryOffset
-                     && Self.entryOffset + MemoryLayout<Entry>.size <= Self.cellStride)
+                     "JobQueue capacity must be a power of two, got \(capacity)")
+        precondition(MemoryLayout<Atomic<Int>>.size <= Self.jobOffset
+                     && Self.jobOffset + MemoryLayout<Int>.size <= Self.cellStride)
         self.capacity = capacity
         self.mask = capacity - 1
         cells = UnsafeMutableRawPointer.allocate(byteCount: capacity * Self.cellStride,
@@ -62,8 +62,7 @@ struct SlotQueue: ~Copyable {
         for index in 0..<capacity {
             let cell = cells + index * Self.cellStride
             cell.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(index))
-            (cell + Self.entryOffset).bindMemory(to: Entry.self, capacity: 1)
-                .initialize(to: Entry(slot: -1, length: 0))
+            (cell + Self.jobOffset).bindMemory(to: Int.self, capacity: 1).initialize(to: -1)
         }
         counters = UnsafeMutableRawPointer.allocate(byteCount: 2 * Self.counterSpacing,
                                                     alignment: Self.counterSpacing)
@@ -94,23 +93,15 @@ struct SlotQueue: ~Copyable {
         (cells + index * Self.cellStride).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
-    private func entry(ofCell index: Int) -> UnsafeMutablePointer<Entry> {
-        (cells + index * Self.cellStride + Self.entryOffset).assumingMemoryBound(to: Entry.self)
+    private func job(ofCell index: Int) -> UnsafeMutablePointer<Int> {
+        (cells + index * Self.cellStride + Self.jobOffset).assumingMemoryBound(to: Int.self)
     }
 
-    /// Entries enqueued and not yet dequeued, read without synchronisation: exact when the queue
-    /// is quiet, otherwise a snapshot that may be off by the operations in progress. For statistics.
-    var approximateCount: Int {
-        let enqueued = enqueuePosition.pointee.load(ordering: .relaxed)
-        let dequeued = dequeuePosition.pointee.load(ordering: .relaxed)
-        return min(max(enqueued &- dequeued, 0), mask + 1)
-    }
-
-    /// Appends `entry` unless the queue is full.
+    /// Appends `newJob` unless the queue is full.
     ///
-    /// - Returns: the entry's ticket (its position in enqueue order), or `nil` if all
-    ///   `capacity` cells hold entries not yet dequeued.
-    func enqueue(_ newEntry: Entry) -> Int? {
+    /// - Returns: false if all `capacity` cells hold jobs not yet dequeued (or, for a moment, one is
+    ///   still being dequeued: see the invariants).
+    func enqueue(_ newJob: Int) -> Bool {
         var position = enqueuePosition.pointee.load(ordering: .relaxed)
         while true {
             let cell = position & mask
@@ -121,25 +112,24 @@ struct SlotQueue: ~Copyable {
                     expected: position, desired: position &+ 1,
                     successOrdering: .relaxed, failureOrdering: .relaxed)
                 if exchanged {
-                    entry(ofCell: cell).pointee = newEntry
+                    job(ofCell: cell).pointee = newJob
                     self.sequence(ofCell: cell).pointee.store(position &+ 1, ordering: .releasing)
-                    return position
+                    return true
                 }
                 position = original
             } else if difference < 0 {
-                return nil  // the cell still holds the entry of the previous lap: full
+                return false  // the cell still holds the job of the previous lap: full
             } else {
                 position = enqueuePosition.pointee.load(ordering: .relaxed)  // overtaken
             }
         }
     }
 
-    /// Removes the oldest entry, if any.
+    /// Removes the oldest job, if any.
     ///
-    /// - Returns: the entry and its ticket (0 for the first entry ever enqueued, then 1, 2, …),
-    ///   or `nil` if the queue is empty — or if the entry at the head has been claimed by a
-    ///   producer that has not finished writing it yet.
-    func dequeue() -> (entry: Entry, ticket: Int)? {
+    /// - Returns: the job, or `nil` if the queue is empty — or if the job at the head has been
+    ///   claimed by a producer that has not finished writing it yet.
+    func dequeue() -> Int? {
         var position = dequeuePosition.pointee.load(ordering: .relaxed)
         while true {
             let cell = position & mask
@@ -150,10 +140,10 @@ struct SlotQueue: ~Copyable {
                     expected: position, desired: position &+ 1,
                     successOrdering: .relaxed, failureOrdering: .relaxed)
                 if exchanged {
-                    let taken = entry(ofCell: cell).pointee
+                    let taken = job(ofCell: cell).pointee
                     self.sequence(ofCell: cell).pointee.store(position &+ capacity,
                                                               ordering: .releasing)
-                    return (taken, position)
+                    return taken
                 }
                 position = original
             } else if difference < 0 {
